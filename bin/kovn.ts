@@ -1,0 +1,2 @@
+#!/usr/bin/env node
+console.log('kovn', process.version, process.argv.slice(2));
