@@ -1,0 +1,147 @@
+// Monitor requests (monitor, monitor_cond, monitor_cond_since) and applying their table updates
+// (update, update2/update3 diffs) to the cache.
+import type { Cache, TableCache } from './cache.ts';
+import { decodeRow } from './encode.ts';
+import { columnOf } from './schema.ts';
+import type { DatabaseSchema, TableSchema } from './schema.ts';
+import type { Condition } from './ops.ts';
+import type { TableMap } from './model.ts';
+
+export type MonitorMethod = 'monitor' | 'monitor_cond' | 'monitor_cond_since';
+
+/** What to monitor in one table. */
+export interface TableMonitor<R> {
+  /** Columns to replicate; default: every column of the model (or schema). */
+  readonly columns?: readonly (keyof R & string)[];
+  /** Only rows matching all of these (monitor_cond and later). */
+  readonly where?: readonly Condition<R>[];
+  /** Which changes to receive; default all. */
+  readonly select?: { readonly initial?: boolean; readonly insert?: boolean; readonly delete?: boolean; readonly modify?: boolean };
+  /** external_ids keys to index for `byExternalId`. */
+  readonly externalIdIndexes?: readonly string[];
+}
+
+/** Tables to monitor, by name. */
+export type MonitorSpec<M extends TableMap> = { readonly [T in keyof M & string]?: TableMonitor<M[T]> };
+
+type Row = Record<string, unknown>;
+
+/** Builds the <monitor-requests> object for the chosen method. */
+export function monitorRequests(schema: DatabaseSchema, spec: MonitorSpec<TableMap>, method: MonitorMethod): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [tname, m] of Object.entries(spec)) {
+    if (!m) continue;
+    const table = schema.tables.get(tname);
+    if (!table) throw new Error(`cannot monitor ${tname}: no such table in ${schema.name}`);
+    const columns = m.columns ? [...m.columns] : [...table.columns.keys()].filter((c) => c !== '_uuid' && c !== '_version');
+    const req: Record<string, unknown> = { columns };
+    if (m.where && m.where.length > 0) {
+      if (method === 'monitor') throw new Error(`monitor of ${tname}: conditions need monitor_cond`);
+      req.where = m.where.map((cond) => {
+        const [col, fn, value] = cond as readonly [string, string, unknown];
+        return [col, fn, columnOf(table, col).toWire(value)];
+      });
+    }
+    if (m.select) req.select = m.select;
+    out[tname] = [req];
+  }
+  return out;
+}
+
+/** Counts what an update carried, for resume checks. */
+export interface ApplyStats {
+  rows: number;
+}
+
+/** Applies RFC 7047 <table-updates> (monitor/update): each row carries its full new state. */
+export function applyUpdates(cache: Cache, schema: DatabaseSchema, updates: unknown, stats?: ApplyStats, seen?: Map<string, Set<string>>): void {
+  for (const [tname, rows] of Object.entries(updates as Record<string, Record<string, { old?: Row; new?: Row }>>)) {
+    const table = schema.tables.get(tname);
+    if (!table) continue;
+    const tc = cache.table(tname) as unknown as TableCache;
+    for (const [uuid, u] of Object.entries(rows)) {
+      if (stats) stats.rows++;
+      if (u.new) {
+        const prev = tc.raw(uuid);
+        seen?.get(tname)?.add(uuid);
+        putIfChanged(tc, uuid, prev, { ...prev, ...decodeRow(table, u.new, uuid) });
+      } else tc.remove(uuid);
+    }
+  }
+}
+
+/** Applies <table-updates2> (monitor_cond/update2, monitor_cond_since/update3). */
+export function applyUpdates2(cache: Cache, schema: DatabaseSchema, updates: unknown, stats?: ApplyStats, seen?: Map<string, Set<string>>): void {
+  for (const [tname, rows] of Object.entries(updates as Record<string, Record<string, Record<string, Row>>>)) {
+    const table = schema.tables.get(tname);
+    if (!table) continue;
+    const tc = cache.table(tname) as unknown as TableCache;
+    for (const uuid in rows) {
+      const u = rows[uuid]!;
+      if (stats) stats.rows++;
+      if (u.initial) {
+        seen?.get(tname)?.add(uuid);
+        putIfChanged(tc, uuid, tc.raw(uuid), decodeRow(table, u.initial, uuid));
+      } else if (u.insert) tc.put(uuid, decodeRow(table, u.insert, uuid));
+      else if (u.modify) {
+        const old = tc.raw(uuid);
+        if (old) tc.put(uuid, applyDiff(table, old, u.modify));
+      } else if (u.delete !== undefined) tc.remove(uuid);
+    }
+  }
+}
+
+/** After a full snapshot (first sync or a resync), drops cached rows the snapshot did not contain. */
+export function dropUnseen(cache: Cache, seen: Map<string, Set<string>>): void {
+  for (const [tname, uuids] of seen) {
+    const tc = cache.table(tname) as unknown as TableCache;
+    for (const u of tc.uuids()) if (!uuids.has(u)) tc.remove(u);
+  }
+}
+
+function putIfChanged(tc: TableCache, uuid: string, prev: Row | undefined, row: Row): void {
+  // A resync re-sends every row: only real changes become events.
+  if (prev && sameRow(prev, row)) return;
+  tc.put(uuid, row);
+}
+
+function sameRow(a: Row, b: Row): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) {
+    const x = a[k];
+    const y = b[k];
+    if (x !== y && (typeof x !== 'object' || JSON.stringify(x) !== JSON.stringify(y))) return false;
+  }
+  return true;
+}
+
+/**
+ * update2 "modify": sets and maps carry a difference (RFC 7047 extension in ovsdb-server(5)); scalar
+ * and optional columns carry the new value (an empty set clears an optional column).
+ */
+function applyDiff(table: TableSchema, old: Row, diff: Row): Row {
+  const row: Row = { ...old };
+  for (const col in diff) {
+    const c = table.columns.get(col);
+    if (!c) continue;
+    const d = c.fromWire(diff[col]);
+    if (c.kind === 'set') {
+      const cur = new Set(old[col] as unknown[] | undefined);
+      for (const e of d as unknown[]) {
+        if (cur.has(e)) cur.delete(e);
+        else cur.add(e);
+      }
+      row[col] = [...cur];
+    } else if (c.kind === 'map') {
+      const cur: Record<string, unknown> = { ...(old[col] as Record<string, unknown> | undefined) };
+      for (const [k, v] of Object.entries(d as Record<string, unknown>)) {
+        if (!(k in cur)) cur[k] = v;
+        else if (cur[k] === v) delete cur[k];
+        else cur[k] = v;
+      }
+      row[col] = cur;
+    } else row[col] = d;
+  }
+  return row;
+}
