@@ -1,0 +1,187 @@
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { IMAGE, NET, dirs, files, nodeName, nodeNs } from '../config.ts';
+import { caCrt, ensureCert, writeKubeconfig } from '../pki.ts';
+import { ensureNs, inNs, inNsOk, ip, underlayPort } from '../net.ts';
+import { imageTar } from '../image.ts';
+import { bin } from '../tools.ts';
+import { SB_TCP } from './ovn-central.ts';
+import { run, runRaw, succeeds } from '../../../lib/exec.ts';
+import type { Component } from './types.ts';
+
+/** Everything about node i that other parts of the box need to find. */
+export function nodePaths(i: number) {
+  const name = nodeName(i);
+  const d = dirs.node(name);
+  return {
+    name,
+    ns: nodeNs(i),
+    ip: NET.nodeIp(i),
+    dir: d,
+    ovsDir: join(d, 'ovs'),
+    ovsSock: join(d, 'ovs', 'db.sock'),
+    vswitchdCtl: join(d, 'ovs', 'ovs-vswitchd.ctl'),
+    containerdSock: join(d, 'containerd.sock'),
+    kubeletDir: join(d, 'kubelet'),
+    cniBinDir: join(d, 'cni', 'bin'),
+    cniConfDir: join(d, 'cni', 'net.d'),
+  };
+}
+
+export type NodePaths = ReturnType<typeof nodePaths>;
+
+const ovsEnv = (p: NodePaths): Record<string, string> => ({
+  OVS_RUNDIR: p.ovsDir, OVS_LOGDIR: p.ovsDir, OVS_DBDIR: p.ovsDir, OVN_RUNDIR: p.ovsDir, OVN_LOGDIR: p.ovsDir, OVN_DBDIR: p.ovsDir,
+});
+
+export const vsctl = (p: NodePaths, args: readonly string[]): Promise<string> =>
+  run('ovs-vsctl', [`--db=unix:${p.ovsSock}`, '--timeout=20', ...args]);
+
+/** The node's namespace, its underlay port, directories and its kubelet client certificate. */
+export async function prepareNode(i: number): Promise<void> {
+  const p = nodePaths(i);
+  for (const d of [p.ovsDir, p.kubeletDir, p.cniBinDir, p.cniConfDir, join(p.dir, 'containerd')]) mkdirSync(d, { recursive: true });
+  if (await ensureNs(p.ns)) {
+    await underlayPort({ ns: p.ns, dev: 'eth0', peer: `ul-${p.name}`, ulNs: NET.underlayNs, bridge: NET.bridge });
+  }
+  await ensureCert(p.name, `/O=system:nodes/CN=system:node:${p.name}`);
+  writeKubeconfig(join(p.dir, 'kubeconfig'), `https://${NET.cpIp}:6443`, p.name);
+}
+
+/**
+ * The node's underlay address moves onto the userspace OVS bridge br-phy (eth0 becomes its port), as
+ * userspace GENEVE tunnelling needs; br-int is where pods plug in. Idempotent.
+ */
+async function bridges(p: NodePaths): Promise<void> {
+  await vsctl(p, ['--may-exist', 'add-br', 'br-phy', '--', 'set', 'bridge', 'br-phy', 'datapath_type=netdev',
+    '--', '--may-exist', 'add-port', 'br-phy', 'eth0']);
+  await vsctl(p, ['--may-exist', 'add-br', 'br-int', '--', 'set', 'bridge', 'br-int', 'datapath_type=netdev',
+    'fail-mode=secure', 'other_config:disable-in-band=true']);
+  const addrs = await ip(['-n', p.ns, '-4', '-o', 'addr', 'show', 'dev', 'br-phy']);
+  if (!addrs.includes(`${p.ip}/`)) await ip(['-n', p.ns, 'addr', 'add', `${p.ip}/${NET.prefixLen}`, 'dev', 'br-phy']);
+  await ip(['-n', p.ns, 'link', 'set', 'br-phy', 'up']);
+  await ip(['-n', p.ns, 'route', 'replace', 'default', 'via', NET.cpIp, 'dev', 'br-phy']);
+  await vsctl(p, ['set', 'open_vswitch', '.', `external_ids:system-id=${p.name}`, `external_ids:hostname=${p.name}`,
+    `external_ids:ovn-remote=${SB_TCP}`, 'external_ids:ovn-encap-type=geneve', `external_ids:ovn-encap-ip=${p.ip}`,
+    'external_ids:ovn-bridge=br-int', 'external_ids:ovn-bridge-datapath-type=netdev']);
+}
+
+function containerdConfig(p: NodePaths): string {
+  return `version = 2
+root = "${join(p.dir, 'containerd/root')}"
+state = "${join(p.dir, 'containerd/state')}"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "${p.containerdSock}"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "${IMAGE}"
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "${p.cniBinDir}"
+    conf_dir = "${p.cniConfDir}"
+`;
+}
+
+function kubeletConfig(p: NodePaths): string {
+  return `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+failCgroupV1: false
+cgroupDriver: cgroupfs
+cgroupsPerQOS: false
+enforceNodeAllocatable: []
+failSwapOn: false
+localStorageCapacityIsolation: false
+containerRuntimeEndpoint: unix://${p.containerdSock}
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: false}
+  x509: {clientCAFile: "${caCrt()}"}
+authorization: {mode: AlwaysAllow}
+readOnlyPort: 0
+healthzPort: 10248
+healthzBindAddress: 127.0.0.1
+evictionHard: {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+serializeImagePulls: false
+maxPods: 250
+`;
+}
+
+/** The daemons of node i, in start order. */
+export function nodeComponents(i: number): Component[] {
+  const p = nodePaths(i);
+  const env = ovsEnv(p);
+  const n = (what: string): string => `${p.name}-${what}`;
+  return [
+    {
+      name: n('ovsdb-server'),
+      netns: p.ns,
+      prepare: async () => {
+        const db = join(p.ovsDir, 'conf.db');
+        if (!existsSync(db)) await run('ovsdb-tool', ['create', db, '/usr/share/openvswitch/vswitch.ovsschema']);
+      },
+      daemon: {
+        name: n('ovsdb-server'), netns: p.ns, cmd: 'ovsdb-server', env,
+        args: [join(p.ovsDir, 'conf.db'), `--remote=punix:${p.ovsSock}`, `--unixctl=${join(p.ovsDir, 'ovsdb-server.ctl')}`,
+          `--pidfile=${join(p.ovsDir, 'ovsdb-server.pid')}`, '--no-chdir', '-vconsole:info', '-vsyslog:off', '-vfile:off'],
+      },
+      health: () => succeeds('ovs-vsctl', [`--db=unix:${p.ovsSock}`, '--no-wait', '--timeout=2', 'get', 'open_vswitch', '.', '_uuid']),
+      after: async () => void (await vsctl(p, ['--no-wait', 'init'])),
+    },
+    {
+      name: n('ovs-vswitchd'),
+      netns: p.ns,
+      daemon: {
+        name: n('ovs-vswitchd'), netns: p.ns, cmd: 'ovs-vswitchd', env,
+        args: [`unix:${p.ovsSock}`, `--unixctl=${p.vswitchdCtl}`, `--pidfile=${join(p.ovsDir, 'ovs-vswitchd.pid')}`,
+          '--no-chdir', '-vconsole:info', '-vsyslog:off', '-vfile:off'],
+      },
+      health: () => succeeds('ovs-appctl', ['-t', p.vswitchdCtl, 'version'], { timeoutMs: 3000 }),
+      after: () => bridges(p),
+    },
+    {
+      name: n('ovn-controller'),
+      netns: p.ns,
+      daemon: {
+        name: n('ovn-controller'), netns: p.ns, cmd: 'ovn-controller', env,
+        args: [`unix:${p.ovsSock}`, `--pidfile=${join(p.ovsDir, 'ovn-controller.pid')}`, '--no-chdir',
+          '-vconsole:info', '-vsyslog:off', '-vfile:off'],
+      },
+      // Healthy once its chassis is in the Southbound DB with a GENEVE encap on the node's address.
+      health: async () => {
+        const r = await runRaw('ovn-sbctl', [`--db=unix:${files.sbSock}`, '--bare', '--columns=ip', 'find', 'Encap',
+          `chassis_name=${p.name}`, 'type=geneve']);
+        return r.code === 0 && r.stdout.trim() === p.ip;
+      },
+    },
+    {
+      name: n('containerd'),
+      netns: p.ns,
+      prepare: () => writeFileSync(join(p.dir, 'containerd.toml'), containerdConfig(p)),
+      daemon: { name: n('containerd'), netns: p.ns, cmd: 'containerd', args: ['--config', join(p.dir, 'containerd.toml')] },
+      health: () => succeeds('ctr', ['--address', p.containerdSock, 'version'], { timeoutMs: 3000 }),
+      after: async () => {
+        const images = await run('ctr', ['--address', p.containerdSock, '-n', 'k8s.io', 'images', 'ls', '-q']);
+        if (!images.split('\n').includes(IMAGE)) {
+          await run('ctr', ['--address', p.containerdSock, '-n', 'k8s.io', 'images', 'import', '--index-name', IMAGE, imageTar()]);
+        }
+      },
+    },
+    {
+      name: n('kubelet'),
+      netns: p.ns,
+      prepare: () => writeFileSync(join(p.dir, 'kubelet.yaml'), kubeletConfig(p)),
+      daemon: {
+        name: n('kubelet'), netns: p.ns, cmd: bin('kubelet'),
+        args: ['--config', join(p.dir, 'kubelet.yaml'), '--kubeconfig', join(p.dir, 'kubeconfig'), '--hostname-override', p.name,
+          '--node-ip', p.ip, '--root-dir', p.kubeletDir, '--cert-dir', join(p.kubeletDir, 'pki'), '--v=1'],
+      },
+      health: () => inNsOk(p.ns, 'curl', ['-sf', '-o', '/dev/null', '--max-time', '2', 'http://127.0.0.1:10248/healthz']),
+      startTimeoutMs: 60_000,
+    },
+  ];
+}
+
+export { inNs };

@@ -1,0 +1,58 @@
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+/** The checkout this code runs from. */
+export const REPO = resolve(import.meta.dirname, '../..');
+
+/** Where the box keeps its state: pidfiles, logs, sockets, certificates, databases. */
+export const STATE = resolve(process.env.KOVN_STATE_DIR ?? join(REPO, '.kovn'));
+
+/** Where Go-built tools and the pod image are cached, outside the checkout, keyed by version. */
+export const CACHE = resolve(process.env.KOVN_CACHE_DIR ?? join(homedir(), '.cache', 'kovn'));
+
+export const IMAGE = 'kovn.local/toolbox:1';
+
+/** Loopback ports in the root namespace through which users reach the box. */
+export const PORTS = {
+  apiserver: Number(process.env.KOVN_API_PORT ?? 6443),
+  temporal: Number(process.env.KOVN_TEMPORAL_PORT ?? 7233),
+  temporalUi: Number(process.env.KOVN_UI_PORT ?? 8233),
+};
+
+/** The underlay: a bridge in its own namespace; the control plane and nodes hang off it. */
+export const NET = {
+  underlayNs: 'kovn-ul',
+  cpNs: 'kovn-cp',
+  bridge: 'br0',
+  prefixLen: 24,
+  cpIp: '172.29.0.1',
+  nodeIp: (i: number): string => `172.29.0.${10 + i}`,
+  serviceCidr: '10.96.0.0/16',
+  apiserverServiceIp: '10.96.0.1',
+};
+
+export const nodeName = (i: number): string => `node-${i}`;
+export const nodeNs = (i: number): string => `kovn-${nodeName(i)}`;
+export const NS_PREFIX = 'kovn-';
+
+/** Search attributes every kovn workflow run carries (registered on the dev server). */
+export const SEARCH_ATTRIBUTES = ['KovnKind', 'KovnNamespace', 'KovnName', 'KovnNode', 'KovnOutcome'] as const;
+export const TEMPORAL_NAMESPACE = 'kovn';
+
+export const dirs = {
+  pid: join(STATE, 'pid'),
+  log: join(STATE, 'log'),
+  pki: join(STATE, 'pki'),
+  run: join(STATE, 'run'),
+  etcd: join(STATE, 'etcd'),
+  temporal: join(STATE, 'temporal'),
+  ovn: join(STATE, 'ovn'),
+  node: (name: string): string => join(STATE, 'nodes', name),
+};
+
+export const files = {
+  adminKubeconfig: join(STATE, 'kubeconfig'),
+  nbSock: join(dirs.ovn, 'nb.sock'),
+  sbSock: join(dirs.ovn, 'sb.sock'),
+  nodesFile: join(STATE, 'nodes.json'),
+};

@@ -1,0 +1,98 @@
+import { NET, PORTS, STATE, TEMPORAL_NAMESPACE, files } from './config.ts';
+import { controlPlane } from './actions/control-plane.ts';
+import { forwarders } from './actions/forwarders.ts';
+import { nodeComponents, nodePaths } from './actions/node.ts';
+import { NB_TCP, SB_TCP, ovnCentral } from './actions/ovn-central.ts';
+import { temporal } from './actions/temporal.ts';
+import type { Component } from './actions/types.ts';
+import { recordedNodes } from './up.ts';
+import { logFile, runningPid } from './proc.ts';
+import { kubectlJson } from './kubectl.ts';
+
+export interface ComponentStatus {
+  name: string;
+  netns: string;
+  pid: number | null;
+  healthy: boolean;
+  log: string;
+}
+
+export interface NodeStatus {
+  name: string;
+  netns: string;
+  ip: string;
+  /** The Node's Ready condition as the apiserver reports it ("True", "False", "Unknown" or "absent"). */
+  ready: string;
+  reason: string;
+  components: ComponentStatus[];
+}
+
+export interface BoxStatus {
+  healthy: boolean;
+  state: string;
+  kubeconfig: string;
+  temporal: { address: string; namespace: string; ui: string };
+  ovn: { nb: string; sb: string; nbTcp: string; sbTcp: string };
+  components: ComponentStatus[];
+  nodes: NodeStatus[];
+}
+
+async function check(c: Component): Promise<ComponentStatus> {
+  const pid = runningPid(c.name) ?? null;
+  const healthy = pid !== null && (await c.health().catch(() => false));
+  return { name: c.name, netns: c.netns ?? 'root', pid, healthy, log: logFile(c.name) };
+}
+
+interface NodeList {
+  items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] } }[];
+}
+
+/** Health of every component and what a user needs to reach the box. */
+export async function status(): Promise<BoxStatus> {
+  const central = [...controlPlane(), temporal(), ...ovnCentral(), ...forwarders(['apiserver', 'temporal', 'temporal-ui'])];
+  const count = recordedNodes();
+  const [components, nodeComps, list] = await Promise.all([
+    Promise.all(central.map(check)),
+    Promise.all(Array.from({ length: count }, (_, k) => Promise.all(nodeComponents(k + 1).map(check)))),
+    kubectlJson<NodeList>(['get', 'nodes', '--request-timeout=5s']).catch((): NodeList => ({ items: [] })),
+  ]);
+  const nodes = nodeComps.map((cs, k): NodeStatus => {
+    const p = nodePaths(k + 1);
+    const ready = list.items.find((n) => n.metadata.name === p.name)?.status?.conditions?.find((c) => c.type === 'Ready');
+    return {
+      name: p.name, netns: p.ns, ip: p.ip, ready: ready?.status ?? 'absent',
+      reason: ready ? `${ready.reason ?? ''}${ready.message ? `: ${ready.message}` : ''}` : '', components: cs,
+    };
+  });
+  const all = [...components, ...nodes.flatMap((n) => n.components)];
+  return {
+    healthy: count > 0 && all.every((c) => c.healthy),
+    state: STATE,
+    kubeconfig: files.adminKubeconfig,
+    temporal: {
+      address: `127.0.0.1:${PORTS.temporal}`,
+      namespace: TEMPORAL_NAMESPACE,
+      ui: `http://127.0.0.1:${PORTS.temporalUi}/namespaces/${TEMPORAL_NAMESPACE}/workflows`,
+    },
+    ovn: { nb: `unix:${files.nbSock}`, sb: `unix:${files.sbSock}`, nbTcp: NB_TCP, sbTcp: SB_TCP },
+    components,
+    nodes,
+  };
+}
+
+const mark = (c: ComponentStatus): string => (c.healthy ? '✓' : c.pid === null ? '✗ (not running)' : '✗ (unhealthy)');
+
+export function printStatus(s: BoxStatus): void {
+  const out: string[] = [];
+  out.push(`kovn box: ${s.healthy ? 'healthy' : s.components.some((c) => c.pid !== null) ? 'DEGRADED' : 'down'}  (state ${s.state})`);
+  out.push(`  export KUBECONFIG=${s.kubeconfig}`);
+  out.push(`  Temporal ${s.temporal.address} namespace ${s.temporal.namespace}; UI ${s.temporal.ui}`);
+  out.push(`  OVN NB ${s.ovn.nb} (${s.ovn.nbTcp}); SB ${s.ovn.sb} (${s.ovn.sbTcp})`, '', 'components:');
+  for (const c of s.components) out.push(`  ${mark(c).padEnd(16)} ${c.name.padEnd(26)} ${String(c.pid ?? '-').padEnd(8)} ${c.netns}`);
+  for (const n of s.nodes) {
+    out.push('', `${n.name} ${n.ip} (netns ${n.netns}): Ready=${n.ready}${n.reason ? ` ${n.reason}` : ''}`);
+    for (const c of n.components) out.push(`  ${mark(c).padEnd(16)} ${c.name.padEnd(26)} ${String(c.pid ?? '-').padEnd(8)}`);
+  }
+  if (s.nodes.length === 0) out.push('', `no nodes (underlay ${NET.cpIp}/${NET.prefixLen})`);
+  console.log(out.join('\n'));
+}

@@ -1,0 +1,87 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, mkdirSync, rmSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CACHE, REPO } from './config.ts';
+import { run } from '../../lib/exec.ts';
+
+/** A Go-built tool: one module under tools/go/, pinned by its go.sum, built into a keyed cache dir. */
+export interface GoTool {
+  module: string;
+  /** Binary name -> Go package path. */
+  binaries: Record<string, string>;
+  ldflags?: string;
+}
+
+const K8S_VERSION = 'v1.35.4';
+const k8sLdflags = [
+  `-X k8s.io/component-base/version.gitVersion=${K8S_VERSION}`,
+  '-X k8s.io/component-base/version.gitMajor=1',
+  '-X k8s.io/component-base/version.gitMinor=35',
+  '-X k8s.io/component-base/version.gitTreeState=clean',
+].join(' ');
+
+export const GO_TOOLS: readonly GoTool[] = [
+  { module: 'temporal', binaries: { temporal: 'github.com/temporalio/cli/cmd/temporal' } },
+  { module: 'etcd', binaries: { etcd: 'go.etcd.io/etcd/server/v3', etcdctl: 'go.etcd.io/etcd/etcdctl/v3' } },
+  {
+    module: 'kubernetes',
+    ldflags: k8sLdflags,
+    binaries: {
+      'kube-apiserver': 'k8s.io/kubernetes/cmd/kube-apiserver',
+      'kube-controller-manager': 'k8s.io/kubernetes/cmd/kube-controller-manager',
+      'kube-scheduler': 'k8s.io/kubernetes/cmd/kube-scheduler',
+      kubectl: 'k8s.io/kubernetes/cmd/kubectl',
+      kubelet: 'k8s.io/kubernetes/cmd/kubelet',
+    },
+  },
+  { module: 'crictl', binaries: { crictl: 'sigs.k8s.io/cri-tools/cmd/crictl' } },
+  {
+    module: 'cni',
+    binaries: {
+      cnitool: 'github.com/containernetworking/cni/cnitool',
+      bridge: 'github.com/containernetworking/plugins/plugins/main/bridge',
+      'host-local': 'github.com/containernetworking/plugins/plugins/ipam/host-local',
+      loopback: 'github.com/containernetworking/plugins/plugins/main/loopback',
+    },
+  },
+];
+
+/** The cache dir of a tool: its name plus a hash of everything that decides the build. */
+export function toolDir(tool: GoTool): string {
+  const src = join(REPO, 'tools/go', tool.module);
+  const h = createHash('sha256');
+  for (const f of ['go.mod', 'go.sum', 'tools.go']) h.update(readFileSync(join(src, f)));
+  h.update(JSON.stringify(tool));
+  return join(CACHE, 'tools', `${tool.module}-${h.digest('hex').slice(0, 12)}`);
+}
+
+const byBinary = new Map(GO_TOOLS.flatMap((t) => Object.keys(t.binaries).map((b) => [b, t] as const)));
+
+/** Absolute path of a Go-built binary in the cache (whether or not it has been built yet). */
+export function bin(name: string): string {
+  const tool = byBinary.get(name);
+  if (!tool) throw new Error(`unknown tool binary ${name}`);
+  return join(toolDir(tool), name);
+}
+
+export function isBuilt(tool: GoTool): boolean {
+  return existsSync(join(toolDir(tool), '.complete'));
+}
+
+/** Builds every binary of a tool into a temp dir and moves it into place, so a half build never counts. */
+export async function buildTool(tool: GoTool): Promise<void> {
+  const dest = toolDir(tool);
+  const tmp = `${dest}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  const goBin = existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : 'go';
+  for (const [name, pkg] of Object.entries(tool.binaries)) {
+    const args = ['build', '-trimpath', '-o', join(tmp, name)];
+    if (tool.ldflags) args.push('-ldflags', tool.ldflags);
+    args.push(pkg);
+    await run(goBin, args, { cwd: join(REPO, 'tools/go', tool.module), env: { CGO_ENABLED: '0' } });
+  }
+  writeFileSync(join(tmp, '.complete'), new Date().toISOString());
+  rmSync(dest, { recursive: true, force: true });
+  renameSync(tmp, dest);
+}
