@@ -1,0 +1,58 @@
+/**
+ * The one place where kovn decides whether a failure is worth retrying. Invalid input (a malformed
+ * annotation, a bad CRD field, an OVSDB constraint kovn itself violated) is not: it lands on the object's
+ * status or an Event. I/O, conflicts and transient server states are: they retry with backoff.
+ * Errors are told apart by `name` (and fields), never by instanceof: they cross the activity boundary.
+ */
+
+export interface Classified {
+  retryable: boolean;
+  /** A short, stable reason for conditions and Events (e.g. "InvalidAnnotation"). */
+  reason: string;
+  message: string;
+}
+
+/** Input that can never succeed as it is; named so users can find it. */
+export class InvalidInputError extends Error {
+  override readonly name = 'InvalidInputError';
+  readonly reason: string;
+  constructor(reason: string, message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+interface ErrorLike {
+  name?: unknown;
+  message?: unknown;
+  retryable?: unknown;
+  code?: unknown;
+  reason?: unknown;
+  statusCode?: unknown;
+  cause?: unknown;
+}
+
+const NON_RETRYABLE_NAMES: Record<string, string> = {
+  AnnotationError: 'InvalidAnnotation',
+  InvalidInputError: 'InvalidInput',
+  ZodError: 'InvalidInput',
+  OvsdbSchemaError: 'SchemaMismatch',
+};
+
+/** Kubernetes API status codes that will not change by retrying the same request. */
+const FINAL_HTTP = new Set([400, 401, 403, 405, 406, 413, 415, 422]);
+
+export function classify(err: unknown): Classified {
+  const e = (typeof err === 'object' && err !== null ? err : { message: String(err) }) as ErrorLike;
+  const name = typeof e.name === 'string' ? e.name : 'Error';
+  const message = typeof e.message === 'string' ? e.message : String(err);
+  if (name === 'InvalidInputError' && typeof e.reason === 'string') return { retryable: false, reason: e.reason, message };
+  const fixed = NON_RETRYABLE_NAMES[name];
+  if (fixed) return { retryable: false, reason: fixed, message };
+  if (name.startsWith('Ovsdb') && typeof e.retryable === 'boolean') {
+    return { retryable: e.retryable, reason: e.retryable ? 'OvsdbTransient' : 'OvsdbRejected', message };
+  }
+  const status = typeof e.statusCode === 'number' ? e.statusCode : typeof e.code === 'number' ? e.code : undefined;
+  if (status !== undefined && FINAL_HTTP.has(status)) return { retryable: false, reason: `ApiError${status}`, message };
+  return { retryable: true, reason: status !== undefined ? `ApiError${status}` : 'Transient', message };
+}
