@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { Ipam } from './ipam.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'kovn-ipam-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const file = (): string => join(dir, `ipam-${n++}.json`);
+
+test('one address per family, idempotent per pod UID, skipping network, gateway and management addresses', () => {
+  const ipam = Ipam.open(file(), ['10.244.1.0/24', 'fd00:10:244:1::/64']);
+  const a = ipam.allocate('uid-a', 'default/a');
+  assert.deepEqual(a.ips, ['10.244.1.3/24', 'fd00:10:244:1::3/64']);
+  assert.deepEqual(ipam.allocate('uid-a', 'default/a').ips, a.ips);
+  assert.deepEqual(ipam.allocate('uid-b', 'default/b').ips, ['10.244.1.4/24', 'fd00:10:244:1::4/64']);
+});
+
+test('allocations survive a restart (a new Ipam on the same file)', () => {
+  const f = file();
+  const first = Ipam.open(f, ['10.244.2.0/24']);
+  const a = first.allocate('uid-a', 'ns/a');
+  const again = Ipam.open(f, ['10.244.2.0/24']);
+  assert.deepEqual(again.get('uid-a')?.ips, a.ips);
+  assert.notDeepEqual(again.allocate('uid-b', 'ns/b').ips, a.ips);
+});
+
+test('never two pods with one address; a released address comes back only after the pool wraps', () => {
+  const ipam = Ipam.open(file(), ['10.244.3.0/29']); // offsets 3..6 usable: 4 addresses
+  const got = ['a', 'b', 'c', 'd'].map((u) => ipam.allocate(u, `ns/${u}`).ips[0]);
+  assert.equal(new Set(got).size, 4);
+  assert.throws(() => ipam.allocate('e', 'ns/e'), /no free address left in 10\.244\.3\.0\/29/);
+  assert.equal(ipam.release('b'), true);
+  assert.equal(ipam.release('b'), false);
+  assert.equal(ipam.allocate('e', 'ns/e').ips[0], got[1]);
+  const fresh = Ipam.open(file(), ['10.244.4.0/24']);
+  const x = fresh.allocate('x', 'ns/x').ips[0];
+  fresh.release('x');
+  assert.notEqual(fresh.allocate('y', 'ns/y').ips[0], x, 'next-fit: not reused at once');
+});
+
+test('a changed node subnet drops allocations outside it; a corrupt store is a clear error', () => {
+  const f = file();
+  Ipam.open(f, ['10.244.5.0/24']).allocate('a', 'ns/a');
+  assert.equal(Ipam.open(f, ['10.244.6.0/24']).get('a'), undefined);
+  const bad = file();
+  writeFileSync(bad, '{"subnets":"nope"}');
+  assert.throws(() => Ipam.open(bad, ['10.244.7.0/24']), /IPAM store .* is corrupt/);
+});

@@ -1,0 +1,157 @@
+/**
+ * The node's pod address allocator. The agent owns IPAM for its node subnets: an allocation is keyed by
+ * pod UID (asking twice returns the same addresses), persisted atomically before it is returned (so it
+ * survives an agent restart), and an address is handed out again only after its release. Next-fit
+ * allocation delays reuse of a just-released address as long as the subnet allows.
+ */
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { z } from 'zod';
+import { formatCidr, nthAddress, offsetOf, parseCidr, size } from '../lib/cidr.ts';
+import type { Cidr } from '../lib/cidr.ts';
+import { InvalidInputError } from '../lib/errors.ts';
+
+/** Offsets kept out of the pool: .0 network, .1 gateway (router port), .2 management port. */
+const RESERVED_LOW = 3n;
+/** IPv6 pools are huge; allocation only walks this many offsets. */
+const V6_POOL = 65_536n;
+
+export interface Allocation {
+  uid: string;
+  pod: string;
+  /** One address per family, each with its prefix length ("10.244.1.5/24"). */
+  ips: string[];
+}
+
+const Store = z.object({
+  subnets: z.array(z.string()),
+  cursor: z.record(z.string(), z.string()),
+  allocations: z.record(z.string(), z.object({ pod: z.string(), ips: z.array(z.string()) })),
+});
+type Store = z.infer<typeof Store>;
+
+export class IpamExhaustedError extends InvalidInputError {
+  constructor(subnet: string) {
+    super('SubnetExhausted', `no free address left in ${subnet}`);
+  }
+}
+
+export class Ipam {
+  readonly #file: string;
+  #store: Store;
+  #subnets: Cidr[];
+  /** Addresses in use, by subnet, as offsets. */
+  #used = new Map<string, Set<bigint>>();
+
+  private constructor(file: string, store: Store) {
+    this.#file = file;
+    this.#store = store;
+    this.#subnets = store.subnets.map(parseCidr);
+    for (const s of this.#subnets) this.#used.set(formatCidr(s), new Set());
+    for (const a of Object.values(store.allocations)) for (const ip of a.ips) this.#mark(ip, true);
+  }
+
+  /**
+   * Opens the allocator persisted in `file` for the given node subnets. Allocations outside the subnets
+   * (the node's subnet changed) are dropped: their addresses cannot be valid any more.
+   */
+  static open(file: string, subnets: readonly string[]): Ipam {
+    let store: Store = { subnets: [...subnets], cursor: {}, allocations: {} };
+    if (existsSync(file)) {
+      const parsed = Store.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+      if (!parsed.success) throw new Error(`IPAM store ${file} is corrupt: ${parsed.error.issues[0]?.message ?? ''}`);
+      store = parsed.data;
+    }
+    const same = store.subnets.length === subnets.length && store.subnets.every((s, i) => s === subnets[i]);
+    if (!same) {
+      const cidrs = subnets.map(parseCidr);
+      const inside = (ip: string): boolean => cidrs.some((c) => { try { offsetOf(c, ip.split('/')[0] ?? ''); return true; } catch { return false; } });
+      const allocations = Object.fromEntries(Object.entries(store.allocations).filter(([, a]) => a.ips.every(inside) && a.ips.length === cidrs.length));
+      store = { subnets: [...subnets], cursor: {}, allocations };
+    }
+    const ipam = new Ipam(file, store);
+    ipam.#save();
+    return ipam;
+  }
+
+  get subnets(): string[] {
+    return [...this.#store.subnets];
+  }
+
+  get(uid: string): Allocation | undefined {
+    const a = this.#store.allocations[uid];
+    return a ? { uid, pod: a.pod, ips: [...a.ips] } : undefined;
+  }
+
+  list(): Allocation[] {
+    return Object.entries(this.#store.allocations).map(([uid, a]) => ({ uid, pod: a.pod, ips: [...a.ips] }));
+  }
+
+  /** The pod's addresses: its existing allocation, or a new one persisted before it is returned. */
+  allocate(uid: string, pod: string): Allocation {
+    const existing = this.get(uid);
+    if (existing) return existing;
+    if (this.#subnets.length === 0) throw new InvalidInputError('NoSubnet', 'the node has no pod subnet yet');
+    const ips = this.#subnets.map((s) => this.#next(s));
+    this.#store.allocations[uid] = { pod, ips };
+    for (const ip of ips) this.#mark(ip, true);
+    this.#save();
+    return { uid, pod, ips };
+  }
+
+  /** Releases a pod's addresses; false when it had none. */
+  release(uid: string): boolean {
+    const a = this.#store.allocations[uid];
+    if (!a) return false;
+    for (const ip of a.ips) this.#mark(ip, false);
+    delete this.#store.allocations[uid];
+    this.#save();
+    return true;
+  }
+
+  #next(s: Cidr): string {
+    const key = formatCidr(s);
+    const used = this.#used.get(key) ?? new Set<bigint>();
+    const total = s.family === 4 ? size(s) - 1n : RESERVED_LOW + V6_POOL; // v4: keep the broadcast address
+    const span = total - RESERVED_LOW;
+    if (span <= 0n) throw new IpamExhaustedError(key);
+    const start = BigInt(this.#store.cursor[key] ?? String(RESERVED_LOW));
+    for (let i = 0n; i < span; i++) {
+      const off = RESERVED_LOW + ((start - RESERVED_LOW + i) % span);
+      if (!used.has(off)) {
+        this.#store.cursor[key] = String(RESERVED_LOW + ((off - RESERVED_LOW + 1n) % span));
+        return `${nthAddress(s, off)}/${s.prefix}`;
+      }
+    }
+    throw new IpamExhaustedError(key);
+  }
+
+  #mark(ipWithPrefix: string, inUse: boolean): void {
+    const ip = ipWithPrefix.split('/')[0] ?? '';
+    for (const s of this.#subnets) {
+      let off: bigint;
+      try {
+        off = offsetOf(s, ip);
+      } catch {
+        continue;
+      }
+      const set = this.#used.get(formatCidr(s));
+      if (inUse) set?.add(off);
+      else set?.delete(off);
+    }
+  }
+
+  /** Write-to-temp, fsync, rename: a crash leaves the old or the new store, never half of one. */
+  #save(): void {
+    mkdirSync(dirname(this.#file), { recursive: true });
+    const tmp = `${this.#file}.tmp`;
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, JSON.stringify(this.#store));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, this.#file);
+  }
+}
