@@ -2,6 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { NET, dirs, files } from '../config.ts';
 import { run, succeeds } from '../../../lib/exec.ts';
+import { inNsOk } from '../net.ts';
 import type { Component } from './types.ts';
 
 const env = { OVS_RUNDIR: dirs.ovn, OVS_LOGDIR: dirs.ovn, OVS_DBDIR: dirs.ovn, OVN_RUNDIR: dirs.ovn, OVN_LOGDIR: dirs.ovn, OVN_DBDIR: dirs.ovn };
@@ -20,9 +21,9 @@ export const SB_TCP = `tcp:${NET.cpIp}:6642`;
  */
 export function ovnCentral(): Component[] {
   const ns = NET.cpNs;
-  const server = (name: string, db: string, sock: string, ctl: string, tcp: string) => ({
+  const server = (name: string, db: string, sock: string, ctl: string, port: number) => ({
     name, netns: ns, cmd: 'ovsdb-server', env,
-    args: [db, `--remote=punix:${sock}`, `--remote=p${tcp}`, `--unixctl=${ctl}`, `--pidfile=${join(dirs.ovn, `${name}.pid`)}`,
+    args: [db, `--remote=punix:${sock}`, `--remote=ptcp:${port}:${NET.cpIp}`, `--unixctl=${ctl}`, `--pidfile=${join(dirs.ovn, `${name}.pid`)}`,
       '--no-chdir', '-vconsole:info', '-vsyslog:off', '-vfile:off'],
   });
   return [
@@ -35,12 +36,12 @@ export function ovnCentral(): Component[] {
           await run('ovsdb-tool', ['create-cluster', nbDb, '/usr/share/ovn/ovn-nb.ovsschema', 'tcp:127.0.0.1:6643']);
         }
       },
-      daemon: server('ovn-nb', nbDb, files.nbSock, nbCtl, NB_TCP),
+      daemon: server('ovn-nb', nbDb, files.nbSock, nbCtl, 6641),
       health: async () => {
         const r = await succeeds('ovs-appctl', ['-t', nbCtl, 'cluster/status', 'OVN_Northbound']);
         if (!r) return false;
         const status = await run('ovs-appctl', ['-t', nbCtl, 'cluster/status', 'OVN_Northbound']);
-        return /Role: leader/.test(status);
+        return /Role: leader/.test(status) && (await inNsOk(ns, 'ovsdb-client', ['--timeout=3', 'list-dbs', NB_TCP]));
       },
       after: async () => void (await run('ovn-nbctl', [`--db=unix:${files.nbSock}`, 'init'])),
     },
@@ -51,8 +52,9 @@ export function ovnCentral(): Component[] {
         mkdirSync(dirs.ovn, { recursive: true });
         if (!existsSync(sbDb)) await run('ovsdb-tool', ['create', sbDb, '/usr/share/ovn/ovn-sb.ovsschema']);
       },
-      daemon: server('ovn-sb', sbDb, files.sbSock, sbCtl, SB_TCP),
-      health: () => succeeds('ovsdb-client', ['list-dbs', `unix:${files.sbSock}`], { timeoutMs: 5000 }),
+      daemon: server('ovn-sb', sbDb, files.sbSock, sbCtl, 6642),
+      // Over TCP on the underlay, as the nodes' ovn-controllers connect.
+      health: () => inNsOk(ns, 'ovsdb-client', ['--timeout=3', 'list-dbs', SB_TCP]),
       after: async () => void (await run('ovn-sbctl', [`--db=unix:${files.sbSock}`, 'init'])),
     },
     {
