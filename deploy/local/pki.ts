@@ -9,9 +9,10 @@ export const keyFile = key;
 export const caCrt = (): string => crt('ca');
 
 /** The cluster CA and the service-account key pair; kept across `up`s so certificates stay valid. */
-export async function ensureCa(): Promise<void> {
+export async function ensureCa(): Promise<boolean> {
   mkdirSync(dirs.pki, { recursive: true, mode: 0o700 });
-  if (!existsSync(crt('ca'))) {
+  const made = !existsSync(crt('ca'));
+  if (made) {
     await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key('ca'), '-out', crt('ca'),
       '-subj', '/CN=kovn-box-ca', '-days', '365', '-addext', 'basicConstraints=critical,CA:TRUE',
       '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature']);
@@ -20,6 +21,7 @@ export async function ensureCa(): Promise<void> {
     await run('openssl', ['genrsa', '-out', key('sa'), '2048']);
     await run('openssl', ['rsa', '-in', key('sa'), '-pubout', '-out', join(dirs.pki, 'sa.pub')]);
   }
+  return made;
 }
 
 export const saPub = (): string => join(dirs.pki, 'sa.pub');
@@ -29,8 +31,8 @@ export const saKey = (): string => key('sa');
  * A certificate signed by the cluster CA. With `sans` it is a serving (and client) certificate,
  * without it a client certificate; the subject carries the Kubernetes identity (O=group, CN=user).
  */
-export async function ensureCert(name: string, subject: string, sans: readonly string[] = []): Promise<void> {
-  if (existsSync(crt(name)) && existsSync(key(name))) return;
+export async function ensureCert(name: string, subject: string, sans: readonly string[] = []): Promise<boolean> {
+  if (existsSync(crt(name)) && existsSync(key(name))) return false;
   const csr = join(dirs.pki, `${name}.csr`);
   const ext = join(dirs.pki, `${name}.ext`);
   await run('openssl', ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', key(name), '-out', csr, '-subj', subject]);
@@ -41,6 +43,7 @@ export async function ensureCert(name: string, subject: string, sans: readonly s
     '-days', '365', '-extfile', ext, '-out', crt(name)]);
   rmSync(csr);
   rmSync(ext);
+  return true;
 }
 
 /** A kubeconfig that authenticates with a client certificate of the cluster CA. */

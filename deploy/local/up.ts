@@ -72,9 +72,8 @@ export async function up(opts: { nodes: number }): Promise<void> {
   writeFileSync(files.nodesFile, JSON.stringify({ nodes }));
 
   await step('certificates', async () => {
-    await ensureCa();
-    await controlPlaneCerts();
-    return '';
+    const made = [await ensureCa(), await controlPlaneCerts()].some(Boolean);
+    return made ? '' : 'already there';
   }, true);
   await step('underlay', underlay, true);
   // Three independent chains start together; each step still reports on its own.
@@ -85,10 +84,7 @@ export async function up(opts: { nodes: number }): Promise<void> {
   ]);
   await Promise.all(Array.from({ length: nodes }, async (_, k) => {
     const i = k + 1;
-    await step(`${nodePaths(i).name} namespace`, async () => {
-      await prepareNode(i);
-      return '';
-    }, true);
+    await step(`${nodePaths(i).name} namespace`, async () => ((await prepareNode(i)) ? '' : 'already there'), true);
     await ensureAll(nodeComponents(i));
   }));
   await step('nodes registered', () => waitNodes(nodes), true);

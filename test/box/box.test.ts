@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { Server } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { Client, Connection } from '@temporalio/client';
 import { PORTS, files, STATE } from '../../deploy/local/config.ts';
 import { kubectl, kubectlJson } from '../../deploy/local/kubectl.ts';
@@ -14,6 +14,7 @@ import { run } from '../../lib/exec.ts';
 import { footprint, kovn } from './helpers.ts';
 
 const NODES = ['node-1', 'node-2'];
+Runtime.install({ logger: new DefaultLogger('WARN') });
 const UP_TIMEOUT = 10 * 60_000;
 
 interface Pod { status?: { phase?: string; hostIP?: string } }

@@ -12,19 +12,20 @@ const curlIn = (url: string, extra: readonly string[] = []): Promise<boolean> =>
   inNsOk(ns, 'curl', ['-sf', '-o', '/dev/null', '--max-time', '2', ...extra, url]);
 
 /** Certificates and kubeconfigs of the control plane and the admin user. */
-export async function controlPlaneCerts(): Promise<void> {
-  await ensureCert('apiserver', '/CN=kube-apiserver', [
+export async function controlPlaneCerts(): Promise<boolean> {
+  const made = [await ensureCert('apiserver', '/CN=kube-apiserver', [
     'IP:127.0.0.1', `IP:${NET.cpIp}`, `IP:${NET.apiserverServiceIp}`, 'DNS:localhost', 'DNS:kubernetes',
     'DNS:kubernetes.default', 'DNS:kubernetes.default.svc', 'DNS:kubernetes.default.svc.cluster.local',
-  ]);
-  await ensureCert('admin', '/O=system:masters/CN=kovn-admin');
-  await ensureCert('apiserver-kubelet-client', '/O=system:masters/CN=kube-apiserver-kubelet-client');
-  await ensureCert('kube-controller-manager', '/CN=system:kube-controller-manager');
-  await ensureCert('kube-scheduler', '/CN=system:kube-scheduler');
+  ]),
+  await ensureCert('admin', '/O=system:masters/CN=kovn-admin'),
+  await ensureCert('apiserver-kubelet-client', '/O=system:masters/CN=kube-apiserver-kubelet-client'),
+  await ensureCert('kube-controller-manager', '/CN=system:kube-controller-manager'),
+  await ensureCert('kube-scheduler', '/CN=system:kube-scheduler')];
   writeKubeconfig(files.adminKubeconfig, `https://127.0.0.1:${PORTS.apiserver}`, 'admin');
   writeKubeconfig(join(dirs.pki, 'admin-cp.kubeconfig'), API_INNER, 'admin');
   writeKubeconfig(join(dirs.pki, 'kube-controller-manager.kubeconfig'), API_INNER, 'kube-controller-manager');
   writeKubeconfig(join(dirs.pki, 'kube-scheduler.kubeconfig'), API_INNER, 'kube-scheduler');
+  return made.some(Boolean);
 }
 
 export function controlPlane(): Component[] {

@@ -38,14 +38,15 @@ export const vsctl = (p: NodePaths, args: readonly string[]): Promise<string> =>
   run('ovs-vsctl', [`--db=unix:${p.ovsSock}`, '--timeout=20', ...args]);
 
 /** The node's namespace, its underlay port, directories and its kubelet client certificate. */
-export async function prepareNode(i: number): Promise<void> {
+/** Returns false when everything was there already. */
+export async function prepareNode(i: number): Promise<boolean> {
   const p = nodePaths(i);
   for (const d of [p.ovsDir, p.kubeletDir, p.cniBinDir, p.cniConfDir, join(p.dir, 'containerd')]) mkdirSync(d, { recursive: true });
-  if (await ensureNs(p.ns)) {
-    await underlayPort({ ns: p.ns, dev: 'eth0', peer: `ul-${p.name}`, ulNs: NET.underlayNs, bridge: NET.bridge });
-  }
-  await ensureCert(p.name, `/O=system:nodes/CN=system:node:${p.name}`);
-  writeKubeconfig(join(p.dir, 'kubeconfig'), `https://${NET.cpIp}:6443`, p.name);
+  const made = await ensureNs(p.ns);
+  if (made) await underlayPort({ ns: p.ns, dev: 'eth0', peer: `ul-${p.name}`, ulNs: NET.underlayNs, bridge: NET.bridge });
+  const cert = await ensureCert(p.name, `/O=system:nodes/CN=system:node:${p.name}`);
+  if (cert) writeKubeconfig(join(p.dir, 'kubeconfig'), `https://${NET.cpIp}:6443`, p.name);
+  return made || cert;
 }
 
 /**
