@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
 import { NS_PREFIX, STATE } from './config.ts';
 import { nodeComponents, nodePaths } from './actions/node.ts';
 import { recordedNodes } from './up.ts';
@@ -93,6 +93,11 @@ export async function down(): Promise<void> {
     for (const m of mounts) await runRaw('umount', ['-l', m]);
     const ours = listNs().filter((n) => n.startsWith(NS_PREFIX));
     for (const ns of ours) await deleteNs(ns);
+    // containerd 1.6 puts shim sockets under /run/containerd/s whatever its config says: remove the
+    // directories it made there once they are empty (rmdir refuses anything else).
+    for (const d of ['/run/containerd/s', '/run/containerd/runc/k8s.io', '/run/containerd/runc', '/run/containerd']) {
+      try { rmdirSync(d); } catch { /* not empty, or not there */ }
+    }
     return `${mounts.length} mounts, ${ours.length} namespaces`;
   }, true);
   await step('state removed', () => Promise.resolve(rmSync(STATE, { recursive: true, force: true })), true);

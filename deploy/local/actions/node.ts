@@ -6,7 +6,7 @@ import { ensureNs, inNs, inNsOk, ip, underlayPort } from '../net.ts';
 import { imageTar } from '../image.ts';
 import { bin } from '../tools.ts';
 import { SB_TCP } from './ovn-central.ts';
-import { run, runRaw, succeeds } from '../../../lib/exec.ts';
+import { run, runRaw, sleep, succeeds } from '../../../lib/exec.ts';
 import type { Component } from './types.ts';
 
 /** Everything about node i that other parts of the box need to find. */
@@ -78,6 +78,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   sandbox_image = "${IMAGE}"
   restrict_oom_score_adj = true
   stream_server_address = "127.0.0.1"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+    Root = "${join(p.dir, 'containerd/runc')}"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "${p.cniBinDir}"
     conf_dir = "${p.cniConfDir}"
@@ -165,8 +167,13 @@ export function nodeComponents(i: number): Component[] {
       health: () => succeeds('ctr', ['--address', p.containerdSock, 'version'], { timeoutMs: 3000 }),
       after: async () => {
         const images = await run('ctr', ['--address', p.containerdSock, '-n', 'k8s.io', 'images', 'ls', '-q']);
-        if (!images.split('\n').includes(IMAGE)) {
-          await run('ctr', ['--address', p.containerdSock, '-n', 'k8s.io', 'images', 'import', '--index-name', IMAGE, imageTar()]);
+        if (images.split('\n').includes(IMAGE)) return;
+        // A fresh containerd has once answered "content digest ... not found" mid-import; a retry imports.
+        for (let attempt = 1; ; attempt++) {
+          const r = await runRaw('ctr', ['--address', p.containerdSock, '-n', 'k8s.io', 'images', 'import', '--index-name', IMAGE, imageTar()]);
+          if (r.code === 0) return;
+          if (attempt === 3) throw new Error(`importing ${IMAGE} into ${p.name}'s containerd failed: ${(r.stderr + r.stdout).trim()}`);
+          await sleep(500);
         }
       },
     },
