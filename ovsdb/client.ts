@@ -10,8 +10,8 @@ import {
 } from './errors.ts';
 import { modelProblems, modelSchema } from './model.ts';
 import type { DatabaseModel, TableMap } from './model.ts';
-import { applyUpdates, applyUpdates2, dropUnseen, monitorRequests } from './monitor.ts';
-import type { ApplyStats, MonitorMethod, MonitorSpec } from './monitor.ts';
+import { applyUpdates, applyUpdates2, dropUnseen, monitorRequests, monitoredColumns } from './monitor.ts';
+import type { ApplyStats, ApplyTarget, MonitorMethod, MonitorSpec } from './monitor.ts';
 import type { Operation, OperationResult } from './ops.ts';
 import { RpcConnection } from './rpc.ts';
 import { parseSchema } from './schema.ts';
@@ -81,6 +81,7 @@ interface MonitorState {
   method: MonitorMethod;
   lastTxnId: string | undefined;
   lastSync: MonitorSync;
+  readonly target: ApplyTarget;
 }
 
 interface Waiter {
@@ -206,9 +207,11 @@ export class OvsdbClient<M extends TableMap = TableMap> {
       if (!schema.tables.has(t)) throw new OvsdbSchemaError(`cannot monitor`, [`table ${t} is not in ${schema.name}`]);
     }
     const method = opts.method ?? this.#opts.monitorMethod ?? 'monitor_cond_since';
+    const tables = spec as MonitorSpec<TableMap>;
+    const target: ApplyTarget = { cache: this.cache, schema, columns: monitoredColumns(schema, tables) };
     const state: MonitorState = {
-      id: `kovn-${++this.#monitorSeq}`, spec: spec as MonitorSpec<TableMap>, method, lastTxnId: undefined,
-      lastSync: { method, found: undefined, rows: 0 },
+      id: `kovn-${++this.#monitorSeq}`, spec: tables, method, lastTxnId: undefined,
+      lastSync: { method, found: undefined, rows: 0 }, target,
     };
     // Validate conditions/columns before registering.
     monitorRequests(schema, state.spec, method === 'monitor' ? 'monitor' : 'monitor_cond');
@@ -422,6 +425,7 @@ export class OvsdbClient<M extends TableMap = TableMap> {
 
   async #syncMonitor(rpc: RpcConnection, m: MonitorState): Promise<void> {
     const schema = this.schema;
+    const target = m.target;
     const stats: ApplyStats = { rows: 0 };
     const seen = new Map<string, Set<string>>(Object.keys(m.spec).map((t) => [t, new Set<string>()]));
     for (;;) {
@@ -430,14 +434,14 @@ export class OvsdbClient<M extends TableMap = TableMap> {
         if (m.method === 'monitor_cond_since') {
           const r = (await rpc.request(m.method, [this.#opts.database, m.id, requests, m.lastTxnId ?? ZERO_UUID])) as [boolean, string, unknown];
           const [found, last, updates] = r;
-          applyUpdates2(this.cache, schema, updates, stats, found ? undefined : seen);
+          applyUpdates2(target, updates, stats, found ? undefined : seen);
           if (!found) dropUnseen(this.cache, seen);
           m.lastTxnId = last;
           m.lastSync = { method: m.method, found, rows: stats.rows };
         } else {
           const updates = await rpc.request(m.method, [this.#opts.database, m.id, requests]);
           const apply = m.method === 'monitor' ? applyUpdates : applyUpdates2;
-          apply(this.cache, schema, updates, stats, seen);
+          apply(target, updates, stats, seen);
           dropUnseen(this.cache, seen);
           m.lastSync = { method: m.method, found: undefined, rows: stats.rows };
         }
@@ -454,7 +458,6 @@ export class OvsdbClient<M extends TableMap = TableMap> {
   }
 
   #onNotification(rpc: RpcConnection, method: string, params: unknown[]): void {
-    const cache = this.cache as unknown as Cache;
     if (method === 'update2' && params[0] === SERVER_MONITOR) {
       this.#onServerUpdate(rpc, params[1]);
       return;
@@ -462,14 +465,14 @@ export class OvsdbClient<M extends TableMap = TableMap> {
     const m = typeof params[0] === 'string' ? this.#monitors.get(params[0]) : undefined;
     switch (method) {
       case 'update':
-        if (m) applyUpdates(cache, this.schema, params[1]);
+        if (m) applyUpdates(m.target, params[1]);
         break;
       case 'update2':
-        if (m) applyUpdates2(cache, this.schema, params[1]);
+        if (m) applyUpdates2(m.target, params[1]);
         break;
       case 'update3':
         if (m) {
-          applyUpdates2(cache, this.schema, params[2]);
+          applyUpdates2(m.target, params[2]);
           m.lastTxnId = params[1] as string;
         }
         break;

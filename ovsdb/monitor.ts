@@ -53,36 +53,69 @@ export interface ApplyStats {
   rows: number;
 }
 
+/** Where updates go: the cache, the schema rows are typed by, and each table's monitored columns. */
+export interface ApplyTarget {
+  readonly cache: Cache;
+  readonly schema: DatabaseSchema;
+  readonly columns: ReadonlyMap<string, readonly string[]>;
+}
+
+/** Monitored columns per table of a spec. */
+export function monitoredColumns(schema: DatabaseSchema, spec: MonitorSpec<TableMap>): Map<string, readonly string[]> {
+  const out = new Map<string, readonly string[]>();
+  for (const [tname, m] of Object.entries(spec)) {
+    const table = schema.tables.get(tname);
+    if (!table || !m) continue;
+    out.set(tname, m.columns ? [...m.columns] : [...table.columns.keys()].filter((c) => c !== '_uuid' && c !== '_version'));
+  }
+  return out;
+}
+
+/** A full row: update2 initial/insert omit columns that hold their default value. */
+function fullRow(table: TableSchema, wire: Row, uuid: string, columns: readonly string[] | undefined): Row {
+  const row = decodeRow(table, wire, uuid);
+  if (columns) {
+    for (const c of columns) {
+      if (!(c in row)) row[c] = table.columns.get(c)?.defaultValue();
+    }
+  }
+  return row;
+}
+
 /** Applies RFC 7047 <table-updates> (monitor/update): each row carries its full new state. */
-export function applyUpdates(cache: Cache, schema: DatabaseSchema, updates: unknown, stats?: ApplyStats, seen?: Map<string, Set<string>>): void {
+export function applyUpdates(target: ApplyTarget, updates: unknown, stats?: ApplyStats, seen?: Map<string, Set<string>>): void {
+  const { cache, schema } = target;
   for (const [tname, rows] of Object.entries(updates as Record<string, Record<string, { old?: Row; new?: Row }>>)) {
     const table = schema.tables.get(tname);
     if (!table) continue;
     const tc = cache.table(tname) as unknown as TableCache;
+    const columns = target.columns.get(tname);
     for (const [uuid, u] of Object.entries(rows)) {
       if (stats) stats.rows++;
       if (u.new) {
         const prev = tc.raw(uuid);
         seen?.get(tname)?.add(uuid);
-        putIfChanged(tc, uuid, prev, { ...prev, ...decodeRow(table, u.new, uuid) });
+        putIfChanged(tc, uuid, prev, fullRow(table, u.new, uuid, columns));
       } else tc.remove(uuid);
     }
   }
 }
 
 /** Applies <table-updates2> (monitor_cond/update2, monitor_cond_since/update3). */
-export function applyUpdates2(cache: Cache, schema: DatabaseSchema, updates: unknown, stats?: ApplyStats, seen?: Map<string, Set<string>>): void {
+export function applyUpdates2(target: ApplyTarget, updates: unknown, stats?: ApplyStats, seen?: Map<string, Set<string>>): void {
+  const { cache, schema } = target;
   for (const [tname, rows] of Object.entries(updates as Record<string, Record<string, Record<string, Row>>>)) {
     const table = schema.tables.get(tname);
     if (!table) continue;
     const tc = cache.table(tname) as unknown as TableCache;
+    const columns = target.columns.get(tname);
     for (const uuid in rows) {
       const u = rows[uuid]!;
       if (stats) stats.rows++;
       if (u.initial) {
         seen?.get(tname)?.add(uuid);
-        putIfChanged(tc, uuid, tc.raw(uuid), decodeRow(table, u.initial, uuid));
-      } else if (u.insert) tc.put(uuid, decodeRow(table, u.insert, uuid));
+        putIfChanged(tc, uuid, tc.raw(uuid), fullRow(table, u.initial, uuid, columns));
+      } else if (u.insert) tc.put(uuid, fullRow(table, u.insert, uuid, columns));
       else if (u.modify) {
         const old = tc.raw(uuid);
         if (old) tc.put(uuid, applyDiff(table, old, u.modify));

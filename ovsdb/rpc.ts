@@ -72,7 +72,12 @@ export class RpcConnection {
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { method, resolve, reject });
       this.#write(`{"id":${id},"method":${JSON.stringify(method)},"params":${JSON.stringify(params)}}`);
-      signal?.addEventListener('abort', () => this.notify('cancel', [id]), { once: true });
+      // ovsdb-server drops a canceled request without replying (unless db_change_aware), so settle it here.
+      signal?.addEventListener('abort', () => {
+        if (!this.#pending.delete(id)) return;
+        this.notify('cancel', [id]);
+        reject(new OvsdbRpcError(method, { error: 'canceled', details: 'canceled by the client' }));
+      }, { once: true });
     });
   }
 

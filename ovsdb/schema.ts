@@ -30,6 +30,8 @@ export interface ColumnSchema {
   readonly toWire: (value: unknown) => unknown;
   /** Wire JSON -> typed value. */
   readonly fromWire: (wire: unknown) => unknown;
+  /** The typed default (update2 omits columns holding it): '', 0, false, undefined, [] or {}. */
+  readonly defaultValue: () => unknown;
 }
 
 export interface TableSchema {
@@ -157,10 +159,20 @@ function makeColumn(
 ): ColumnSchema {
   const kind: ColumnKind = value ? 'map' : max === 1 ? (min === 1 ? 'scalar' : 'optional') : 'set';
   const [toWire, fromWire] = converters(name, kind, key, value);
-  return { name, key, value, min, max, kind, ephemeral, mutable, toWire, fromWire };
+  return { name, key, value, min, max, kind, ephemeral, mutable, toWire, fromWire, defaultValue: defaults(kind, key.type) };
 }
 
 type Conv = (v: unknown) => unknown;
+
+const ZERO_UUID = '00000000-0000-0000-0000-000000000000';
+
+function defaults(kind: ColumnKind, type: AtomicType): () => unknown {
+  if (kind === 'set') return () => [];
+  if (kind === 'map') return () => ({});
+  if (kind === 'optional') return () => undefined;
+  const v = type === 'string' ? '' : type === 'boolean' ? false : type === 'uuid' ? ZERO_UUID : 0;
+  return () => v;
+}
 
 function converters(name: string, kind: ColumnKind, key: BaseType, value: BaseType | undefined): [Conv, Conv] {
   const keyTo = atomToWire(name, key.type);
