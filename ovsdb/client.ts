@@ -228,6 +228,15 @@ export class OvsdbClient<M extends TableMap = TableMap> {
       }
       await this.#whenConnected(this.#opts.disconnectedWaitMs ?? 10_000);
     }
+    return this.#handle(state);
+  }
+
+  /** The running monitors. */
+  get monitors(): MonitorHandle[] {
+    return [...this.#monitors.values()].map((m) => this.#handle(m));
+  }
+
+  #handle(state: MonitorState): MonitorHandle {
     return {
       id: state.id,
       get lastSync() {

@@ -48,7 +48,7 @@ export class RpcConnection {
     this.#probeMs = opts.inactivityProbeMs ?? 0;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('error', (err) => this.#shutdown(err));
+    socket.on('error', (err) => this.#shutdown(new OvsdbDisconnectedError(`connection error: ${err.message}`, true, { cause: err })));
     socket.on('close', () => this.#shutdown(new OvsdbDisconnectedError('connection closed by peer', true)));
     if (this.#probeMs > 0) this.#armProbe(this.#probeMs);
   }

@@ -104,8 +104,8 @@ export class OvsdbServer {
   }
 
   /** `ovsdb-client -f json dump` of a database, parsed: table -> rows (cells as wire JSON). */
-  async dump(database: string): Promise<Map<string, Record<string, unknown>[]>> {
-    const r = await run('ovsdb-client', ['-f', 'json', 'dump', this.unixEndpoint, database], { maxBuffer: 256 << 20 });
+  async dump(database: string, extraArgs: readonly string[] = []): Promise<Map<string, Record<string, unknown>[]>> {
+    const r = await run('ovsdb-client', [...extraArgs, '-f', 'json', 'dump', this.unixEndpoint, database], { maxBuffer: 256 << 20 });
     const out = new Map<string, Record<string, unknown>[]>();
     // One JSON object per table, concatenated: {"caption":"T table","headings":[...],"data":[[...]]}
     for (const line of r.stdout.split('\n')) {
