@@ -1,0 +1,113 @@
+/**
+ * Puts kovn's CNI plugin where the container runtime looks: an executable wrapper in the CNI bin dir
+ * and `10-kovn.conflist` in the conf dir. The conflist goes last: its presence is what turns the node
+ * Ready, so the agent calls this only once its CNI server is serving.
+ */
+import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { describeIssues } from './zod-issues.ts';
+
+/** File names the runtime sees. */
+export const PLUGIN_NAME = 'kovn';
+export const CONFLIST_NAME = '10-kovn.conflist';
+/** The plugin's entry point, by absolute path: containerd runs plugins with its own environment. */
+export const PLUGIN_SCRIPT = fileURLToPath(new URL('./plugin.ts', import.meta.url));
+
+const absPath = z.string().startsWith('/', 'not an absolute path');
+
+export const InstallCniOptions = z.object({
+  /** The runtime's CNI bin dir (containerd `bin_dir`). */
+  binDir: absPath,
+  /** The runtime's CNI conf dir (containerd `conf_dir`). */
+  confDir: absPath,
+  /** The agent's CNI socket, written into the config for the plugin. */
+  agentSocket: absPath,
+  /** The Node 24 binary that runs the plugin. */
+  nodeBin: absPath,
+  /** Pod interface MTU written into the config; the agent's default when absent. */
+  mtu: z.number().int().min(576).max(65535).optional(),
+  /** Where the plugin logs one line per call. */
+  logFile: absPath.optional(),
+  /** The plugin script; this checkout's cni/plugin.ts unless given. */
+  pluginScript: absPath.default(PLUGIN_SCRIPT),
+});
+export type InstallCniOptions = z.input<typeof InstallCniOptions>;
+
+/** What an install wrote, and whether each file changed (a second identical install changes nothing). */
+export interface InstallCniResult {
+  binary: string;
+  conflist: string;
+  binaryChanged: boolean;
+  conflistChanged: boolean;
+}
+
+/** Writes the wrapper, then the conflist, each atomically and only when its content differs. */
+export async function installCni(options: InstallCniOptions): Promise<InstallCniResult> {
+  const r = InstallCniOptions.safeParse(options);
+  if (!r.success) throw new Error(`installCni: ${describeIssues(r.error)}`);
+  const o = r.data;
+  const binary = join(o.binDir, PLUGIN_NAME);
+  const conflist = join(o.confDir, CONFLIST_NAME);
+  const binaryChanged = await writeAtomic(binary, wrapperScript(o.nodeBin, o.pluginScript), 0o755);
+  const conflistChanged = await writeAtomic(conflist, conflistJson(o), 0o644);
+  return { binary, conflist, binaryChanged, conflistChanged };
+}
+
+/** What an uninstall removed. */
+export interface UninstallCniResult {
+  removed: string[];
+}
+
+/** Removes the conflist first (no new pods come to kovn), then the wrapper. Missing files are fine. */
+export async function uninstallCni(options: { binDir: string; confDir: string }): Promise<UninstallCniResult> {
+  const removed: string[] = [];
+  for (const path of [join(options.confDir, CONFLIST_NAME), join(options.binDir, PLUGIN_NAME)]) {
+    const existed = await readFile(path).then(() => true, () => false);
+    await rm(path, { force: true });
+    if (existed) removed.push(path);
+  }
+  return { removed };
+}
+
+/** The `#!/bin/sh` wrapper: interpreter and script by absolute path, arguments passed on. */
+export function wrapperScript(nodeBin: string, pluginScript: string): string {
+  return [
+    '#!/bin/sh',
+    '# kovn CNI plugin, written by the kovn node agent (cni/install.ts). Do not edit.',
+    `exec ${shellQuote(nodeBin)} ${shellQuote(pluginScript)} "$@"`,
+    '',
+  ].join('\n');
+}
+
+/** The network config list: one kovn plugin. 1.0.0 for containerd 1.6; newer runtimes may pick 1.1.0. */
+export function conflistJson(o: { agentSocket: string; mtu?: number | undefined; logFile?: string | undefined }): string {
+  const plugin = { type: PLUGIN_NAME, agentSocket: o.agentSocket, ...(o.mtu ? { mtu: o.mtu } : {}), ...(o.logFile ? { logFile: o.logFile } : {}) };
+  return `${JSON.stringify({ cniVersion: '1.0.0', cniVersions: ['1.0.0', '1.1.0'], name: 'kovn', plugins: [plugin] }, null, 2)}\n`;
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replaceAll("'", "'\\''")}'`;
+}
+
+/** Write to a temp file beside `path` and rename over it, so readers never see half a file. */
+async function writeAtomic(path: string, content: string, mode: number): Promise<boolean> {
+  const current = await readFile(path, 'utf8').catch(() => undefined);
+  if (current === content) {
+    await chmod(path, mode);
+    return false;
+  }
+  await mkdir(join(path, '..'), { recursive: true });
+  // A dot name: the runtime ignores it while it is being written (it loads *.conf, *.conflist, *.json).
+  const tmp = join(path, '..', `.${PLUGIN_NAME}.${process.pid}.${Date.now()}.tmp`);
+  try {
+    await writeFile(tmp, content, { mode });
+    await chmod(tmp, mode); // writeFile's mode is masked by the umask
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  return true;
+}

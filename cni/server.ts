@@ -1,0 +1,192 @@
+/**
+ * The node agent's side of the CNI socket: one request per connection, validated, handed to kovn's
+ * handler, answered with a result or a CNI error, closed.
+ */
+import { chmod, lstat, mkdir, rename, unlink } from 'node:fs/promises';
+import { createConnection, createServer } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import { dirname, join } from 'node:path';
+import { CNI_ERR_DECODE, CNI_ERR_INVALID_NETCONF, CNI_ERR_IO, CNI_ERR_TRY_AGAIN_LATER, isCniError } from './errors.ts';
+import type { CniErrorBody } from './errors.ts';
+import { AgentRequest, CniResult } from './protocol.ts';
+import type { AddRequest, AgentResponse, CheckRequest, DelRequest, GcRequest, StatusRequest } from './protocol.ts';
+import type { CniResultInput } from './result.ts';
+import { describeIssues } from './zod-issues.ts';
+
+/**
+ * What the agent does for each CNI command. Throw a CniError to report a specific code; any other
+ * error becomes code 11 (try again later) when it carries `retryable: true`, else code 5.
+ */
+export interface CniHandler {
+  /** Attach the pod; the result is rendered in the runtime's CNI version by the plugin. */
+  add(req: AddRequest): Promise<CniResultInput>;
+  /** Detach; must succeed when there is nothing left to remove. */
+  del(req: DelRequest): Promise<void>;
+  /** Verify the attachment described by `req.config.prevResult`. */
+  check(req: CheckRequest): Promise<void>;
+  /** Resolve when ADDs can be served; throw CniError(50 or 51) otherwise. */
+  status(req: StatusRequest): Promise<void>;
+  /** Release what belongs to attachments not in `req.config["cni.dev/valid-attachments"]`. */
+  gc(req: GcRequest): Promise<void>;
+}
+
+export interface CniServerOptions {
+  /** Absolute path of the unix socket; its directory is created, a stale socket replaced. */
+  socketPath: string;
+  handler: CniHandler;
+  /** Called with one line per failed request (the agent's logger). */
+  onError?: (line: string) => void;
+}
+
+/** A running server. */
+export interface CniServer {
+  /** Stops accepting, waits for requests in flight, removes the socket file. */
+  close(): Promise<void>;
+}
+
+/** Requests are a config and a previous result: a few KiB. */
+const MAX_REQUEST_BYTES = 1 << 20;
+/** A client that connects and says nothing is dropped after this long. */
+const IDLE_MS = 30_000;
+
+/** Listens on `socketPath` (mode 0600) and serves CNI requests until closed. */
+export async function startCniServer(opts: CniServerOptions): Promise<CniServer> {
+  const { socketPath, handler } = opts;
+  await mkdir(dirname(socketPath), { recursive: true, mode: 0o755 });
+  await refuseIfServed(socketPath);
+  const sockets = new Set<Socket>();
+  const server = createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    serveConnection(sock, handler, opts.onError);
+  });
+  // Bind beside the target, restrict, then rename over it: the path never exists with looser rights,
+  // and a stale socket file is replaced in one step.
+  const tmpPath = join(dirname(socketPath), `.${process.pid}.${Date.now()}.kovn-cni.tmp`);
+  await listen(server, tmpPath);
+  try {
+    await chmod(tmpPath, 0o600);
+    await rename(tmpPath, socketPath);
+  } catch (err) {
+    server.close();
+    await unlink(tmpPath).catch(() => undefined);
+    throw err;
+  }
+  const ino = (await lstat(socketPath)).ino;
+  return {
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Idle keep-open clients would hold close() forever; in-flight requests finish and then end.
+      for (const s of sockets) if (s.readableLength === 0 && !busy.has(s)) s.destroy();
+      await closed;
+      // Another server may have taken the path since: remove only our own socket file.
+      const st = await lstat(socketPath).catch(() => undefined);
+      if (st?.ino === ino) await unlink(socketPath).catch(() => undefined);
+    },
+  };
+}
+
+/** Connections whose request is being handled. */
+const busy = new WeakSet<Socket>();
+
+function listen(server: Server, path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** A live agent on the path is an error (two agents); a dead socket file is stale and gets replaced. */
+async function refuseIfServed(path: string): Promise<void> {
+  const st = await lstat(path).catch(() => undefined);
+  if (!st) return;
+  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const c = createConnection({ path });
+    c.once('connect', () => { c.destroy(); resolve(true); });
+    c.once('error', () => resolve(false));
+  });
+  if (alive) throw new Error(`another process is serving ${path}`);
+}
+
+function serveConnection(sock: Socket, handler: CniHandler, onError?: (line: string) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let done = false;
+  sock.setTimeout(IDLE_MS, () => sock.destroy());
+  sock.on('error', () => undefined); // a client that went away is not the agent's problem
+  const take = (bytes: Buffer): void => {
+    if (done) return;
+    done = true;
+    sock.setTimeout(0);
+    busy.add(sock);
+    void respond(bytes, handler, onError).then((res) => {
+      busy.delete(sock);
+      sock.end(`${JSON.stringify(res)}\n`);
+    });
+  };
+  sock.on('data', (chunk: Buffer) => {
+    if (done) return;
+    size += chunk.length;
+    if (size > MAX_REQUEST_BYTES) {
+      done = true;
+      sock.end(`${JSON.stringify(failure({ code: CNI_ERR_DECODE, msg: `request over ${MAX_REQUEST_BYTES} bytes` }))}\n`);
+      return;
+    }
+    chunks.push(chunk);
+    const all = Buffer.concat(chunks);
+    const nl = all.indexOf(10);
+    if (nl >= 0) take(all.subarray(0, nl));
+  });
+  // A client may half-close instead of sending the newline.
+  sock.on('end', () => { if (size > 0) take(Buffer.concat(chunks)); });
+}
+
+/** Decodes, validates and dispatches one request; never throws. */
+export async function respond(bytes: Buffer, handler: CniHandler, onError?: (line: string) => void): Promise<AgentResponse> {
+  let json: unknown;
+  try {
+    json = JSON.parse(bytes.toString('utf8'));
+  } catch (err) {
+    return failure({ code: CNI_ERR_DECODE, msg: 'request is not JSON', details: err instanceof Error ? err.message : String(err) });
+  }
+  const parsed = AgentRequest.safeParse(json);
+  if (!parsed.success) {
+    return failure({ code: CNI_ERR_INVALID_NETCONF, msg: 'invalid request', details: describeIssues(parsed.error) });
+  }
+  const req = parsed.data;
+  try {
+    switch (req.command) {
+      case 'ADD': {
+        const r = CniResult.safeParse(await handler.add(req));
+        if (!r.success) throw new Error(`handler returned an invalid ADD result: ${describeIssues(r.error)}`);
+        return { ok: true, result: r.data };
+      }
+      case 'DEL': await handler.del(req); break;
+      case 'CHECK': await handler.check(req); break;
+      case 'STATUS': await handler.status(req); break;
+      case 'GC': await handler.gc(req); break;
+    }
+    return { ok: true };
+  } catch (err) {
+    const body = toErrorBody(err);
+    onError?.(`CNI ${req.command} ${req.containerId ?? ''} failed: ${body.code} ${body.msg}${body.details ? ` (${body.details})` : ''}`);
+    return failure(body);
+  }
+}
+
+/** A CniError keeps its code; anything else is an I/O failure, or "try again later" when retryable. */
+export function toErrorBody(err: unknown): CniErrorBody {
+  if (isCniError(err)) return err.toBody();
+  const e = (typeof err === 'object' && err !== null ? err : {}) as { name?: unknown; message?: unknown; retryable?: unknown };
+  const message = typeof e.message === 'string' ? e.message : String(err);
+  const name = typeof e.name === 'string' ? e.name : 'Error';
+  return { code: e.retryable === true ? CNI_ERR_TRY_AGAIN_LATER : CNI_ERR_IO, msg: message, details: name };
+}
+
+function failure(error: CniErrorBody): AgentResponse {
+  return { ok: false, error };
+}
