@@ -15,13 +15,9 @@ import { CLUSTER_ROUTER } from './translate/topology.ts';
 
 export type NbClient = OvsdbClient<OvnNorthboundTables>;
 
-/** One row kovn changed: what the history of a run records. */
-export interface Change {
-  db: 'nb' | 'sb' | 'ovs' | 'k8s' | 'node';
-  table: string;
-  row: string;
-  op: 'insert' | 'update' | 'delete';
-}
+import type { Change } from '../lib/change.ts';
+
+export type { Change };
 
 const ops = opsFor<OvnNorthboundTables>();
 

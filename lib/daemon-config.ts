@@ -1,0 +1,45 @@
+/** Configuration files of kovn's daemons, validated at the edge with the path of any bad field. */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { ClusterConfig } from './cluster-config.ts';
+
+const abs = z.string().startsWith('/', 'not an absolute path');
+const Temporal = z.object({ address: z.string().min(1), namespace: z.string().min(1) });
+
+export const ControllerConfig = z.object({
+  kubeconfig: abs,
+  temporal: Temporal,
+  nb: z.array(z.string().min(1)).min(1),
+  cluster: ClusterConfig,
+  /** A prebuilt workflow bundle (kovn up builds one for every daemon); bundled at start when absent. */
+  workflowBundle: abs.optional(),
+  identity: z.string().min(1),
+});
+export type ControllerConfig = z.infer<typeof ControllerConfig>;
+
+export const NodeAgentConfig = z.object({
+  node: z.string().min(1),
+  kubeconfig: abs,
+  temporal: Temporal,
+  ovsSock: abs,
+  ipamFile: abs,
+  cniSocket: abs,
+  cniBinDir: abs,
+  cniConfDir: abs,
+  nodeBin: abs,
+  cluster: ClusterConfig,
+  workflowBundle: abs.optional(),
+});
+export type NodeAgentConfig = z.infer<typeof NodeAgentConfig>;
+
+export function loadConfig<T>(file: string, schema: z.ZodType<T>): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new Error(`${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const r = schema.safeParse(json);
+  if (!r.success) throw new Error(`${file}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  return r.data;
+}

@@ -1,0 +1,33 @@
+/**
+ * Workflow IDs, task queues and search attributes: how every change is found again. Pure and free of
+ * Node built-ins, so workflows import it too.
+ */
+import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
+
+export const CONTROLLER_QUEUE = 'kovn';
+export const nodeQueue = (node: string): string => `kovn-node-${node}`;
+
+export type Kind = 'Pod' | 'Node';
+
+/** `<Kind>/<namespace>/<name>`, e.g. `Pod/default/web`, `Node//node-1`. */
+export const workflowId = (kind: Kind, namespace: string, name: string): string => `${kind}/${namespace}/${name}`;
+
+/** The node-side run of a CNI command for one pod sandbox. */
+export const cniWorkflowId = (command: string, namespace: string, name: string, containerId: string): string =>
+  `CNI/${namespace}/${name}/${command}-${containerId.slice(0, 12)}`;
+
+export function parseWorkflowId(id: string): { kind: string; namespace: string; name: string } | undefined {
+  const m = /^([A-Za-z]+)\/([^/]*)\/([^/]+)$/.exec(id);
+  return m ? { kind: m[1] ?? '', namespace: m[2] ?? '', name: m[3] ?? '' } : undefined;
+}
+
+export const SA = {
+  kind: defineSearchAttributeKey('KovnKind', SearchAttributeType.KEYWORD),
+  namespace: defineSearchAttributeKey('KovnNamespace', SearchAttributeType.KEYWORD),
+  name: defineSearchAttributeKey('KovnName', SearchAttributeType.KEYWORD),
+  node: defineSearchAttributeKey('KovnNode', SearchAttributeType.KEYWORD),
+  outcome: defineSearchAttributeKey('KovnOutcome', SearchAttributeType.KEYWORD),
+};
+
+/** How a run ended: converged, deleted (the object is gone and so is its network), skipped, failed. */
+export type Outcome = 'running' | 'converged' | 'deleted' | 'skipped' | 'failed';

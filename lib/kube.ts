@@ -1,0 +1,89 @@
+/** Kubernetes access for kovn's daemons: typed reads, merge patches of annotations, Events. */
+import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+
+export interface Kube {
+  kc: KubeConfig;
+  core: CoreV1Api;
+  /** Who writes: the Event source and the patch field manager. */
+  component: string;
+}
+
+export function connectKube(kubeconfigFile: string, component: string): Kube {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigFile);
+  return { kc, core: kc.makeApiClient(CoreV1Api), component };
+}
+
+/** The API error's HTTP status, when the error came from the API. */
+export function httpStatus(err: unknown): number | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+/** Rethrows API errors with `statusCode`, so the one classification in lib/errors.ts reads them. */
+function rethrow(err: unknown, what: string): never {
+  const status = httpStatus(err);
+  const body = (err as { body?: unknown }).body;
+  const msg = typeof body === 'string' ? body.slice(0, 300) : err instanceof Error ? err.message : String(err);
+  throw Object.assign(new Error(`${what}: ${status ?? ''} ${msg}`), { statusCode: status });
+}
+
+export async function getPod(k: Kube, namespace: string, name: string): Promise<V1Pod | undefined> {
+  try {
+    return await k.core.readNamespacedPod({ name, namespace });
+  } catch (err) {
+    if (httpStatus(err) === 404) return undefined;
+    rethrow(err, `get pod ${namespace}/${name}`);
+  }
+}
+
+export async function getNode(k: Kube, name: string): Promise<V1Node | undefined> {
+  try {
+    return await k.core.readNode({ name });
+  } catch (err) {
+    if (httpStatus(err) === 404) return undefined;
+    rethrow(err, `get node ${name}`);
+  }
+}
+
+const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+/** Sets (or, with null, removes) annotations with a merge patch; only the keys named are touched. */
+export async function annotatePod(k: Kube, namespace: string, name: string, annotations: Record<string, string | null>): Promise<void> {
+  try {
+    await k.core.patchNamespacedPod({ name, namespace, body: { metadata: { annotations } }, fieldManager: k.component }, merge);
+  } catch (err) {
+    rethrow(err, `annotate pod ${namespace}/${name}`);
+  }
+}
+
+export async function annotateNode(k: Kube, name: string, annotations: Record<string, string | null>): Promise<void> {
+  try {
+    await k.core.patchNode({ name, body: { metadata: { annotations } }, fieldManager: k.component }, merge);
+  } catch (err) {
+    rethrow(err, `annotate node ${name}`);
+  }
+}
+
+/** Records an Event on an object, where `kubectl describe` shows it to the object's author. */
+export async function recordEvent(k: Kube, obj: { kind: 'Pod' | 'Node'; namespace?: string; name: string; uid?: string },
+  type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+  const namespace = obj.namespace || 'default';
+  const now = new Date();
+  try {
+    await k.core.createNamespacedEvent({
+      namespace,
+      body: {
+        metadata: { generateName: `${obj.name}.`, namespace },
+        involvedObject: { kind: obj.kind, name: obj.name, ...(obj.namespace ? { namespace: obj.namespace } : {}), ...(obj.uid ? { uid: obj.uid } : {}), apiVersion: 'v1' },
+        reason, message: message.slice(0, 1000), type,
+        source: { component: k.component },
+        firstTimestamp: now, lastTimestamp: now, count: 1,
+        reportingComponent: k.component, reportingInstance: k.component,
+      },
+    });
+  } catch (err) {
+    rethrow(err, `record event on ${obj.kind} ${obj.name}`);
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * The node agent's activities. Regular ones (allocateAddress, releaseAddress, setupNode) are called by
+ * the controller's workflows on this node's task queue; local ones (the CNI steps) run inside the
+ * node-side CNI workflows this agent starts itself. Built by a factory that receives their clients.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import { POD_NETWORKS, PodNetworks, readAnnotation } from '../lib/annotations.ts';
+import type { Change } from '../lib/change.ts';
+import type { ClusterConfig } from '../lib/cluster-config.ts';
+import { InvalidInputError, classify } from '../lib/errors.ts';
+import { mgmtPort, nodeAddresses, macFromIp } from '../activities/translate/topology.ts';
+import { podPortName } from '../activities/translate/pod.ts';
+import { CNI_ERR_TRY_AGAIN_LATER, CniError, isCniError } from '../cni/errors.ts';
+import { Ipam } from './ipam.ts';
+import type { NodePods } from './pod-watch.ts';
+import { INTEGRATION_BRIDGE, deletePort, ensurePort, systemId, waitOvnInstalled } from './ovs.ts';
+import type { OvsClient } from './ovs.ts';
+import { checkVeth, configureMgmtPort, hostIfname, plugVeth, unplugVeth } from './plug.ts';
+
+export interface NodeAgentDeps {
+  node: string;
+  ipamFile: string;
+  ovs: OvsClient;
+  pods: NodePods;
+  cluster: ClusterConfig;
+}
+
+export interface PodAttachment {
+  namespace: string;
+  name: string;
+  uid: string;
+  containerId: string;
+  netns: string;
+  ifname: string;
+}
+
+export interface AttachmentResult {
+  mac: string;
+  ips: string[];
+  gateways: string[];
+  hostIfname: string;
+  mtu: number;
+  changes: Change[];
+}
+
+/** Non-retryable failures become ApplicationFailures; CNI errors keep their code in the failure type. */
+async function classified<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (isCniError(err)) throw ApplicationFailure.create({ message: err.message, type: `CniError:${err.code}`, nonRetryable: true });
+    const c = classify(err);
+    if (!c.retryable) throw ApplicationFailure.nonRetryable(c.message, c.reason);
+    throw err;
+  }
+}
+
+export function createNodeAgentActivities({ node, ipamFile, ovs, pods, cluster }: NodeAgentDeps) {
+  let ipam: Ipam | undefined;
+  const ipamFor = (subnets: string[]): Ipam => {
+    if (!ipam || ipam.subnets.join() !== subnets.join()) ipam = Ipam.open(ipamFile, subnets);
+    return ipam;
+  };
+
+  return {
+    /** The pod's addresses (the same ones on every call for one pod UID), persisted before returning. */
+    async allocateAddress({ uid, pod, subnets }: { uid: string; pod: string; subnets: string[] }): Promise<{ ips: string[]; created: boolean }> {
+      return classified(async () => {
+        const i = ipamFor(subnets);
+        const had = i.get(uid);
+        return Promise.resolve({ ips: i.allocate(uid, pod).ips, created: !had });
+      });
+    },
+
+    async releaseAddress({ uid }: { uid: string }): Promise<{ released: boolean; ips: string[] }> {
+      return classified(async () => {
+        const i = ipam ?? Ipam.open(ipamFile, []);
+        const ips = i.get(uid)?.ips ?? [];
+        return Promise.resolve({ released: i.release(uid), ips });
+      });
+    },
+
+    /** The node's side of its network: IPAM for its subnets, the management port, the chassis id. */
+    async setupNode({ subnets }: { subnets: string[] }): Promise<{ chassisId: string; changes: Change[] }> {
+      return classified(async () => {
+        ipamFor(subnets);
+        const chassisId = systemId(ovs);
+        if (!chassisId) throw new Error('Open_vSwitch external_ids:system-id is not set yet');
+        const name = mgmtPort(node);
+        const changes = await ensurePort(ovs, name, 'internal', { 'iface-id': name });
+        const { gateway, mgmt } = nodeAddresses(subnets);
+        const routes = cluster.clusterNetworks.map((n) => {
+          const gw = gateway.find((g) => g.includes(':') === n.cidr.includes(':'));
+          return { dst: n.cidr, via: (gw ?? '').split('/')[0] ?? '' };
+        });
+        await configureMgmtPort(name, macFromIp(mgmt[0] ?? ''), mgmt, routes, cluster.mtu);
+        return { chassisId, changes };
+      });
+    },
+
+    /** CNI ADD, step 1: the controller's share, written when the pod was bound: its pod-networks annotation. */
+    async waitPodNetwork(a: { namespace: string; name: string; uid: string }): Promise<{ ips: string[]; mac: string; gateways: string[] }> {
+      return classified(async () => {
+        const pod = await pods.waitFor(a.namespace, a.name, (p) => {
+          if (a.uid && p.metadata?.uid !== a.uid) return false;
+          try {
+            return readAnnotation(p.metadata?.annotations, POD_NETWORKS, PodNetworks)?.default !== undefined;
+          } catch {
+            return false;
+          }
+        }, 60_000, `annotation ${POD_NETWORKS}`).catch((err: unknown) => {
+          throw new CniError(CNI_ERR_TRY_AGAIN_LATER, 'pod network not ready', err instanceof Error ? err.message : String(err));
+        });
+        const net = readAnnotation(pod.metadata?.annotations, POD_NETWORKS, PodNetworks)?.default;
+        if (!net) throw new InvalidInputError('NoPodNetwork', `pod ${a.namespace}/${a.name} has no default network`);
+        return { ips: net.ip_addresses, mac: net.mac_address, gateways: net.gateway_ips ?? [] };
+      });
+    },
+
+    /** CNI ADD, step 2: veth pair, addresses and routes in the pod, OVS port with the OVN interface id. */
+    async plugPod(a: PodAttachment & { ips: string[]; mac: string; gateways: string[] }): Promise<AttachmentResult> {
+      return classified(async () => {
+        const host = hostIfname(a.containerId);
+        await plugVeth({ netns: a.netns, ifname: a.ifname, hostIfname: host, mac: a.mac, ips: a.ips, gateways: a.gateways, mtu: cluster.mtu });
+        const changes = await ensurePort(ovs, host, '', {
+          'iface-id': podPortName(a.namespace, a.name), 'iface-id-ver': a.uid, 'k8s.ovn.org/sandbox': a.containerId,
+          'k8s.ovn.org/pod': `${a.namespace}/${a.name}`,
+        });
+        changes.push({ db: 'node', table: 'veth', row: `${host}<->${a.ifname}`, op: 'insert' });
+        return { mac: a.mac, ips: a.ips, gateways: a.gateways, hostIfname: host, mtu: cluster.mtu, changes };
+      });
+    },
+
+    /** CNI ADD, step 3: ovn-controller has bound the port and installed its flows. */
+    async waitInstalled({ hostIfname: host }: { hostIfname: string }): Promise<void> {
+      return classified(() => waitOvnInstalled(ovs, host, 30_000));
+    },
+
+    /** CNI DEL: the OVS port and the veth pair; idempotent (also when the pod is gone from the API). */
+    async unplugPod({ containerId }: { containerId: string }): Promise<Change[]> {
+      return classified(async () => {
+        const host = hostIfname(containerId);
+        const changes = await deletePort(ovs, host);
+        if (await unplugVeth(host)) changes.push({ db: 'node', table: 'veth', row: host, op: 'delete' });
+        return changes;
+      });
+    },
+
+    async checkPod(a: PodAttachment & { ips: string[]; mac: string }): Promise<void> {
+      return classified(() => checkVeth({ netns: a.netns, ifname: a.ifname, hostIfname: hostIfname(a.containerId), mac: a.mac, ips: a.ips, gateways: [], mtu: cluster.mtu }));
+    },
+  };
+}
+
+export type NodeAgentActivities = ReturnType<typeof createNodeAgentActivities>;
+export { INTEGRATION_BRIDGE };

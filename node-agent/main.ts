@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+/**
+ * kovn's node agent: a Temporal worker on its node's own task queue (IPAM, management port, chassis),
+ * the server behind the CNI plugin (each ADD/DEL a run it starts eagerly on itself), and the installer
+ * of the plugin once it can serve. Usage: node node-agent/main.ts CONFIG.json
+ */
+import { Client } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { WorkflowIdConflictPolicy } from '@temporalio/common';
+import { startCniServer } from '../cni/server.ts';
+import type { CniHandler } from '../cni/server.ts';
+import { installCni } from '../cni/install.ts';
+import { CNI_ERR_PLUGIN_NOT_AVAILABLE, CniError } from '../cni/errors.ts';
+import { VALID_ATTACHMENTS } from '../cni/protocol.ts';
+import { NodeAgentConfig, loadConfig } from '../lib/daemon-config.ts';
+import { SA, cniWorkflowId, nodeQueue } from '../lib/ids.ts';
+import { connectKube } from '../lib/kube.ts';
+import { POD_NETWORKS, PodNetworks, readAnnotation } from '../lib/annotations.ts';
+import { createNodeAgentActivities } from './activities.ts';
+import { connectOvs, podPorts } from './ovs.ts';
+import { NodePods } from './pod-watch.ts';
+import type { cniAdd, cniDel } from '../workflows/cni.ts';
+
+const cfgFile = process.argv[2];
+if (!cfgFile) {
+  console.error('usage: node-agent/main.ts CONFIG.json');
+  process.exit(2);
+}
+const cfg = loadConfig(cfgFile, NodeAgentConfig);
+Runtime.install({ logger: new DefaultLogger('WARN') });
+const log = (msg: string): void => console.log(`${new Date().toISOString()} ${msg}`);
+
+const kube = connectKube(cfg.kubeconfig, `kovn-node-agent/${cfg.node}`);
+const ovs = await connectOvs(cfg.ovsSock);
+const pods = await NodePods.start(kube, cfg.node);
+const connection = await NativeConnection.connect({ address: cfg.temporal.address });
+const taskQueue = nodeQueue(cfg.node);
+const activities = createNodeAgentActivities({ node: cfg.node, ipamFile: cfg.ipamFile, ovs, pods, cluster: cfg.cluster });
+const worker = await Worker.create({
+  connection, namespace: cfg.temporal.namespace, taskQueue, activities,
+  ...(cfg.workflowBundle ? { workflowBundle: { codePath: cfg.workflowBundle } } : { workflowsPath: new URL('../workflows/index.ts', import.meta.url).pathname }),
+  maxConcurrentLocalActivityExecutions: 64,
+});
+// The client shares the worker's connection, so a start can hand its first task to this worker (eager).
+const client = new Client({ connection, namespace: cfg.temporal.namespace });
+const running = worker.run();
+
+const attrs = (ns: string, name: string) => [
+  { key: SA.kind, value: 'Pod' }, { key: SA.namespace, value: ns }, { key: SA.name, value: name }, { key: SA.node, value: cfg.node },
+];
+
+const handler: CniHandler = {
+  async add(req) {
+    const ns = req.podNamespace ?? '';
+    const name = req.podName ?? '';
+    if (!ns || !name) throw new CniError(4, 'CNI_ARGS lacks K8S_POD_NAMESPACE/K8S_POD_NAME');
+    const res = await client.workflow.execute<typeof cniAdd>('cniAdd', {
+      workflowId: cniWorkflowId('add', ns, name, req.containerId), taskQueue, requestEagerStart: true,
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+      typedSearchAttributes: attrs(ns, name),
+      args: [{ namespace: ns, name, uid: req.podUid ?? '', containerId: req.containerId, netns: req.netns, ifname: req.ifname }],
+    }).catch((err: unknown) => {
+      const cause = (err as { cause?: { type?: string; message?: string } }).cause;
+      const code = /^CniError:(\d+)$/.exec(cause?.type ?? '')?.[1];
+      throw code ? new CniError(Number(code), cause?.message ?? 'failed') : err;
+    });
+    return {
+      interfaces: [{ name: res.hostIfname }, { name: req.ifname, mac: res.mac, sandbox: req.netns, mtu: res.mtu }],
+      ips: res.ips.map((address) => {
+        const gw = res.gateways.find((g) => g.includes(':') === address.includes(':'));
+        return { address, interface: 1, ...(gw ? { gateway: gw } : {}) };
+      }),
+      routes: res.gateways.map((gw) => ({ dst: gw.includes(':') ? '::/0' : '0.0.0.0/0', gw })),
+    };
+  },
+  async del(req) {
+    const ns = req.podNamespace ?? '';
+    const name = req.podName ?? '';
+    await client.workflow.execute<typeof cniDel>('cniDel', {
+      workflowId: cniWorkflowId('del', ns || '-', name || req.containerId, req.containerId), taskQueue, requestEagerStart: true,
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+      typedSearchAttributes: attrs(ns, name),
+      args: [{ namespace: ns, name, containerId: req.containerId }],
+    });
+  },
+  async check(req) {
+    const pod = pods.get(req.podNamespace ?? '', req.podName ?? '');
+    const net = readAnnotation(pod?.metadata?.annotations, POD_NETWORKS, PodNetworks)?.default;
+    if (!net) throw new CniError(3, `pod ${req.podNamespace}/${req.podName} has no ${POD_NETWORKS}`);
+    await activities.checkPod({ namespace: req.podNamespace ?? '', name: req.podName ?? '', uid: req.podUid ?? '', containerId: req.containerId,
+      netns: req.netns, ifname: req.ifname, ips: net.ip_addresses, mac: net.mac_address });
+  },
+  async status() {
+    if (!ovs.connected || worker.getState() !== 'RUNNING') throw new CniError(CNI_ERR_PLUGIN_NOT_AVAILABLE, 'kovn node agent is not ready');
+    await Promise.resolve();
+  },
+  async gc(req) {
+    const valid = new Set((req.config[VALID_ATTACHMENTS] ?? []).map((a) => a.containerID));
+    for (const p of podPorts(ovs)) {
+      if (p.sandbox && !valid.has(p.sandbox)) await activities.unplugPod({ containerId: p.sandbox });
+    }
+  },
+};
+
+const server = await startCniServer({ socketPath: cfg.cniSocket, handler, onError: (l) => log(`cni: ${l}`) });
+const installed = await installCni({ binDir: cfg.cniBinDir, confDir: cfg.cniConfDir, agentSocket: cfg.cniSocket, nodeBin: cfg.nodeBin, mtu: cfg.cluster.mtu });
+log(`node agent for ${cfg.node} serving ${cfg.cniSocket} (task queue ${taskQueue}); CNI config ${installed.conflist}`);
+
+const stop = async (): Promise<void> => {
+  await server.close();
+  worker.shutdown();
+};
+process.once('SIGTERM', () => void stop());
+process.once('SIGINT', () => void stop());
+await running;
+pods.stop();
+ovs.close();
+await connection.close();

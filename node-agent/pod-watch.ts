@@ -1,0 +1,55 @@
+/** The pods bound to this node, from an informer, so a CNI ADD can wait for its pod's annotation. */
+import { makeInformer } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
+import { Subject, filter, firstValueFrom, timeout } from 'rxjs';
+import type { Kube } from '../lib/kube.ts';
+
+export class NodePods {
+  readonly #pods = new Map<string, V1Pod>();
+  readonly #changes = new Subject<V1Pod>();
+  readonly #stop: () => void;
+
+  private constructor(stop: () => void) {
+    this.#stop = stop;
+  }
+
+  static async start(kube: Kube, node: string): Promise<NodePods> {
+    const fieldSelector = `spec.nodeName=${node}`;
+    const informer = makeInformer(kube.kc, `/api/v1/pods?fieldSelector=${encodeURIComponent(fieldSelector)}`,
+      () => kube.core.listPodForAllNamespaces({ fieldSelector }));
+    const self = new NodePods(() => void informer.stop());
+    const put = (p: V1Pod): void => {
+      self.#pods.set(`${p.metadata?.namespace}/${p.metadata?.name}`, p);
+      self.#changes.next(p);
+    };
+    informer.on('add', put);
+    informer.on('update', put);
+    informer.on('delete', (p) => self.#pods.delete(`${p.metadata?.namespace}/${p.metadata?.name}`));
+    // A dropped watch is restarted with backoff; the cache stays as it was meanwhile.
+    let delay = 500;
+    informer.on('error', () => {
+      setTimeout(() => void informer.start().then(() => { delay = 500; }, () => undefined), delay);
+      delay = Math.min(delay * 2, 30_000);
+    });
+    await informer.start();
+    return self;
+  }
+
+  get(namespace: string, name: string): V1Pod | undefined {
+    return this.#pods.get(`${namespace}/${name}`);
+  }
+
+  /** Resolves with the pod once `ready` holds for it (checked now, then on every change). */
+  async waitFor(namespace: string, name: string, ready: (p: V1Pod) => boolean, timeoutMs: number, what: string): Promise<V1Pod> {
+    const now = this.get(namespace, name);
+    if (now && ready(now)) return now;
+    return firstValueFrom(this.#changes.pipe(
+      filter((p) => p.metadata?.namespace === namespace && p.metadata.name === name && ready(p)),
+      timeout({ first: timeoutMs, with: () => { throw new Error(`pod ${namespace}/${name}: ${what} not seen after ${timeoutMs} ms`); } }),
+    ));
+  }
+
+  stop(): void {
+    this.#stop();
+  }
+}

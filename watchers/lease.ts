@@ -1,0 +1,72 @@
+/**
+ * One watching replica: a coordination.k8s.io Lease held by the leader and renewed; the others wait
+ * and take over when it expires. Workers scale out freely; only watching is single.
+ */
+import { CoordinationV1Api } from '@kubernetes/client-node';
+import type { KubeConfig, V1Lease } from '@kubernetes/client-node';
+import { httpStatus } from '../lib/kube.ts';
+import { sleep } from '../lib/exec.ts';
+
+export interface LeaseOptions {
+  namespace: string;
+  name: string;
+  identity: string;
+  durationSeconds: number;
+}
+
+const nowMicro = (): Date => new Date();
+
+/** Resolves once this replica holds the lease; keeps renewing it, and calls onLost if it ever loses it. */
+export async function acquireLease(kc: KubeConfig, o: LeaseOptions, onLost: () => void): Promise<{ release(): Promise<void> }> {
+  const api = kc.makeApiClient(CoordinationV1Api);
+  const spec = (): NonNullable<V1Lease['spec']> => ({ holderIdentity: o.identity, leaseDurationSeconds: o.durationSeconds, renewTime: nowMicro() });
+  const tryTake = async (): Promise<boolean> => {
+    let lease: V1Lease | undefined;
+    try {
+      lease = await api.readNamespacedLease({ name: o.name, namespace: o.namespace });
+    } catch (err) {
+      if (httpStatus(err) !== 404) throw err;
+    }
+    if (!lease) {
+      try {
+        await api.createNamespacedLease({ namespace: o.namespace, body: { metadata: { name: o.name, namespace: o.namespace }, spec: { ...spec(), acquireTime: nowMicro() } } });
+        return true;
+      } catch (err) {
+        if (httpStatus(err) === 409) return false;
+        throw err;
+      }
+    }
+    const s = lease.spec ?? {};
+    const renewed = s.renewTime ? new Date(s.renewTime).getTime() : 0;
+    const expired = Date.now() - renewed > (s.leaseDurationSeconds ?? o.durationSeconds) * 1000;
+    if (s.holderIdentity !== o.identity && !expired) return false;
+    try {
+      await api.replaceNamespacedLease({ name: o.name, namespace: o.namespace, body: { ...lease, spec: { ...s, ...spec() } } });
+      return true;
+    } catch (err) {
+      if (httpStatus(err) === 409) return false; // someone else renewed or took it first
+      throw err;
+    }
+  };
+  for (;;) {
+    if (await tryTake().catch(() => false)) break;
+    await sleep(1000);
+  }
+  let held = true;
+  const renew = setInterval(() => {
+    tryTake().then((ok) => {
+      if (!ok && held) {
+        held = false;
+        clearInterval(renew);
+        onLost();
+      }
+    }, () => undefined);
+  }, (o.durationSeconds * 1000) / 3);
+  return {
+    async release() {
+      clearInterval(renew);
+      held = false;
+      await api.deleteNamespacedLease({ name: o.name, namespace: o.namespace }).catch(() => undefined);
+    },
+  };
+}
