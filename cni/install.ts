@@ -30,6 +30,11 @@ export const InstallCniOptions = z.object({
   mtu: z.number().int().min(576).max(65535).optional(),
   /** Where the plugin logs one line per call. */
   logFile: absPath.optional(),
+  /**
+   * A root-owned directory for Node's compile cache (NODE_COMPILE_CACHE): halves the plugin's start-up
+   * (type stripping and zod are cached). Never a world-writable place such as /tmp. None when absent.
+   */
+  compileCacheDir: absPath.optional(),
   /** The plugin script; this checkout's cni/plugin.ts unless given. */
   pluginScript: absPath.default(PLUGIN_SCRIPT),
 });
@@ -50,7 +55,7 @@ export async function installCni(options: InstallCniOptions): Promise<InstallCni
   const o = r.data;
   const binary = join(o.binDir, PLUGIN_NAME);
   const conflist = join(o.confDir, CONFLIST_NAME);
-  const binaryChanged = await writeAtomic(binary, wrapperScript(o.nodeBin, o.pluginScript), 0o755);
+  const binaryChanged = await writeAtomic(binary, wrapperScript(o.nodeBin, o.pluginScript, o.compileCacheDir), 0o755);
   const conflistChanged = await writeAtomic(conflist, conflistJson(o), 0o644);
   return { binary, conflist, binaryChanged, conflistChanged };
 }
@@ -72,10 +77,11 @@ export async function uninstallCni(options: { binDir: string; confDir: string })
 }
 
 /** The `#!/bin/sh` wrapper: interpreter and script by absolute path, arguments passed on. */
-export function wrapperScript(nodeBin: string, pluginScript: string): string {
+export function wrapperScript(nodeBin: string, pluginScript: string, compileCacheDir?: string): string {
   return [
     '#!/bin/sh',
     '# kovn CNI plugin, written by the kovn node agent (cni/install.ts). Do not edit.',
+    ...(compileCacheDir ? [`NODE_COMPILE_CACHE=${shellQuote(compileCacheDir)}`, 'export NODE_COMPILE_CACHE'] : []),
     `exec ${shellQuote(nodeBin)} ${shellQuote(pluginScript)} "$@"`,
     '',
   ].join('\n');
