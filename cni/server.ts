@@ -55,7 +55,8 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
   await mkdir(dirname(socketPath), { recursive: true, mode: 0o755 });
   await refuseIfServed(socketPath);
   const sockets = new Set<Socket>();
-  const server = createServer((sock) => {
+  // Half-open: a client may end its side after the request and still read the answer.
+  const server = createServer({ allowHalfOpen: true }, (sock) => {
     sockets.add(sock);
     sock.on('close', () => sockets.delete(sock));
     serveConnection(sock, handler, opts.onError);
@@ -142,7 +143,10 @@ function serveConnection(sock: Socket, handler: CniHandler, onError?: (line: str
     if (nl >= 0) take(all.subarray(0, nl));
   });
   // A client may half-close instead of sending the newline.
-  sock.on('end', () => { if (size > 0) take(Buffer.concat(chunks)); });
+  sock.on('end', () => {
+    if (size > 0) take(Buffer.concat(chunks));
+    else if (!done) sock.end();
+  });
 }
 
 /** Decodes, validates and dispatches one request; never throws. */
