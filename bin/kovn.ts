@@ -5,20 +5,24 @@ import { z } from 'zod';
 
 const usage = `usage: kovn <command> [flags]
   install               install Debian packages, Go-built tools and the pod image (idempotent)
-  up [--nodes N]        bring the cluster in a box up (default 2 nodes); idempotent
+  up [--nodes N] [--ip-family ipv4|dual] [--bare]
+                        bring the cluster in a box up with kovn in it (default 2 nodes, IPv4);
+                        --bare: without kovn, as before a network provider is installed; idempotent
   down                  stop everything up started and remove what it made
   status [--json]       health of every component and where to reach the box`;
 
 const Flags = z.object({
   nodes: z.coerce.number().int().min(1).max(16).default(2),
   json: z.boolean().default(false),
+  'ip-family': z.enum(['ipv4', 'dual']).default('ipv4'),
+  bare: z.boolean().default(false),
 });
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { nodes: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: { nodes: { type: 'string' }, json: { type: 'boolean' }, 'ip-family': { type: 'string' }, bare: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
   });
   const [command] = positionals;
   if (values.help || !command) {
@@ -39,7 +43,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'up': {
       const { up } = await import('../deploy/local/up.ts');
-      await up({ nodes: flags.nodes });
+      await up({ nodes: flags.nodes, bare: flags.bare, ipFamily: flags['ip-family'] });
       return 0;
     }
     case 'down': {

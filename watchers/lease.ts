@@ -2,7 +2,7 @@
  * One watching replica: a coordination.k8s.io Lease held by the leader and renewed; the others wait
  * and take over when it expires. Workers scale out freely; only watching is single.
  */
-import { CoordinationV1Api } from '@kubernetes/client-node';
+import { CoordinationV1Api, V1MicroTime } from '@kubernetes/client-node';
 import type { KubeConfig, V1Lease } from '@kubernetes/client-node';
 import { httpStatus } from '../lib/kube.ts';
 import { sleep } from '../lib/exec.ts';
@@ -14,7 +14,8 @@ export interface LeaseOptions {
   durationSeconds: number;
 }
 
-const nowMicro = (): Date => new Date();
+// MicroTime: the apiserver wants six fractional digits, which a plain Date does not give.
+const nowMicro = (): V1MicroTime => new V1MicroTime();
 
 /** Resolves once this replica holds the lease; keeps renewing it, and calls onLost if it ever loses it. */
 export async function acquireLease(kc: KubeConfig, o: LeaseOptions, onLost: () => void): Promise<{ release(): Promise<void> }> {
@@ -49,7 +50,7 @@ export async function acquireLease(kc: KubeConfig, o: LeaseOptions, onLost: () =
     }
   };
   for (;;) {
-    if (await tryTake().catch(() => false)) break;
+    if (await tryTake().catch((err: unknown) => { console.error(`lease ${o.namespace}/${o.name}: ${err instanceof Error ? err.message : String(err)}`); return false; })) break;
     await sleep(1000);
   }
   let held = true;

@@ -5,7 +5,8 @@ import { nodeComponents, nodePaths } from './actions/node.ts';
 import { NB_TCP, SB_TCP, ovnCentral } from './actions/ovn-central.ts';
 import { temporal } from './actions/temporal.ts';
 import type { Component } from './actions/types.ts';
-import { recordedNodes } from './up.ts';
+import { recorded } from './up.ts';
+import { controller, nodeAgent } from './actions/kovn.ts';
 import { logFile, runningPid } from './proc.ts';
 import { kubectlJson } from './kubectl.ts';
 
@@ -49,11 +50,14 @@ interface NodeList {
 
 /** Health of every component and what a user needs to reach the box. */
 export async function status(): Promise<BoxStatus> {
-  const central = [...controlPlane(), temporal(), ...ovnCentral(), ...forwarders(['apiserver', 'temporal', 'temporal-ui'])];
-  const count = recordedNodes();
+  const shape = recorded();
+  const count = shape?.nodes ?? 0;
+  const kovn = shape && !shape.bare;
+  const central = [...controlPlane(), temporal(), ...ovnCentral(), ...forwarders(['apiserver', 'temporal', 'temporal-ui']),
+    ...(kovn ? [controller(shape.ipFamily)] : [])];
   const [components, nodeComps, list] = await Promise.all([
     Promise.all(central.map(check)),
-    Promise.all(Array.from({ length: count }, (_, k) => Promise.all(nodeComponents(k + 1).map(check)))),
+    Promise.all(Array.from({ length: count }, (_, k) => Promise.all([...nodeComponents(k + 1), ...(kovn ? [nodeAgent(k + 1, shape.ipFamily)] : [])].map(check)))),
     kubectlJson<NodeList>(['get', 'nodes', '--request-timeout=5s']).catch((): NodeList => ({ items: [] })),
   ]);
   const nodes = nodeComps.map((cs, k): NodeStatus => {

@@ -7,6 +7,8 @@ import { ovnCentral } from './actions/ovn-central.ts';
 import { temporal } from './actions/temporal.ts';
 import { underlay } from './actions/underlay.ts';
 import type { Component } from './actions/types.ts';
+import { controller, kovnAccess, nodeAgent, workflowBundle } from './actions/kovn.ts';
+import type { IpFamily } from './actions/kovn.ts';
 import { imageTar } from './image.ts';
 import { ensureCa } from './pki.ts';
 import { runningPid, startDaemon, waitHealthy } from './proc.ts';
@@ -32,12 +34,22 @@ const ensureAll = async (cs: readonly Component[]): Promise<void> => {
   for (const c of cs) await step(c.name, () => ensure(c), true);
 };
 
-/** Number of nodes the box has (recorded by `up`). */
-export function recordedNodes(): number {
-  if (!existsSync(files.nodesFile)) return 0;
-  const n = Number((JSON.parse(readFileSync(files.nodesFile, 'utf8')) as { nodes?: unknown }).nodes);
-  return Number.isInteger(n) && n > 0 ? n : 0;
+export interface BoxShape {
+  nodes: number;
+  /** Without kovn: a bare cluster, as before a network provider is installed. */
+  bare: boolean;
+  ipFamily: IpFamily;
 }
+
+/** What `up` recorded about the box, if anything. */
+export function recorded(): BoxShape | undefined {
+  if (!existsSync(files.nodesFile)) return undefined;
+  const r = JSON.parse(readFileSync(files.nodesFile, 'utf8')) as Partial<BoxShape>;
+  const nodes = Number(r.nodes);
+  return { nodes: Number.isInteger(nodes) && nodes > 0 ? nodes : 0, bare: r.bare === true, ipFamily: r.ipFamily === 'dual' ? 'dual' : 'ipv4' };
+}
+
+export const recordedNodes = (): number => recorded()?.nodes ?? 0;
 
 function preflight(): void {
   if (process.getuid?.() !== 0) throw new Error('kovn up needs root (network namespaces, mounts, OVS)');
@@ -60,16 +72,31 @@ async function waitNodes(count: number): Promise<string> {
   }
 }
 
+async function waitReady(count: number): Promise<string> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const list = await kubectlJson<{ items: { status?: { conditions?: { type: string; status: string }[] } }[] }>(['get', 'nodes']).catch(() => ({ items: [] }));
+    const ready = list.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length;
+    if (ready >= count) return `${ready} Ready`;
+    if (Date.now() > deadline) throw new Error(`only ${ready}/${count} nodes Ready after 120s; see ${dirs.log}/node-*-kovn-agent.log and kovn-controller.log`);
+    await sleep(250);
+  }
+}
+
 /** Brings the cluster in a box up; a second call changes nothing. */
-export async function up(opts: { nodes: number }): Promise<void> {
+export async function up(opts: BoxShape): Promise<void> {
   const t0 = performance.now();
   preflight();
-  const existing = recordedNodes();
-  const nodes = Math.max(opts.nodes, existing);
-  if (existing > opts.nodes) info(`note: the box already has ${existing} nodes; keeping them (run \`kovn down\` first to shrink)`);
-  info(`==> kovn up: ${nodes} nodes, state in ${STATE}`);
+  const before = recorded();
+  const nodes = Math.max(opts.nodes, before?.nodes ?? 0);
+  if ((before?.nodes ?? 0) > opts.nodes) info(`note: the box already has ${before?.nodes} nodes; keeping them (run \`kovn down\` first to shrink)`);
+  if (before && (before.bare !== opts.bare || before.ipFamily !== opts.ipFamily)) {
+    throw new Error(`the box runs ${before.bare ? 'bare' : 'with kovn'} (${before.ipFamily}); run \`kovn down\` before changing that`);
+  }
+  const { bare, ipFamily } = opts;
+  info(`==> kovn up: ${nodes} nodes, ${bare ? 'bare (no network provider)' : `kovn, ${ipFamily}`}, state in ${STATE}`);
   for (const d of [dirs.pid, dirs.log, dirs.run]) mkdirSync(d, { recursive: true });
-  writeFileSync(files.nodesFile, JSON.stringify({ nodes }));
+  writeFileSync(files.nodesFile, JSON.stringify({ nodes, bare, ipFamily }));
 
   await step('certificates', async () => {
     const made = [await ensureCa(), await controlPlaneCerts()].some(Boolean);
@@ -82,12 +109,18 @@ export async function up(opts: { nodes: number }): Promise<void> {
     ensureAll([temporal(), ...forwarders(['temporal', 'temporal-ui'])]),
     ensureAll(ovnCentral()),
   ]);
+  if (!bare) {
+    await step('kovn access (certificates, RBAC)', async () => void (await kovnAccess(nodes)), true);
+    await step('workflow bundle', workflowBundle, true);
+    await ensureAll([controller(ipFamily)]);
+  }
   await Promise.all(Array.from({ length: nodes }, async (_, k) => {
     const i = k + 1;
     await step(`${nodePaths(i).name} namespace`, async () => ((await prepareNode(i)) ? '' : 'already there'), true);
-    await ensureAll(nodeComponents(i));
+    await ensureAll([...nodeComponents(i), ...(bare ? [] : [nodeAgent(i, ipFamily)])]);
   }));
   await step('nodes registered', () => waitNodes(nodes), true);
+  if (!bare) await step('nodes Ready', () => waitReady(nodes), true);
   info(`==> up in ${elapsed(t0)}
   kubeconfig:   ${files.adminKubeconfig}
   export KUBECONFIG=${files.adminKubeconfig}

@@ -47,7 +47,7 @@ describe('cluster in a box', { timeout: 30 * 60_000 }, () => {
     const squatter: Server = createServer();
     await new Promise<void>((r) => squatter.listen(PORTS.temporalUi, '127.0.0.1', r));
     try {
-      const r = await kovn(['up', '--nodes', '1']);
+      const r = await kovn(['up', '--nodes', '1', '--bare']);
       assert.notEqual(r.code, 0, 'up must fail while the UI port is taken');
       assert.match(r.out, /fwd-temporal-ui/);
       assert.match(r.out, new RegExp(`127\\.0\\.0\\.1:${PORTS.temporalUi} is already in use`));
@@ -59,14 +59,14 @@ describe('cluster in a box', { timeout: 30 * 60_000 }, () => {
   });
 
   test('up brings 2 nodes up; a second up changes nothing', { timeout: UP_TIMEOUT }, async () => {
-    const r = await kovn(['up', '--nodes', '2']);
+    const r = await kovn(['up', '--nodes', '2', '--bare']);
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, new RegExp(`export KUBECONFIG=${files.adminKubeconfig}`));
     const s1 = await statusJson();
     assert.equal(s1.healthy, true, JSON.stringify(s1, null, 2));
     const nsBefore = footprint().namespaces.sort();
 
-    const again = await kovn(['up', '--nodes', '2']);
+    const again = await kovn(['up', '--nodes', '2', '--bare']);
     assert.equal(again.code, 0, again.out);
     assert.doesNotMatch(again.out, /✓ [\w-]+ \d/, 'every daemon should report "already running"');
     const s2 = await statusJson();

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IMAGE, NET, dirs, files, nodeName, nodeNs } from '../config.ts';
 import { caCrt, ensureCert, writeKubeconfig } from '../pki.ts';
@@ -42,6 +42,9 @@ export const vsctl = (p: NodePaths, args: readonly string[]): Promise<string> =>
 export async function prepareNode(i: number): Promise<boolean> {
   const p = nodePaths(i);
   for (const d of [p.ovsDir, p.kubeletDir, p.cniBinDir, p.cniConfDir, join(p.dir, 'containerd')]) mkdirSync(d, { recursive: true });
+  // containerd's CRI sets up each pod's lo with the reference `loopback` plugin, which nodes ship
+  // (kubernetes-cni) beside whatever network provider they run.
+  if (!existsSync(join(p.cniBinDir, 'loopback'))) copyFileSync(bin('loopback'), join(p.cniBinDir, 'loopback'));
   const made = await ensureNs(p.ns);
   if (made) await underlayPort({ ns: p.ns, dev: 'eth0', peer: `ul-${p.name}`, ulNs: NET.underlayNs, bridge: NET.bridge });
   const cert = await ensureCert(p.name, `/O=system:nodes/CN=system:node:${p.name}`);
@@ -78,6 +81,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   sandbox_image = "${IMAGE}"
   restrict_oom_score_adj = true
   stream_server_address = "127.0.0.1"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "runc"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
     Root = "${join(p.dir, 'containerd/runc')}"
   [plugins."io.containerd.grpc.v1.cri".cni]

@@ -1,0 +1,93 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { NET, REPO, STATE, TEMPORAL_NAMESPACE, dirs, files } from '../config.ts';
+import { ensureCert, writeKubeconfig } from '../pki.ts';
+import { logFile, runningPid } from '../proc.ts';
+import { kubectl } from '../kubectl.ts';
+import { nodePaths } from './node.ts';
+import type { Component } from './types.ts';
+import { DUAL_STACK_CLUSTER, IPV4_CLUSTER } from '../../../lib/cluster-config.ts';
+import type { ClusterConfig } from '../../../lib/cluster-config.ts';
+import type { ControllerConfig, NodeAgentConfig } from '../../../lib/daemon-config.ts';
+
+export type IpFamily = 'ipv4' | 'dual';
+export const clusterConfig = (f: IpFamily): ClusterConfig => (f === 'dual' ? DUAL_STACK_CLUSTER : IPV4_CLUSTER);
+const bundleFile = join(STATE, 'workflow-bundle.js');
+const node24 = process.execPath;
+
+/** kovn's identities (client certificates bound by deploy/rbac/kovn.yaml) and its RBAC. */
+export async function kovnAccess(nodes: number): Promise<void> {
+  await ensureCert('kovn-controller', '/CN=kovn-controller');
+  writeKubeconfig(join(dirs.pki, 'kovn-controller.kubeconfig'), 'https://127.0.0.1:6443', 'kovn-controller');
+  for (let i = 1; i <= nodes; i++) {
+    const p = nodePaths(i);
+    mkdirSync(join(p.dir, 'kovn'), { recursive: true });
+    await ensureCert(`kovn-node-${p.name}`, `/O=kovn:nodes/CN=kovn-node:${p.name}`);
+    writeKubeconfig(join(p.dir, 'kovn-agent.kubeconfig'), `https://${NET.cpIp}:6443`, `kovn-node-${p.name}`);
+  }
+  await kubectl(['apply', '-f', join(REPO, 'deploy/rbac/kovn.yaml')]);
+}
+
+/** One webpack bundle of the workflows for every daemon (each would otherwise bundle at start). */
+export async function workflowBundle(): Promise<string> {
+  if (existsSync(bundleFile)) return 'already there';
+  const { bundleWorkflowCode } = await import('@temporalio/worker');
+  const { code } = await bundleWorkflowCode({ workflowsPath: join(REPO, 'workflows/index.ts'), logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } });
+  writeFileSync(bundleFile, code);
+  return '';
+}
+
+function logged(name: string, text: string): boolean {
+  try {
+    return runningPid(name) !== undefined && readFileSync(logFile(name), 'utf8').includes(text);
+  } catch {
+    return false;
+  }
+}
+
+export function controller(family: IpFamily): Component {
+  const cfgFile = join(STATE, 'controller.json');
+  const cfg: ControllerConfig = {
+    kubeconfig: join(dirs.pki, 'kovn-controller.kubeconfig'),
+    temporal: { address: '127.0.0.1:7233', namespace: TEMPORAL_NAMESPACE },
+    nb: [`unix:${files.nbSock}`],
+    cluster: clusterConfig(family),
+    workflowBundle: bundleFile,
+    identity: 'kovn-controller-box',
+  };
+  return {
+    name: 'kovn-controller',
+    netns: NET.cpNs,
+    prepare: () => writeFileSync(cfgFile, JSON.stringify(cfg, null, 2)),
+    daemon: { name: 'kovn-controller', netns: NET.cpNs, cmd: node24, args: [join(REPO, 'watchers/main.ts'), cfgFile] },
+    health: () => Promise.resolve(logged('kovn-controller', 'holding the lease')),
+    startTimeoutMs: 60_000,
+  };
+}
+
+export function nodeAgent(i: number, family: IpFamily): Component {
+  const p = nodePaths(i);
+  const name = `${p.name}-kovn-agent`;
+  const cfgFile = join(p.dir, 'agent.json');
+  const cfg: NodeAgentConfig = {
+    node: p.name,
+    kubeconfig: join(p.dir, 'kovn-agent.kubeconfig'),
+    temporal: { address: `${NET.cpIp}:7233`, namespace: TEMPORAL_NAMESPACE },
+    ovsSock: p.ovsSock,
+    ipamFile: join(p.dir, 'kovn', 'ipam.json'),
+    cniSocket: join(p.dir, 'kovn', 'cni.sock'),
+    cniBinDir: p.cniBinDir,
+    cniConfDir: p.cniConfDir,
+    nodeBin: node24,
+    cluster: clusterConfig(family),
+    workflowBundle: bundleFile,
+  };
+  return {
+    name,
+    netns: p.ns,
+    prepare: () => writeFileSync(cfgFile, JSON.stringify(cfg, null, 2)),
+    daemon: { name, netns: p.ns, cmd: node24, args: [join(REPO, 'node-agent/main.ts'), cfgFile] },
+    health: () => Promise.resolve(runningPid(name) !== undefined && existsSync(cfg.cniSocket) && existsSync(join(p.cniConfDir, '10-kovn.conflist'))),
+    startTimeoutMs: 60_000,
+  };
+}
