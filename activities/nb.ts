@@ -9,6 +9,7 @@ import type { Operation } from '../ovsdb/index.ts';
 import { ovnNorthboundModel } from '../ovsdb/models/ovn-nb.ts';
 import type { OvnNorthboundTables } from '../ovsdb/models/ovn-nb.ts';
 import { OWNER_NAME, OWNER_TYPE, ROW_ID, isKovnOwned } from './translate/ownership.ts';
+import { InvalidInputError } from '../lib/errors.ts';
 import type { Owner } from './translate/ownership.ts';
 import type { DesiredRouterPort, DesiredSwitch, DesiredSwitchPort, SwitchAttachment } from './translate/topology.ts';
 import { CLUSTER_ROUTER } from './translate/topology.ts';
@@ -82,6 +83,10 @@ function ensureSwitchPort(t: Txn, swRef: Parent, want: DesiredSwitchPort): void 
     else swRef.pending.push(named);
     t.change('Logical_Switch_Port', want.name, 'insert');
     return;
+  }
+  if (!isKovnOwned(cur.external_ids)) {
+    // Never touch a row kovn does not own: the object cannot converge until its owner removes it.
+    throw new InvalidInputError('ForeignPort', `logical switch port ${want.name} exists and is not owned by kovn; remove it, then replay this change`);
   }
   const differs = cur.type !== want.type || !sameList(cur.addresses, want.addresses) || !sameList(cur.port_security, want.port_security) ||
     !sameMap(cur.options, want.options) || !sameMap(cur.external_ids, want.external_ids);

@@ -9,7 +9,11 @@ const usage = `usage: kovn <command> [flags]
                         bring the cluster in a box up with kovn in it (default 2 nodes, IPv4);
                         --bare: without kovn, as before a network provider is installed; idempotent
   down                  stop everything up started and remove what it made
-  status [--json]       health of every component and where to reach the box`;
+  status [--json]       health of every component and where to reach the box
+  history <kind> <ns>/<name> [--json]
+                        an object's change runs: trigger, outcome, duration, rows changed, node actions
+                        (kind: pod or node; a node is named without namespace: \`kovn history node node-1\`)
+  replay <workflow-id>  re-run a failed change (e.g. \`kovn replay Pod/default/web\`) and wait for it`;
 
 const Flags = z.object({
   nodes: z.coerce.number().int().min(1).max(16).default(2),
@@ -17,6 +21,11 @@ const Flags = z.object({
   'ip-family': z.enum(['ipv4', 'dual']).default('ipv4'),
   bare: z.boolean().default(false),
 });
+
+/** Where the box's (or the user's) Temporal frontend is. */
+function temporalAddress(): string {
+  return process.env.KOVN_TEMPORAL_ADDRESS ?? `127.0.0.1:${process.env.KOVN_TEMPORAL_PORT ?? 7233}`;
+}
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -57,6 +66,40 @@ async function main(argv: string[]): Promise<number> {
       if (flags.json) console.log(JSON.stringify(s, null, 2));
       else printStatus(s);
       return s.healthy ? 0 : 1;
+    }
+    case 'history': {
+      const [, kindArg, ref] = positionals;
+      const kind = { pod: 'Pod', pods: 'Pod', node: 'Node', nodes: 'Node' }[String(kindArg).toLowerCase()];
+      if (!kind || !ref) {
+        console.error('kovn history: usage: kovn history pod NAMESPACE/NAME | kovn history node NAME');
+        return 2;
+      }
+      const [namespace, name] = ref.includes('/') ? ref.split('/', 2) : [kind === 'Node' ? '' : 'default', ref];
+      const { connectTemporal, formatHistory, history } = await import('../lib/history.ts');
+      const t = await connectTemporal(temporalAddress(), 'kovn');
+      try {
+        const runs = await history(t.client, kind, namespace ?? '', name ?? '');
+        console.log(flags.json ? JSON.stringify(runs, null, 2) : formatHistory(runs));
+      } finally {
+        await t.close();
+      }
+      return 0;
+    }
+    case 'replay': {
+      const id = positionals[1];
+      if (!id) {
+        console.error('kovn replay: usage: kovn replay WORKFLOW-ID (as `kovn history` shows it)');
+        return 2;
+      }
+      const { connectTemporal, formatHistory, replay } = await import('../lib/history.ts');
+      const t = await connectTemporal(temporalAddress(), 'kovn');
+      try {
+        const run = await replay(t.client, id, `kovn replay by ${process.env.USER ?? 'operator'}`);
+        console.log(flags.json ? JSON.stringify(run, null, 2) : formatHistory([run]));
+        return run.status === 'COMPLETED' ? 0 : 1;
+      } finally {
+        await t.close();
+      }
     }
     default:
       console.error(`kovn: unknown command ${JSON.stringify(command)}\n${usage}`);

@@ -15,20 +15,20 @@ import type { Outcome } from '../lib/ids.ts';
 /** Sent by the watchers (signalWithStart) whenever the object changes; the payload says what happened. */
 export const changed = defineSignal<[string]>('changed');
 
-// Controller work runs as local activities in the controller's own worker: recorded in the history like
-// any activity, without a server round trip each. Retries have no cap: a pod converges or says why.
-const local = proxyLocalActivities<ControllerActivities>({
+// Reads run as local activities (no server round trip). Writes run as regular activities: a local
+// activity's result is lost with its workflow task when a signal races the run's completion, and the
+// retry then finds nothing left to change, so the history would not show what the run wrote.
+// Retries have no cap: a pod converges or says why.
+const retry = { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' } as const;
+const local = proxyLocalActivities<Pick<ControllerActivities, 'observePod' | 'observeNode'>>({
   startToCloseTimeout: '60s',
   localRetryThreshold: '10s',
-  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
+  retry,
 });
+const ctl = proxyActivities<Omit<ControllerActivities, 'observePod' | 'observeNode'>>({ startToCloseTimeout: '60s', retry });
 
 /** The node agent's activities, on the node's own task queue. */
-const onNode = (node: string) => proxyActivities<NodeAgentActivities>({
-  taskQueue: nodeQueue(node),
-  startToCloseTimeout: '60s',
-  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
-});
+const onNode = (node: string) => proxyActivities<NodeAgentActivities>({ taskQueue: nodeQueue(node), startToCloseTimeout: '60s', retry });
 
 interface FailureLike { type?: unknown; message?: unknown; cause?: unknown }
 
@@ -63,7 +63,7 @@ async function reconcile(trigger: string, target: { kind: 'Pod' | 'Node'; namesp
     summary.error = `${reason}: ${message}`;
     upsertSearchAttributes([{ key: SA.outcome, value: 'failed' }]);
     upsertMemo({ summary });
-    await local.recordFailure({ ...target, reason, message });
+    await ctl.recordFailure({ ...target, reason, message });
     throw ApplicationFailure.nonRetryable(message, reason);
   }
   upsertSearchAttributes([{ key: SA.outcome, value: summary.outcome }]);
@@ -81,7 +81,7 @@ export async function reconcilePod({ namespace, name, trigger }: PodInput): Prom
     // A port left by a deleted pod or by an earlier incarnation of this name: remove it, free its address.
     const stale = obs.port && (obs.state !== 'active' || obs.port.uid !== obs.uid || obs.port.node !== obs.node);
     if (stale && obs.port) {
-      s.changes.push(...(await local.deletePodPort({ namespace, name })));
+      s.changes.push(...(await ctl.deletePodPort({ namespace, name })));
       if (obs.port.node && obs.port.uid && obs.portNodeExists) {
         const r = await onNode(obs.port.node).releaseAddress({ uid: obs.port.uid });
         if (r.released) s.changes.push({ db: 'node', table: 'IPAM', row: `${obs.port.node}:${r.ips.join(',')}`, op: 'delete' });
@@ -92,7 +92,7 @@ export async function reconcilePod({ namespace, name, trigger }: PodInput): Prom
     }
     const alloc = await onNode(obs.node).allocateAddress({ uid: obs.uid, pod: `${namespace}/${name}`, subnets: obs.nodeSubnets });
     if (alloc.created) s.changes.push({ db: 'node', table: 'IPAM', row: `${obs.node}:${alloc.ips.join(',')}`, op: 'insert' });
-    s.changes.push(...(await local.ensurePodNetwork({ namespace, name, uid: obs.uid, node: obs.node, ips: alloc.ips, nodeSubnets: obs.nodeSubnets })));
+    s.changes.push(...(await ctl.ensurePodNetwork({ namespace, name, uid: obs.uid, node: obs.node, ips: alloc.ips, nodeSubnets: obs.nodeSubnets })));
     return 'converged';
   });
 }
@@ -104,15 +104,15 @@ export async function reconcileNode({ name, trigger }: NodeInput): Promise<RunSu
   return reconcile(trigger, { kind: 'Node', name }, async (s) => {
     const obs = await local.observeNode({ name });
     if (!obs.exists) {
-      s.changes.push(...(await local.deleteNodeNetwork({ name })));
+      s.changes.push(...(await ctl.deleteNodeNetwork({ name })));
       return 'deleted';
     }
-    s.changes.push(...(await local.ensureClusterTopology()));
-    const net = await local.ensureNodeNetwork({ name });
+    s.changes.push(...(await ctl.ensureClusterTopology()));
+    const net = await ctl.ensureNodeNetwork({ name });
     s.changes.push(...net.changes);
     const setup = await onNode(name).setupNode({ subnets: net.subnets });
     s.changes.push(...setup.changes);
-    s.changes.push(...(await local.annotateNode({ name, subnets: net.subnets, chassisId: setup.chassisId })));
+    s.changes.push(...(await ctl.annotateNode({ name, subnets: net.subnets, chassisId: setup.chassisId })));
     return 'converged';
   });
 }

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { NET, PORTS, STATE, dirs, files } from './config.ts';
 import { controlPlane, controlPlaneCerts } from './actions/control-plane.ts';
 import { forwarders } from './actions/forwarders.ts';
-import { nodeComponents, nodePaths, prepareNode } from './actions/node.ts';
+import { nodeComponents, nodePaths, prepareNode, seedTunnelNeighbours } from './actions/node.ts';
 import { ovnCentral } from './actions/ovn-central.ts';
 import { temporal } from './actions/temporal.ts';
 import { underlay } from './actions/underlay.ts';
@@ -119,6 +119,7 @@ export async function up(opts: BoxShape): Promise<void> {
     await step(`${nodePaths(i).name} namespace`, async () => ((await prepareNode(i)) ? '' : 'already there'), true);
     await ensureAll([...nodeComponents(i), ...(bare ? [] : [nodeAgent(i, ipFamily)])]);
   }));
+  await step('tunnel neighbours', () => seedTunnelNeighbours(nodes), true);
   await step('nodes registered', () => waitNodes(nodes), true);
   if (!bare) await step('nodes Ready', () => waitReady(nodes), true);
   info(`==> up in ${elapsed(t0)}

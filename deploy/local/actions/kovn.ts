@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NET, REPO, STATE, TEMPORAL_NAMESPACE, dirs, files } from '../config.ts';
 import { ensureCert, writeKubeconfig } from '../pki.ts';
@@ -12,7 +13,14 @@ import type { ControllerConfig, NodeAgentConfig } from '../../../lib/daemon-conf
 
 export type IpFamily = 'ipv4' | 'dual';
 export const clusterConfig = (f: IpFamily): ClusterConfig => (f === 'dual' ? DUAL_STACK_CLUSTER : IPV4_CLUSTER);
-const bundleFile = join(STATE, 'workflow-bundle.js');
+/** The bundle is named by a hash of the code it is built from, so changed workflows get a new one. */
+function bundleFile(): string {
+  const h = createHash('sha256');
+  for (const dir of ['workflows', 'lib']) {
+    for (const f of readdirSync(join(REPO, dir)).filter((n) => n.endsWith('.ts')).sort()) h.update(f).update(readFileSync(join(REPO, dir, f)));
+  }
+  return join(STATE, `workflow-bundle-${h.digest('hex').slice(0, 12)}.js`);
+}
 const node24 = process.execPath;
 
 /** kovn's identities (client certificates bound by deploy/rbac/kovn.yaml) and its RBAC. */
@@ -30,10 +38,11 @@ export async function kovnAccess(nodes: number): Promise<void> {
 
 /** One webpack bundle of the workflows for every daemon (each would otherwise bundle at start). */
 export async function workflowBundle(): Promise<string> {
-  if (existsSync(bundleFile)) return 'already there';
+  const file = bundleFile();
+  if (existsSync(file)) return 'already there';
   const { bundleWorkflowCode } = await import('@temporalio/worker');
   const { code } = await bundleWorkflowCode({ workflowsPath: join(REPO, 'workflows/index.ts'), logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } });
-  writeFileSync(bundleFile, code);
+  writeFileSync(file, code);
   return '';
 }
 
@@ -52,7 +61,7 @@ export function controller(family: IpFamily): Component {
     temporal: { address: '127.0.0.1:7233', namespace: TEMPORAL_NAMESPACE },
     nb: [`unix:${files.nbSock}`],
     cluster: clusterConfig(family),
-    workflowBundle: bundleFile,
+    workflowBundle: bundleFile(),
     identity: 'kovn-controller-box',
   };
   return {
@@ -80,7 +89,7 @@ export function nodeAgent(i: number, family: IpFamily): Component {
     cniConfDir: p.cniConfDir,
     nodeBin: node24,
     cluster: clusterConfig(family),
-    workflowBundle: bundleFile,
+    workflowBundle: bundleFile(),
   };
   return {
     name,

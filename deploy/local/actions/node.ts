@@ -200,3 +200,22 @@ export function nodeComponents(i: number): Component[] {
 }
 
 export { inNs };
+
+/**
+ * Seeds every node's userspace tunnel neighbour cache with its peers' underlay MACs: without it the
+ * first GENEVE packet to a peer is dropped while OVS resolves the peer (ENVIRONMENT.md).
+ */
+export async function seedTunnelNeighbours(count: number): Promise<string> {
+  const macs: string[] = [];
+  for (let i = 1; i <= count; i++) {
+    const out = await ip(['-n', nodePaths(i).ns, '-o', 'link', 'show', 'dev', 'br-phy']);
+    macs.push(/link\/ether ([0-9a-f:]{17})/.exec(out)?.[1] ?? '');
+  }
+  for (let i = 1; i <= count; i++) {
+    for (let j = 1; j <= count; j++) {
+      if (i === j || !macs[j - 1]) continue;
+      await run('ovs-appctl', ['-t', nodePaths(i).vswitchdCtl, 'tnl/neigh/set', 'br-phy', NET.nodeIp(j), macs[j - 1] ?? '']);
+    }
+  }
+  return `${count * (count - 1)} entries`;
+}
