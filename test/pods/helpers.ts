@@ -1,0 +1,112 @@
+// Helpers for the pod-network suites: real pods on the box, probed with kubectl exec and from the nodes.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { files, nodeNs, dirs } from '../../deploy/local/config.ts';
+import { kubectl, kubectlJson } from '../../deploy/local/kubectl.ts';
+import { run, sleep } from '../../lib/exec.ts';
+
+export interface PodJson {
+  metadata: { name: string; namespace: string; uid: string; annotations?: Record<string, string> };
+  spec: { nodeName?: string };
+  status: { phase?: string; podIP?: string; podIPs?: { ip: string }[]; conditions?: { type: string; status: string }[] };
+}
+
+export function podManifest(name: string, node: string, extra: { annotations?: Record<string, string> } = {}): string {
+  return JSON.stringify({
+    apiVersion: 'v1', kind: 'Pod',
+    metadata: { name, namespace: 'default', ...(extra.annotations ? { annotations: extra.annotations } : {}) },
+    spec: {
+      nodeSelector: { 'kubernetes.io/hostname': node },
+      terminationGracePeriodSeconds: 0,
+      containers: [{ name: 'c', image: 'kovn.local/toolbox:1', imagePullPolicy: 'IfNotPresent', command: ['httpd', '-f', '-p', '8080', '-h', '/var/www'] }],
+    },
+  });
+}
+
+export async function createPods(pods: { name: string; node: string }[]): Promise<void> {
+  const list = { apiVersion: 'v1', kind: 'List', items: pods.map((p) => JSON.parse(podManifest(p.name, p.node)) as unknown) };
+  await kubectl(['apply', '-f', '-'], { input: JSON.stringify(list) });
+}
+
+export async function waitReady(names: string[], timeout = '180s'): Promise<void> {
+  await kubectl(['wait', '--for=condition=Ready', 'pod', ...names, `--timeout=${timeout}`], { timeoutMs: 240_000 });
+}
+
+export const getPod = (name: string): Promise<PodJson> => kubectlJson<PodJson>(['get', 'pod', name]);
+
+/** `kubectl exec` a command in a pod; resolves with its output, rejects on a non-zero exit. */
+export const exec = (pod: string, cmd: string[]): Promise<string> => kubectl(['exec', pod, '--', ...cmd], { timeoutMs: 30_000 });
+
+/** ICMP from a pod; -W bounds each probe so a blackhole fails fast. */
+export async function ping(pod: string, ip: string): Promise<boolean> {
+  return exec(pod, ['ping', '-c', '2', '-W', '2', ip]).then(() => true, () => false);
+}
+
+/** TCP: fetch the pod's httpd page (busybox wget; `timeout` because its own -T crashes). */
+export async function httpGet(pod: string, ip: string): Promise<string> {
+  const host = ip.includes(':') ? `[${ip}]` : ip;
+  return exec(pod, ['timeout', '5', 'wget', '-q', '-O', '-', `http://${host}:8080/`]);
+}
+
+/** From a node's own network namespace (through its management port). */
+export function pingFromNode(node: number, ip: string): Promise<boolean> {
+  return run('nsenter', [`--net=/run/netns/${nodeNs(node)}`, '--', 'ping', '-c', '2', '-W', '2', ip]).then(() => true, () => false);
+}
+
+export async function nbctl(args: string[]): Promise<string> {
+  return run('ovn-nbctl', [`--db=unix:${files.nbSock}`, ...args]);
+}
+
+/** The logical switch port of a pod, or undefined. */
+export async function lsp(name: string): Promise<{ addresses: string; options: string; external_ids: string } | undefined> {
+  const out = await nbctl(['--format=json', '--columns=addresses,options,external_ids', 'find', 'Logical_Switch_Port', `name=${name}`]);
+  const t = JSON.parse(out) as { data: unknown[][] };
+  const row = t.data[0];
+  if (!row) return undefined;
+  return { addresses: JSON.stringify(row[0]), options: JSON.stringify(row[1]), external_ids: JSON.stringify(row[2]) };
+}
+
+export async function vsctl(node: number, args: string[]): Promise<string> {
+  return run('ovs-vsctl', [`--db=unix:${join(dirs.node(`node-${node}`), 'ovs', 'db.sock')}`, ...args]);
+}
+
+export function ipamAllocations(node: number): Record<string, { pod: string; ips: string[] }> {
+  const f = join(dirs.node(`node-${node}`), 'kovn', 'ipam.json');
+  return (JSON.parse(readFileSync(f, 'utf8')) as { allocations: Record<string, { pod: string; ips: string[] }> }).allocations;
+}
+
+export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
+export async function events(kind: string, name: string, namespace = 'default'): Promise<{ reason: string; message: string; type: string }[]> {
+  const list = await kubectlJson<{ items: { reason: string; message: string; type: string; involvedObject: { kind: string; name: string } }[] }>(
+    ['get', 'events', '-n', namespace, '--field-selector', `involvedObject.kind=${kind},involvedObject.name=${name}`]);
+  return list.items;
+}
+
+/** The sandbox id and netns of a pod, from its node's containerd (as the runtime knows them). */
+export async function sandboxOf(node: number, pod: string): Promise<{ id: string; netns: string }> {
+  const { bin } = await import('../../deploy/local/tools.ts');
+  const sock = `unix://${join(dirs.node(`node-${node}`), 'containerd.sock')}`;
+  const id = (await run(bin('crictl'), ['-r', sock, 'pods', '--name', `^${pod}$`, '--state', 'ready', '-q'])).trim().split('\n')[0] ?? '';
+  const info = await run(bin('crictl'), ['-r', sock, 'inspectp', id]);
+  const netns = /"path":\s*"(\/var\/run\/netns\/[^"]+|\/run\/netns\/[^"]+)"/.exec(info)?.[1] ?? '';
+  return { id, netns };
+}
+
+/** Runs the installed kovn CNI plugin as containerd would: env + netconf on stdin. */
+export async function cni(node: number, env: Record<string, string>, conf: Record<string, unknown>): Promise<{ code: number | null; out: Record<string, unknown> }> {
+  const { runRaw } = await import('../../lib/exec.ts');
+  const nd = dirs.node(`node-${node}`);
+  const conflist = JSON.parse(readFileSync(join(nd, 'cni', 'net.d', '10-kovn.conflist'), 'utf8')) as { plugins: Record<string, unknown>[] };
+  const netconf = { cniVersion: '1.0.0', name: 'kovn', ...conflist.plugins[0], ...conf };
+  const r = await runRaw(join(nd, 'cni', 'bin', 'kovn'), [], { input: JSON.stringify(netconf), env: { CNI_PATH: join(nd, 'cni', 'bin'), CNI_IFNAME: 'eth0', ...env } });
+  return { code: r.code, out: (r.stdout.trim() ? JSON.parse(r.stdout) : {}) as Record<string, unknown> };
+}

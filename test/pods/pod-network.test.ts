@@ -1,0 +1,204 @@
+// Pod networking end to end on the cluster in a box (IPv4): kovn's controller and node agents, real
+// kubelets calling kovn's CNI plugin, OVN with GENEVE between nodes, real packets.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { kubectl, kubectlJson } from '../../deploy/local/kubectl.ts';
+import { runningPid } from '../../deploy/local/proc.ts';
+import { run } from '../../lib/exec.ts';
+import { kovn } from '../box/helpers.ts';
+import {
+  cni, createPods, events, exec, getPod, httpGet, ipamAllocations, lsp, nbctl, ping, pingFromNode, sandboxOf, until, vsctl, waitReady,
+} from './helpers.ts';
+
+Runtime.install({ logger: new DefaultLogger('WARN') });
+const PODS = [{ name: 'a1', node: 'node-1' }, { name: 'a2', node: 'node-1' }, { name: 'b1', node: 'node-2' }, { name: 'b2', node: 'node-2' }];
+const ip = async (pod: string): Promise<string> => (await getPod(pod)).status.podIP ?? '';
+
+interface Run { workflowId: string; status: string; outcome: string; changes: { db: string; table: string; row: string; op: string }[] }
+const history = async (ref: string): Promise<Run[]> => {
+  const r = await kovn(['history', 'pod', ref, '--json']);
+  assert.equal(r.code, 0, r.out);
+  return JSON.parse(r.out) as Run[];
+};
+
+describe('pod networking (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
+  before(async () => {
+    await kovn(['down']);
+    const up = await kovn(['up', '--nodes', '2']);
+    assert.equal(up.code, 0, up.out);
+  });
+  after(async () => {
+    await kovn(['down']);
+  });
+
+  test('nodes turn Ready once kovn is up, with subnets, chassis and topology', async () => {
+    const nodes = await kubectlJson<{ items: { metadata: { name: string; annotations: Record<string, string> }; status: { conditions: { type: string; status: string }[] } }[] }>(['get', 'nodes']);
+    const subnets = new Set<string>();
+    for (const n of nodes.items) {
+      assert.equal(n.status.conditions.find((c) => c.type === 'Ready')?.status, 'True', n.metadata.name);
+      const s = (JSON.parse(n.metadata.annotations['k8s.ovn.org/node-subnets'] ?? '{}') as { default: string[] }).default;
+      assert.match(s[0] ?? '', /^10\.244\.\d+\.0\/24$/);
+      subnets.add(s[0] ?? '');
+      assert.equal(n.metadata.annotations['k8s.ovn.org/node-chassis-id'], n.metadata.name);
+      const sw = await nbctl(['get', 'Logical_Switch', n.metadata.name, 'other_config:subnet']);
+      assert.equal(sw.trim().replaceAll('"', ''), s[0]);
+      assert.match(await nbctl(['lsp-get-addresses', `k8s-${n.metadata.name}`]), /0a:58:0a:f4:/);
+    }
+    assert.equal(subnets.size, 2, 'never the same subnet twice');
+    assert.match(await nbctl(['lr-list']), /ovn_cluster_router/);
+    assert.match(await nbctl(['ls-list']), /\(join\)/);
+  });
+
+  test('pods on 2 nodes get addresses and talk: same node, across nodes (GENEVE), node to pod', { timeout: 5 * 60_000 }, async () => {
+    await createPods(PODS);
+    await waitReady(PODS.map((p) => p.name));
+    const ips = Object.fromEntries(await Promise.all(PODS.map(async (p) => [p.name, await ip(p.name)] as const)));
+    assert.equal(new Set(Object.values(ips)).size, 4, 'all addresses distinct');
+    for (const [from, to] of [['a1', 'a2'], ['a1', 'b1'], ['b2', 'a2'], ['b1', 'b2']] as const) {
+      assert.equal(await ping(from, ips[to] ?? ''), true, `ping ${from} -> ${to}`);
+      assert.match(await httpGet(from, ips[to] ?? ''), /kovn toolbox/, `TCP ${from} -> ${to}`);
+    }
+    assert.equal(await pingFromNode(1, ips.a1 ?? ''), true, 'node-1 -> its own pod through k8s-node-1');
+    assert.equal(await pingFromNode(1, ips.b1 ?? ''), true, 'node-1 -> a pod on node-2');
+  });
+
+  test("the pod's annotation, status.podIPs and its logical port agree", async () => {
+    for (const p of PODS) {
+      const pod = await getPod(p.name);
+      const net = (JSON.parse(pod.metadata.annotations?.['k8s.ovn.org/pod-networks'] ?? '{}') as { default: { ip_addresses: string[]; mac_address: string } }).default;
+      const podIps = (pod.status.podIPs ?? []).map((x) => x.ip);
+      assert.deepEqual(net.ip_addresses.map((a) => a.split('/')[0]), podIps);
+      const port = await lsp(`default_${p.name}`);
+      assert.ok(port, `LSP default_${p.name}`);
+      assert.ok(port.addresses.includes(`${net.mac_address} ${podIps[0]}`), port.addresses);
+      assert.ok(port.options.includes(pod.metadata.uid), 'iface-id-ver is the pod UID');
+      assert.ok(port.options.includes(p.node), 'requested-chassis is the node');
+      assert.ok(port.external_ids.includes('"k8s.ovn.org/owner-controller","kovn"'), port.external_ids);
+    }
+  });
+
+  test('CNI CHECK passes on a running pod; an ADD with a missing netns gets a CNI error result', async () => {
+    const pod = await getPod('a1');
+    const sb = await sandboxOf(1, 'a1');
+    const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=a1;K8S_POD_UID=${pod.metadata.uid}`;
+    const check = await cni(1, { CNI_COMMAND: 'CHECK', CNI_CONTAINERID: sb.id, CNI_NETNS: sb.netns, CNI_ARGS: args },
+      { prevResult: { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: sb.netns }], ips: [{ address: `${pod.status.podIP}/24`, interface: 0 }] } });
+    assert.equal(check.code, 0, JSON.stringify(check.out));
+    const bad = await cni(1, { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'deadbeef0000', CNI_NETNS: '/run/netns/kovn-no-such-ns', CNI_ARGS: args }, {});
+    assert.notEqual(bad.code, 0);
+    assert.equal(typeof bad.out.code, 'number');
+    assert.match(String(bad.out.msg) + String(bad.out.details ?? ''), /kovn-no-such-ns|does not exist/);
+    assert.equal(await ping('a1', await ip('b1')), true, 'other pods are unaffected');
+  });
+
+  test('a deleted pod leaves no port, interface, veth, namespace or address; the address is not reused at once', { timeout: 3 * 60_000 }, async () => {
+    const pod = await getPod('a2');
+    const addr = pod.status.podIP ?? '';
+    const sb = await sandboxOf(1, 'a2');
+    const host = sb.id.slice(0, 15);
+    await kubectl(['delete', 'pod', 'a2', '--wait=true'], { timeoutMs: 120_000 });
+    await until('LSP default_a2 removed', async () => (await lsp('default_a2')) === undefined);
+    await until('IPAM release', async () => !Object.keys(ipamAllocations(1)).includes(pod.metadata.uid));
+    assert.doesNotMatch(await vsctl(1, ['list-ports', 'br-int']), new RegExp(host));
+    assert.equal(await run('ip', ['-n', 'kovn-node-1', 'link', 'show', host]).then(() => 'present', () => 'gone'), 'gone');
+    assert.equal(await run('test', ['-e', sb.netns]).then(() => 'present', () => 'gone'), 'gone');
+    await createPods([{ name: 'a3', node: 'node-1' }]);
+    await waitReady(['a3']);
+    assert.notEqual(await ip('a3'), addr, 'a released address is not handed out again at once');
+    assert.equal(await ping('a3', await ip('b1')), true);
+  });
+
+  test('kovn history shows a pod\'s runs with the OVN rows they wrote and the node actions', async () => {
+    const runs = await history('default/a1');
+    const ctl = runs.filter((r) => r.workflowId === 'Pod/default/a1');
+    assert.ok(ctl.length >= 1);
+    const all = ctl.flatMap((r) => r.changes);
+    assert.ok(all.some((c) => c.db === 'nb' && c.table === 'Logical_Switch_Port' && c.row === 'default_a1' && c.op === 'insert'), JSON.stringify(all));
+    assert.ok(all.some((c) => c.db === 'node' && c.table === 'IPAM' && c.op === 'insert'));
+    assert.ok(runs.some((r) => r.workflowId.startsWith('CNI/default/a1/add-') && r.changes.some((c) => c.table === 'Port' && c.op === 'insert')));
+    const text = await kovn(['history', 'pod', 'default/a1']);
+    assert.match(text.out, /insert\s+nb:Logical_Switch_Port default_a1/);
+  });
+
+  test('a port kovn does not own fails the pod\'s change with an Event; kovn replay completes it once it is gone', { timeout: 3 * 60_000 }, async () => {
+    await nbctl(['lsp-add', 'node-2', 'default_clash']); // someone else's port, no kovn ownership
+    await createPods([{ name: 'clash', node: 'node-2' }]);
+    const failed = await until('a failed run', async () => (await history('default/clash')).find((r) => r.workflowId === 'Pod/default/clash' && r.status === 'FAILED'));
+    assert.equal(failed.outcome, 'failed');
+    const ev = await until('a ForeignPort event', async () => (await events('Pod', 'clash')).find((e) => e.reason === 'ForeignPort'));
+    assert.match(ev.message, /default_clash exists and is not owned by kovn/);
+    assert.equal(await nbctl(['get', 'Logical_Switch_Port', 'default_clash', 'external_ids']).then((s) => s.trim()), '{}', 'the foreign port was not touched');
+    await nbctl(['lsp-del', 'default_clash']);
+    const replayed = await kovn(['replay', 'Pod/default/clash', '--json']);
+    assert.equal(replayed.code, 0, replayed.out);
+    assert.equal((JSON.parse(replayed.out) as Run).status, 'COMPLETED');
+    await waitReady(['clash']);
+    assert.equal(await ping('clash', await ip('a1')), true);
+  });
+
+  test('garbage in k8s.ovn.org/pod-networks gets an Event and is repaired; other pods are unaffected', async () => {
+    await kubectl(['annotate', 'pod', 'b2', '--overwrite', 'k8s.ovn.org/pod-networks={"default":{"ip_addresses":["nonsense"]}}']);
+    const ev = await until('an InvalidAnnotation event', async () => (await events('Pod', 'b2')).find((e) => e.reason === 'InvalidAnnotation'));
+    assert.match(ev.message, /k8s\.ovn\.org\/pod-networks/);
+    await until('annotation repaired', async () => (await getPod('b2')).metadata.annotations?.['k8s.ovn.org/pod-networks']?.includes(await ip('b2')));
+    assert.equal(await ping('a1', await ip('b1')), true);
+  });
+
+  test('a malformed node-subnets annotation gets an Event and is rewritten from the allocation', async () => {
+    const before = (await kubectlJson<{ metadata: { annotations: Record<string, string> } }>(['get', 'node', 'node-2'])).metadata.annotations['k8s.ovn.org/node-subnets'];
+    await kubectl(['annotate', 'node', 'node-2', '--overwrite', 'k8s.ovn.org/node-subnets=garbage']);
+    const ev = await until('an InvalidAnnotation event on the node', async () => (await events('Node', 'node-2')).find((e) => e.reason === 'InvalidAnnotation'));
+    assert.match(ev.message, /node-subnets/);
+    await until('node-subnets rewritten', async () =>
+      (await kubectlJson<{ metadata: { annotations: Record<string, string> } }>(['get', 'node', 'node-2'])).metadata.annotations['k8s.ovn.org/node-subnets'] === before);
+    assert.equal(await ping('b1', await ip('a1')), true);
+  });
+
+  test('startup sync removes a kovn-owned port whose pod is gone and never touches a port kovn does not own', { timeout: 3 * 60_000 }, async () => {
+    await nbctl(['lsp-add', 'node-1', 'default_ghost', '--', 'set', 'Logical_Switch_Port', 'default_ghost',
+      'external_ids:k8s.ovn.org/owner-controller=kovn', 'external_ids:k8s.ovn.org/owner-type=Pod', 'external_ids:k8s.ovn.org/name=default/ghost',
+      'external_ids:k8s.ovn.org/id=lsp:default_ghost']);
+    await nbctl(['lsp-add', 'node-1', 'someone-elses-port']);
+    const pid = runningPid('kovn-controller');
+    assert.ok(pid);
+    process.kill(pid, 'SIGKILL');
+    const up = await kovn(['up', '--nodes', '2']);
+    assert.equal(up.code, 0, up.out);
+    await until('orphaned port removed', async () => (await lsp('default_ghost')) === undefined);
+    assert.ok(await lsp('someone-elses-port'), 'a port kovn does not own stays');
+    await nbctl(['lsp-del', 'someone-elses-port']);
+  });
+
+  test('the controller killed in the middle of pods\' workflows: after restart they converge, no duplicates', { timeout: 4 * 60_000 }, async () => {
+    await createPods([{ name: 'k1', node: 'node-1' }, { name: 'k2', node: 'node-2' }]);
+    const pid = runningPid('kovn-controller');
+    assert.ok(pid);
+    process.kill(pid, 'SIGKILL');
+    const up = await kovn(['up', '--nodes', '2']);
+    assert.equal(up.code, 0, up.out);
+    await waitReady(['k1', 'k2']);
+    for (const name of ['k1', 'k2']) {
+      const ports = await nbctl(['--bare', '--columns=name', 'find', 'Logical_Switch_Port', `name=default_${name}`]);
+      assert.equal(ports.trim().split('\n').filter(Boolean).length, 1);
+    }
+    const allocated = [...Object.values(ipamAllocations(1)), ...Object.values(ipamAllocations(2))].flatMap((a) => a.ips);
+    assert.equal(new Set(allocated).size, allocated.length, 'no address twice');
+    assert.equal(await ping('k1', await ip('k2')), true);
+  });
+
+  test('a node agent killed while pods are being plugged: after restart they converge with one address each', { timeout: 4 * 60_000 }, async () => {
+    await createPods([{ name: 'n1', node: 'node-2' }, { name: 'n2', node: 'node-2' }]);
+    const pid = runningPid('node-2-kovn-agent');
+    assert.ok(pid);
+    process.kill(pid, 'SIGKILL');
+    const up = await kovn(['up', '--nodes', '2']);
+    assert.equal(up.code, 0, up.out);
+    await waitReady(['n1', 'n2']);
+    const mine = Object.values(ipamAllocations(2)).filter((a) => a.pod === 'default/n1' || a.pod === 'default/n2');
+    assert.equal(mine.length, 2, JSON.stringify(mine));
+    assert.equal(await ping('n1', await ip('a1')), true);
+    assert.equal(await ping('n2', await ip('n1')), true);
+    assert.match(await exec('n2', ['ip', '-o', 'addr', 'show', 'eth0']), new RegExp(await ip('n2')));
+  });
+});
