@@ -9,7 +9,7 @@ import {
 } from './errors.ts';
 import { parseCniEnv } from './env.ts';
 import type { CniCommand, CniEnv } from './env.ts';
-import { NetConf } from './protocol.ts';
+import { NetConf, VALID_ATTACHMENTS } from './protocol.ts';
 import type { AgentRequest, AgentResponse } from './protocol.ts';
 import { resultForVersion } from './result.ts';
 import { LATEST_VERSION, SUPPORTED_VERSIONS, compareVersions, isSupportedVersion } from './versions.ts';
@@ -99,6 +99,10 @@ function checkVersion(command: CniCommand, cniVersion: string): void {
 }
 
 function toRequest(e: CniEnv, config: NetConf): AgentRequest {
+  if (e.command === 'GC' && config[VALID_ATTACHMENTS] === undefined) {
+    // Without the list a GC would mean "nothing is valid": refuse rather than tear down every pod.
+    throw new CniError(CNI_ERR_INVALID_NETCONF, `GC needs ${VALID_ATTACHMENTS}`, `${VALID_ATTACHMENTS}: required for GC`);
+  }
   const pod = { podNamespace: e.args.K8S_POD_NAMESPACE ?? null, podName: e.args.K8S_POD_NAME ?? null, podUid: e.args.K8S_POD_UID ?? null, config };
   // parseCniEnv guarantees the parameters each command requires.
   const id = { containerId: e.containerId ?? '', ifname: e.ifname ?? '' };

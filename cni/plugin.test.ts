@@ -203,6 +203,7 @@ describe('kovn CNI plugin rejects bad input before calling the agent', () => {
     { name: 'a bad mtu', env: attachEnv('ADD', 'c1', NETNS), stdin: netconf(sock, { mtu: 10 }), code: 7, mentions: /mtu/ },
     { name: 'a bad prevResult address', env: attachEnv('DEL', 'c1', NETNS), stdin: netconf(sock, { prevResult: { ips: [{ address: '10.0.0.300/24' }] } }), code: 7, mentions: /prevResult\.ips\[0\]\.address/ },
     { name: 'an unsupported cniVersion', env: attachEnv('ADD', 'c1', NETNS), stdin: netconf(sock, { cniVersion: '2.0.0' }), code: 1, mentions: /incompatible/ },
+    { name: 'GC without cni.dev/valid-attachments', env: { CNI_COMMAND: 'GC' }, stdin: netconf(sock, { cniVersion: '1.1.0' }), code: 7, mentions: /valid-attachments/ },
     { name: 'STATUS on a 1.0.0 config', env: { CNI_COMMAND: 'STATUS' }, stdin: netconf(sock), code: 1, mentions: /STATUS/ },
   ];
   for (const c of cases) {

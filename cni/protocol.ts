@@ -58,8 +58,14 @@ export const CheckRequest = z.object({ command: z.literal('CHECK'), ...attached,
 /** DEL may arrive after the namespace is gone: netns null. */
 export const DelRequest = z.object({ command: z.literal('DEL'), ...attached, netns: z.string().min(1).nullable(), ...podFields });
 export const StatusRequest = z.object({ command: z.literal('STATUS'), ...detached, ...podFields });
-/** The still-valid attachments are in `config["cni.dev/valid-attachments"]`. */
-export const GcRequest = z.object({ command: z.literal('GC'), ...detached, ...podFields });
+/**
+ * The still-valid attachments are in `config["cni.dev/valid-attachments"]`, required: without it a GC
+ * would read as "nothing is valid" and tear down every pod.
+ */
+export const GcRequest = z.object({
+  command: z.literal('GC'), ...detached, ...podFields,
+  config: NetConf.refine((c) => c[VALID_ATTACHMENTS] !== undefined, { path: [VALID_ATTACHMENTS], message: 'required for GC' }),
+});
 
 /** A request from the plugin to the agent; VERSION never leaves the plugin. */
 export const AgentRequest = z.discriminatedUnion('command', [AddRequest, DelRequest, CheckRequest, StatusRequest, GcRequest]);

@@ -120,6 +120,9 @@ describe('startCniServer', () => {
       const badConf = { ...addReq(socketPath, 'c1'), config: { ...config(socketPath), mtu: 'big' } };
       const res2 = await send(socketPath, `${JSON.stringify(badConf)}\n`);
       assert.match((res2.error as { details: string }).details, /config\.mtu/);
+      const gc = { ...addReq(socketPath, 'c1'), command: 'GC', containerId: null, netns: null, ifname: null };
+      const res3 = await send(socketPath, `${JSON.stringify(gc)}\n`);
+      assert.match((res3.error as { details: string }).details, /config\.cni\.dev\/valid-attachments: required for GC/);
       const noCmd = await send(socketPath, `${JSON.stringify({ ...addReq(socketPath, 'c1'), command: 'VERSION' })}\n`);
       assert.match((noCmd.error as { details: string }).details, /command/);
     });
@@ -171,6 +174,21 @@ describe('startCniServer', () => {
     assert.equal((await inFlight).ok, true);
     await closing;
     idle.destroy();
+  });
+
+  it('close() cuts off a request that outlives the grace period', async () => {
+    const socketPath = join(dir, 'grace.sock');
+    const handler = new TestHandler();
+    const server = await startCniServer({ socketPath, handler, closeGraceMs: 200 });
+    const c = createConnection({ path: socketPath });
+    c.on('error', () => undefined);
+    const ended = new Promise((r) => c.once('close', r));
+    c.write(`${JSON.stringify(addReq(socketPath, 'hang-1'))}\n`);
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    await server.close();
+    await ended;
+    assert.ok(Date.now() - t0 < 2000);
   });
 });
 

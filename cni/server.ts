@@ -36,11 +36,13 @@ export interface CniServerOptions {
   handler: CniHandler;
   /** Called with one line per failed request (the agent's logger). */
   onError?: (line: string) => void;
+  /** How long close() lets requests in flight finish before cutting them off (default 10 s). */
+  closeGraceMs?: number;
 }
 
 /** A running server. */
 export interface CniServer {
-  /** Stops accepting, waits for requests in flight, removes the socket file. */
+  /** Stops accepting, lets requests in flight finish (up to the grace period), removes the socket file. */
   close(): Promise<void>;
 }
 
@@ -77,9 +79,11 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
   return {
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Idle keep-open clients would hold close() forever; in-flight requests finish and then end.
-      for (const s of sockets) if (s.readableLength === 0 && !busy.has(s)) s.destroy();
+      // Idle clients would hold close() forever; in-flight requests get the grace period to answer.
+      for (const s of sockets) if (!busy.has(s)) s.destroy();
+      const cutoff = setTimeout(() => { for (const s of sockets) s.destroy(); }, opts.closeGraceMs ?? 10_000);
       await closed;
+      clearTimeout(cutoff);
       // Another server may have taken the path since: remove only our own socket file.
       const st = await lstat(socketPath).catch(() => undefined);
       if (st?.ino === ino) await unlink(socketPath).catch(() => undefined);

@@ -87,7 +87,7 @@ export async function startTestAgent(): Promise<{ dir: string; socketPath: strin
   const { dir, cleanup } = await tempDir();
   const socketPath = join(dir, 'run', 'cni.sock');
   const handler = new TestHandler();
-  const server = await startCniServer({ socketPath, handler });
+  const server = await startCniServer({ socketPath, handler, closeGraceMs: 500 });
   return { dir, socketPath, handler, server, stop: async () => { await server.close(); await cleanup(); } };
 }
 
