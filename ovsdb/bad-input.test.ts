@@ -39,7 +39,7 @@ function rpcTo(file: string, warnings: Error[], closed: (Error | undefined)[]): 
   });
 }
 
-describe('bad input', () => {
+describe('bad input', { timeout: 90_000 }, () => {
   const sandbox = new Sandbox();
   let srv: OvsdbServer;
   let proxy: FaultyProxy;

@@ -36,7 +36,8 @@ export class TableCache<R extends object = Row> {
   readonly name: string;
   readonly #rows = new Map<string, Row>();
   #unique: UniqueIndex[] = [];
-  readonly #external = new Map<string, Map<string, Set<string>>>();
+  // One uuid per value is the common case; a Set only when a value is shared.
+  readonly #external = new Map<string, Map<string, string | Set<string>>>();
   readonly #emit: (e: RowEvent) => void;
   #schema: TableSchema | undefined;
 
@@ -84,7 +85,9 @@ export class TableCache<R extends object = Row> {
     const idx = this.#external.get(key);
     if (!idx) throw new Error(`table ${this.name} has no external_ids index on ${key}`);
     const uuids = idx.get(value);
-    return uuids ? [...uuids].map((u) => this.#rows.get(u) as R) : [];
+    if (uuids === undefined) return [];
+    if (typeof uuids === 'string') return [this.#rows.get(uuids) as R];
+    return [...uuids].map((u) => this.#rows.get(u) as R);
   }
 
   /** @internal sets which indexes to maintain; rebuilds them. */
@@ -149,13 +152,15 @@ export class TableCache<R extends object = Row> {
     for (const [key, idx] of this.#external) {
       const v = ids[key];
       if (v === undefined) continue;
-      let set = idx.get(v);
+      const cur = idx.get(v);
       if (dir === 1) {
-        if (!set) idx.set(v, (set = new Set()));
-        set.add(uuid);
-      } else if (set) {
-        set.delete(uuid);
-        if (set.size === 0) idx.delete(v);
+        if (cur === undefined || cur === uuid) idx.set(v, uuid);
+        else if (typeof cur === 'string') idx.set(v, new Set([cur, uuid]));
+        else cur.add(uuid);
+      } else if (cur === uuid) idx.delete(v);
+      else if (cur !== undefined && typeof cur !== 'string') {
+        cur.delete(uuid);
+        if (cur.size === 1) idx.set(v, cur.values().next().value!);
       }
     }
   }

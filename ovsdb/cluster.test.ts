@@ -16,7 +16,7 @@ type NB = OvnNorthboundTables;
 const nb = opsFor<NB>();
 const TABLES = ['Logical_Switch', 'Logical_Switch_Port'] as const;
 
-describe('3-member RAFT cluster', () => {
+describe('3-member RAFT cluster', { timeout: 90_000 }, () => {
   const sandbox = new Sandbox();
   let members: OvsdbServer[];
   let client: OvsdbClient<NB>;

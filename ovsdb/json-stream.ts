@@ -16,6 +16,13 @@ export class JsonFramingError extends Error {
   }
 }
 
+/** True if the run of backslashes ending at `end` (inclusive, not before `start`) is odd. */
+function oddBackslashes(chunk: Buffer, end: number, start: number): boolean {
+  let k = end;
+  while (k >= start && chunk[k] === BACKSLASH) k--;
+  return (end - k) % 2 === 1;
+}
+
 /** Incremental splitter of concatenated JSON objects/arrays. */
 export class JsonStreamParser {
   #pending: Buffer[] = [];
@@ -39,13 +46,27 @@ export class JsonStreamParser {
     let inString = this.#inString;
     let escape = this.#escape;
     for (let i = 0; i < n; i++) {
-      const b = chunk[i]!;
       if (inString) {
-        if (escape) escape = false;
-        else if (b === BACKSLASH) escape = true;
-        else if (b === QUOTE) inString = false;
+        if (escape) {
+          escape = false;
+          continue;
+        }
+        // Jump to the next quote; it closes the string unless an odd run of backslashes precedes it.
+        const q = chunk.indexOf(QUOTE, i);
+        if (q < 0) {
+          escape = chunk[n - 1] === BACKSLASH && oddBackslashes(chunk, n - 1, i);
+          i = n;
+          break;
+        }
+        if (q > i && chunk[q - 1] === BACKSLASH && oddBackslashes(chunk, q - 1, i)) {
+          i = q;
+          continue;
+        }
+        inString = false;
+        i = q;
         continue;
       }
+      const b = chunk[i]!;
       if (b === OPEN_BRACE || b === OPEN_BRACKET) {
         if (depth === 0) start = i;
         depth++;

@@ -19,7 +19,7 @@ type NB = OvnNorthboundTables;
 const nb = opsFor<NB>();
 const run = promisify(execFile);
 
-describe('standalone server restart', () => {
+describe('standalone server restart', { timeout: 90_000 }, () => {
   const sandbox = new Sandbox();
   let srv: OvsdbServer;
   const clients: OvsdbClient<NB>[] = [];
@@ -64,7 +64,7 @@ describe('standalone server restart', () => {
   });
 });
 
-describe('TLS endpoint', () => {
+describe('TLS endpoint', { timeout: 90_000 }, () => {
   const sandbox = new Sandbox();
   after(() => sandbox.cleanup());
 

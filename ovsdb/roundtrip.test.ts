@@ -40,7 +40,7 @@ function prng(seed: number): () => number {
   };
 }
 
-describe('round trips on OVN_Northbound', () => {
+describe('round trips on OVN_Northbound', { timeout: 90_000 }, () => {
   const sandbox = new Sandbox();
   let srv: OvsdbServer;
   let w: OvsdbClient<NB>;

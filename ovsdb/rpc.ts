@@ -18,6 +18,9 @@ export interface RpcOptions {
   readonly inactivityProbeMs?: number;
 }
 
+/** Queued bytes that trigger an immediate write. */
+const FLUSH_BYTES = 16 * 1024;
+
 interface Pending {
   readonly method: string;
   readonly resolve: (v: unknown) => void;
@@ -32,6 +35,7 @@ export class RpcConnection {
   readonly #pending = new Map<number | string, Pending>();
   #nextId = 1;
   #out: string[] = [];
+  #outBytes = 0;
   #flushScheduled = false;
   #closed = false;
   #closeError: Error | undefined;
@@ -103,17 +107,27 @@ export class RpcConnection {
 
   #write(s: string): void {
     this.#out.push(s);
+    this.#outBytes += s.length;
+    // A long burst starts flowing early so the server works while we are still encoding.
+    if (this.#outBytes >= FLUSH_BYTES) {
+      this.#flush();
+      return;
+    }
     if (!this.#flushScheduled) {
+      // Everything written before the microtask queue drains goes out in one socket write.
       this.#flushScheduled = true;
-      setImmediate(() => this.#flush());
+      queueMicrotask(this.#flushBound);
     }
   }
+
+  readonly #flushBound = (): void => this.#flush();
 
   #flush(): void {
     this.#flushScheduled = false;
     if (this.#closed || this.#out.length === 0) return;
     const data = this.#out.length === 1 ? this.#out[0]! : this.#out.join('');
     this.#out = [];
+    this.#outBytes = 0;
     this.#socket.write(data);
   }
 

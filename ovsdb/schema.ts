@@ -166,9 +166,13 @@ type Conv = (v: unknown) => unknown;
 
 const ZERO_UUID = '00000000-0000-0000-0000-000000000000';
 
+// Cached rows are immutable snapshots, so all empty sets/maps can share one frozen value.
+const EMPTY_SET: readonly unknown[] = Object.freeze([]);
+const EMPTY_MAP: Readonly<Record<string, unknown>> = Object.freeze({});
+
 function defaults(kind: ColumnKind, type: AtomicType): () => unknown {
-  if (kind === 'set') return () => [];
-  if (kind === 'map') return () => ({});
+  if (kind === 'set') return () => EMPTY_SET;
+  if (kind === 'map') return () => EMPTY_MAP;
   if (kind === 'optional') return () => undefined;
   const v = type === 'string' ? '' : type === 'boolean' ? false : type === 'uuid' ? ZERO_UUID : 0;
   return () => v;
