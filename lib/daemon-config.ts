@@ -1,5 +1,5 @@
 /** Configuration files of kovn's daemons, validated at the edge with the path of any bad field. */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ClusterConfig } from './cluster-config.ts';
 
@@ -14,6 +14,8 @@ export const ControllerConfig = z.object({
   /** A prebuilt workflow bundle (kovn up builds one for every daemon); bundled at start when absent. */
   workflowBundle: abs.optional(),
   identity: z.string().min(1),
+  /** Written once the daemon serves (a health check for supervisors), removed when it stops. */
+  readyFile: abs.optional(),
 });
 export type ControllerConfig = z.infer<typeof ControllerConfig>;
 
@@ -29,6 +31,7 @@ export const NodeAgentConfig = z.object({
   nodeBin: abs,
   cluster: ClusterConfig,
   workflowBundle: abs.optional(),
+  readyFile: abs.optional(),
 });
 export type NodeAgentConfig = z.infer<typeof NodeAgentConfig>;
 
@@ -42,4 +45,11 @@ export function loadConfig<T>(file: string, schema: z.ZodType<T>): T {
   const r = schema.safeParse(json);
   if (!r.success) throw new Error(`${file}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
   return r.data;
+}
+
+/** Marks a daemon ready for its supervisor, and unmarks it when the process exits. */
+export function markReady(file: string | undefined): void {
+  if (!file) return;
+  writeFileSync(file, `${process.pid}\n`);
+  process.once('exit', () => rmSync(file, { force: true }));
 }

@@ -12,7 +12,7 @@ import type { CniHandler } from '../cni/server.ts';
 import { installCni } from '../cni/install.ts';
 import { CNI_ERR_PLUGIN_NOT_AVAILABLE, CniError } from '../cni/errors.ts';
 import { VALID_ATTACHMENTS } from '../cni/protocol.ts';
-import { NodeAgentConfig, loadConfig } from '../lib/daemon-config.ts';
+import { NodeAgentConfig, loadConfig, markReady } from '../lib/daemon-config.ts';
 import { SA, cniWorkflowId, nodeQueue } from '../lib/ids.ts';
 import { connectKube } from '../lib/kube.ts';
 import { POD_NETWORKS, PodNetworks, readAnnotation } from '../lib/annotations.ts';
@@ -104,6 +104,7 @@ const handler: CniHandler = {
 
 const server = await startCniServer({ socketPath: cfg.cniSocket, handler, onError: (l) => log(`cni: ${l}`) });
 const installed = await installCni({ binDir: cfg.cniBinDir, confDir: cfg.cniConfDir, agentSocket: cfg.cniSocket, nodeBin: cfg.nodeBin, mtu: cfg.cluster.mtu });
+markReady(cfg.readyFile);
 log(`node agent for ${cfg.node} serving ${cfg.cniSocket} (task queue ${taskQueue}); CNI config ${installed.conflist}`);
 
 const stop = async (): Promise<void> => {

@@ -11,7 +11,7 @@ import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { merge } from 'rxjs';
 import { createControllerActivities } from '../activities/controller.ts';
 import { connectNb, ownedPodPorts } from '../activities/nb.ts';
-import { ControllerConfig, loadConfig } from '../lib/daemon-config.ts';
+import { ControllerConfig, loadConfig, markReady } from '../lib/daemon-config.ts';
 import { CONTROLLER_QUEUE, SA, workflowId } from '../lib/ids.ts';
 import { connectKube } from '../lib/kube.ts';
 import { NODE_SUBNETS, POD_NETWORKS } from '../lib/annotations.ts';
@@ -51,6 +51,7 @@ const lease = await acquireLease(kube.kc, { namespace: 'kube-system', name: 'kov
   process.exit(1);
 });
 log('holding the lease: watching nodes and pods');
+markReady(cfg.readyFile);
 
 /** signalWithStart: a running change takes the signal; otherwise a new run starts with the same ID. */
 async function dispatchPod(key: string, triggers: string[]): Promise<void> {

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NET, REPO, STATE, TEMPORAL_NAMESPACE, dirs, files } from '../config.ts';
 import { ensureCert, writeKubeconfig } from '../pki.ts';
-import { logFile, runningPid } from '../proc.ts';
+import { runningPid } from '../proc.ts';
 import { kubectl } from '../kubectl.ts';
 import { nodePaths } from './node.ts';
 import type { Component } from './types.ts';
@@ -46,9 +46,11 @@ export async function workflowBundle(): Promise<string> {
   return '';
 }
 
-function logged(name: string, text: string): boolean {
+/** Healthy: the daemon runs and has written its ready file (with its own pid). */
+function readyPid(name: string, file: string | undefined): boolean {
+  const pid = runningPid(name);
   try {
-    return runningPid(name) !== undefined && readFileSync(logFile(name), 'utf8').includes(text);
+    return pid !== undefined && !!file && Number(readFileSync(file, 'utf8').trim()) === pid;
   } catch {
     return false;
   }
@@ -63,13 +65,17 @@ export function controller(family: IpFamily): Component {
     cluster: clusterConfig(family),
     workflowBundle: bundleFile(),
     identity: 'kovn-controller-box',
+    readyFile: join(dirs.run, 'kovn-controller.ready'),
   };
   return {
     name: 'kovn-controller',
     netns: NET.cpNs,
-    prepare: () => writeFileSync(cfgFile, JSON.stringify(cfg, null, 2)),
+    prepare: () => {
+      rmSync(cfg.readyFile ?? '', { force: true });
+      writeFileSync(cfgFile, JSON.stringify(cfg, null, 2));
+    },
     daemon: { name: 'kovn-controller', netns: NET.cpNs, cmd: node24, args: [join(REPO, 'watchers/main.ts'), cfgFile] },
-    health: () => Promise.resolve(logged('kovn-controller', 'holding the lease')),
+    health: () => Promise.resolve(readyPid('kovn-controller', cfg.readyFile)),
     startTimeoutMs: 60_000,
   };
 }
@@ -90,13 +96,17 @@ export function nodeAgent(i: number, family: IpFamily): Component {
     nodeBin: node24,
     cluster: clusterConfig(family),
     workflowBundle: bundleFile(),
+    readyFile: join(dirs.run, `${name}.ready`),
   };
   return {
     name,
     netns: p.ns,
-    prepare: () => writeFileSync(cfgFile, JSON.stringify(cfg, null, 2)),
+    prepare: () => {
+      rmSync(cfg.readyFile ?? '', { force: true });
+      writeFileSync(cfgFile, JSON.stringify(cfg, null, 2));
+    },
     daemon: { name, netns: p.ns, cmd: node24, args: [join(REPO, 'node-agent/main.ts'), cfgFile] },
-    health: () => Promise.resolve(runningPid(name) !== undefined && existsSync(cfg.cniSocket) && existsSync(join(p.cniConfDir, '10-kovn.conflist'))),
+    health: () => Promise.resolve(readyPid(name, cfg.readyFile)),
     startTimeoutMs: 60_000,
   };
 }
