@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { dirs } from './config.ts';
 import { run } from '../../lib/exec.ts';
@@ -39,7 +40,9 @@ export async function ensureCert(name: string, subject: string, sans: readonly s
   writeFileSync(ext, sans.length > 0
     ? `subjectAltName=${sans.join(',')}\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n`
     : 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n');
-  await run('openssl', ['x509', '-req', '-in', csr, '-CA', crt('ca'), '-CAkey', key('ca'), '-CAcreateserial',
+  // A random serial per certificate: nodes are signed in parallel, and a shared ca.srl file races.
+  const serial = `0x${randomBytes(16).toString('hex')}`;
+  await run('openssl', ['x509', '-req', '-in', csr, '-CA', crt('ca'), '-CAkey', key('ca'), '-set_serial', serial,
     '-days', '365', '-extfile', ext, '-out', crt(name)]);
   rmSync(csr);
   rmSync(ext);

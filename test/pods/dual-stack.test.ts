@@ -1,0 +1,50 @@
+// Pod networking in a dual-stack cluster: every pod gets one address per family, every annotation and
+// row carries both, and both families carry packets across nodes.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { kubectlJson } from '../../deploy/local/kubectl.ts';
+import { kovn } from '../box/helpers.ts';
+import { createPods, getPod, httpGet, lsp, nbctl, ping, pingFromNode, waitReady } from './helpers.ts';
+
+describe('pod networking (dual-stack, 2 nodes)', { timeout: 20 * 60_000 }, () => {
+  before(async () => {
+    await kovn(['down']);
+    const up = await kovn(['up', '--nodes', '2', '--ip-family', 'dual']);
+    assert.equal(up.code, 0, up.out);
+  });
+  after(async () => {
+    await kovn(['down']);
+  });
+
+  test('nodes get a subnet per family; switches and router ports carry both', async () => {
+    const nodes = await kubectlJson<{ items: { metadata: { name: string; annotations: Record<string, string> } }[] }>(['get', 'nodes']);
+    for (const n of nodes.items) {
+      const s = (JSON.parse(n.metadata.annotations['k8s.ovn.org/node-subnets'] ?? '{}') as { default: string[] }).default;
+      assert.equal(s.length, 2);
+      assert.match(s[0] ?? '', /^10\.244\.\d+\.0\/24$/);
+      assert.match(s[1] ?? "", /^fd00:10:244:[0-9a-f:]*\/64$/);
+      assert.match(await nbctl(['get', 'Logical_Switch', n.metadata.name, 'other_config:ipv6_prefix']), /fd00:10:244:/);
+      assert.match(await nbctl(['get', 'Logical_Router_Port', `rtos-${n.metadata.name}`, 'networks']), /10\.244\..*fd00:10:244:/);
+    }
+  });
+
+  test('pods get an address per family and reach each other across nodes over IPv4 and IPv6', { timeout: 5 * 60_000 }, async () => {
+    await createPods([{ name: 'd1', node: 'node-1' }, { name: 'd2', node: 'node-2' }]);
+    await waitReady(['d1', 'd2']);
+    const [p1, p2] = [await getPod('d1'), await getPod('d2')];
+    const ips = (p: typeof p1): string[] => (p.status.podIPs ?? []).map((x) => x.ip);
+    assert.equal(ips(p1).length, 2, JSON.stringify(p1.status.podIPs));
+    const [v4, v6] = ips(p2);
+    assert.match(v4 ?? '', /^10\.244\./);
+    assert.match(v6 ?? '', /^fd00:10:244:/);
+    const net = (JSON.parse(p1.metadata.annotations?.['k8s.ovn.org/pod-networks'] ?? '{}') as { default: { ip_addresses: string[]; gateway_ips: string[] } }).default;
+    assert.deepEqual(net.ip_addresses.map((a) => a.split('/')[0]), ips(p1));
+    assert.equal(net.gateway_ips.length, 2);
+    const port = await lsp('default_d1');
+    for (const a of ips(p1)) assert.ok(port?.addresses.includes(a), port?.addresses);
+    assert.equal(await ping('d1', v4 ?? ''), true, 'IPv4 across nodes');
+    assert.equal(await ping('d1', v6 ?? ''), true, 'IPv6 across nodes');
+    assert.match(await httpGet('d1', v6 ?? ''), /kovn toolbox/, 'TCP over IPv6 across nodes');
+    assert.equal(await pingFromNode(1, ips(p1)[1] ?? ''), true, 'node to pod over IPv6 through the management port');
+  });
+});
