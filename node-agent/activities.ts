@@ -35,6 +35,8 @@ export interface PodAttachment {
 }
 
 export interface AttachmentResult {
+  /** Where the ADD's time went, in ms: waiting for the annotation, plugging, waiting for ovn-installed. */
+  timings?: { annotationMs: number; plugMs: number; installedMs: number };
   mac: string;
   ips: string[];
   gateways: string[];
@@ -99,8 +101,9 @@ export function createNodeAgentActivities({ node, ipamFile, ovs, pods, cluster }
     },
 
     /** CNI ADD, step 1: the controller's share, written when the pod was bound: its pod-networks annotation. */
-    async waitPodNetwork(a: { namespace: string; name: string; uid: string }): Promise<{ ips: string[]; mac: string; gateways: string[] }> {
+    async waitPodNetwork(a: { namespace: string; name: string; uid: string }): Promise<{ ips: string[]; mac: string; gateways: string[]; waitedMs: number }> {
       return classified(async () => {
+        const t0 = Date.now();
         const pod = await pods.waitFor(a.namespace, a.name, (p) => {
           if (a.uid && p.metadata?.uid !== a.uid) return false;
           try {
@@ -113,13 +116,14 @@ export function createNodeAgentActivities({ node, ipamFile, ovs, pods, cluster }
         });
         const net = readAnnotation(pod.metadata?.annotations, POD_NETWORKS, PodNetworks)?.default;
         if (!net) throw new InvalidInputError('NoPodNetwork', `pod ${a.namespace}/${a.name} has no default network`);
-        return { ips: net.ip_addresses, mac: net.mac_address, gateways: net.gateway_ips ?? [] };
+        return { ips: net.ip_addresses, mac: net.mac_address, gateways: net.gateway_ips ?? [], waitedMs: Date.now() - t0 };
       });
     },
 
     /** CNI ADD, step 2: veth pair, addresses and routes in the pod, OVS port with the OVN interface id. */
-    async plugPod(a: PodAttachment & { ips: string[]; mac: string; gateways: string[] }): Promise<AttachmentResult> {
+    async plugPod(a: PodAttachment & { ips: string[]; mac: string; gateways: string[] }): Promise<AttachmentResult & { plugMs: number }> {
       return classified(async () => {
+        const t0 = Date.now();
         const host = hostIfname(a.containerId);
         await plugVeth({ netns: a.netns, ifname: a.ifname, hostIfname: host, mac: a.mac, ips: a.ips, gateways: a.gateways, mtu: cluster.mtu });
         const changes = await ensurePort(ovs, host, '', {
@@ -127,13 +131,17 @@ export function createNodeAgentActivities({ node, ipamFile, ovs, pods, cluster }
           'k8s.ovn.org/pod': `${a.namespace}/${a.name}`,
         });
         changes.push({ db: 'node', table: 'veth', row: `${host}<->${a.ifname}`, op: 'insert' });
-        return { mac: a.mac, ips: a.ips, gateways: a.gateways, hostIfname: host, mtu: cluster.mtu, changes };
+        return { mac: a.mac, ips: a.ips, gateways: a.gateways, hostIfname: host, mtu: cluster.mtu, changes, plugMs: Date.now() - t0 };
       });
     },
 
     /** CNI ADD, step 3: ovn-controller has bound the port and installed its flows. */
-    async waitInstalled({ hostIfname: host }: { hostIfname: string }): Promise<void> {
-      return classified(() => waitOvnInstalled(ovs, host, 30_000));
+    async waitInstalled({ hostIfname: host }: { hostIfname: string }): Promise<{ waitedMs: number }> {
+      return classified(async () => {
+        const t0 = Date.now();
+        await waitOvnInstalled(ovs, host, 30_000);
+        return { waitedMs: Date.now() - t0 };
+      });
     },
 
     /** CNI DEL: the OVS port and the veth pair; idempotent (also when the pod is gone from the API). */

@@ -16,12 +16,12 @@ const la = proxyLocalActivities<NodeAgentActivities>({
 /** CNI ADD: wait for the controller's annotation, plug the veth and OVS port, wait for ovn-installed. */
 export async function cniAdd(a: PodAttachment): Promise<AttachmentResult> {
   upsertMemo({ pod: workflowId('Pod', a.namespace, a.name), containerId: a.containerId });
-  const net = await la.waitPodNetwork({ namespace: a.namespace, name: a.name, uid: a.uid });
-  const res = await la.plugPod({ ...a, ...net });
-  await la.waitInstalled({ hostIfname: res.hostIfname });
+  const { waitedMs: annotationMs, ...net } = await la.waitPodNetwork({ namespace: a.namespace, name: a.name, uid: a.uid });
+  const { plugMs, ...res } = await la.plugPod({ ...a, ...net });
+  const { waitedMs: installedMs } = await la.waitInstalled({ hostIfname: res.hostIfname });
   upsertSearchAttributes([{ key: SA.outcome, value: 'converged' }]);
   upsertMemo({ summary: { triggers: ['CNI ADD'], outcome: 'converged', changes: res.changes } });
-  return res;
+  return { ...res, timings: { annotationMs, plugMs, installedMs } };
 }
 
 /** CNI DEL: remove the OVS port and the veth; idempotent. */

@@ -109,15 +109,16 @@ export async function up(opts: BoxShape): Promise<void> {
     ensureAll([temporal(), ...forwarders(['temporal', 'temporal-ui'])]),
     ensureAll(ovnCentral()),
   ]);
+  let bundle = '';
   if (!bare) {
     await step('kovn access (certificates, RBAC)', async () => void (await kovnAccess(nodes)), true);
-    await step('workflow bundle', workflowBundle, true);
-    await ensureAll([controller(ipFamily)]);
+    bundle = await step('workflow bundle', async () => (await workflowBundle()).file, true);
+    await ensureAll([controller(ipFamily, bundle)]);
   }
   await Promise.all(Array.from({ length: nodes }, async (_, k) => {
     const i = k + 1;
     await step(`${nodePaths(i).name} namespace`, async () => ((await prepareNode(i)) ? '' : 'already there'), true);
-    await ensureAll([...nodeComponents(i), ...(bare ? [] : [nodeAgent(i, ipFamily)])]);
+    await ensureAll([...nodeComponents(i), ...(bare ? [] : [nodeAgent(i, ipFamily, bundle)])]);
   }));
   await step('tunnel neighbours', () => seedTunnelNeighbours(nodes), true);
   await step('nodes registered', () => waitNodes(nodes), true);

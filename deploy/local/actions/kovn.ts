@@ -36,14 +36,17 @@ export async function kovnAccess(nodes: number): Promise<void> {
   await kubectl(['apply', '-f', join(REPO, 'deploy/rbac/kovn.yaml')]);
 }
 
-/** One webpack bundle of the workflows for every daemon (each would otherwise bundle at start). */
-export async function workflowBundle(): Promise<string> {
+/**
+ * One webpack bundle of the workflows for every daemon (each would otherwise bundle at start); its
+ * path is computed once per `up` and handed to every daemon's config.
+ */
+export async function workflowBundle(): Promise<{ file: string; made: boolean }> {
   const file = bundleFile();
-  if (existsSync(file)) return 'already there';
+  if (existsSync(file)) return { file, made: false };
   const { bundleWorkflowCode } = await import('@temporalio/worker');
   const { code } = await bundleWorkflowCode({ workflowsPath: join(REPO, 'workflows/index.ts'), logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } });
   writeFileSync(file, code);
-  return '';
+  return { file, made: true };
 }
 
 /** Healthy: the daemon runs and has written its ready file (with its own pid). */
@@ -56,14 +59,14 @@ function readyPid(name: string, file: string | undefined): boolean {
   }
 }
 
-export function controller(family: IpFamily): Component {
+export function controller(family: IpFamily, bundle = ''): Component {
   const cfgFile = join(STATE, 'controller.json');
   const cfg: ControllerConfig = {
     kubeconfig: join(dirs.pki, 'kovn-controller.kubeconfig'),
     temporal: { address: '127.0.0.1:7233', namespace: TEMPORAL_NAMESPACE },
     nb: [`unix:${files.nbSock}`],
     cluster: clusterConfig(family),
-    workflowBundle: bundleFile(),
+    workflowBundle: bundle,
     identity: 'kovn-controller-box',
     readyFile: join(dirs.run, 'kovn-controller.ready'),
   };
@@ -80,7 +83,7 @@ export function controller(family: IpFamily): Component {
   };
 }
 
-export function nodeAgent(i: number, family: IpFamily): Component {
+export function nodeAgent(i: number, family: IpFamily, bundle = ''): Component {
   const p = nodePaths(i);
   const name = `${p.name}-kovn-agent`;
   const cfgFile = join(p.dir, 'agent.json');
@@ -95,7 +98,7 @@ export function nodeAgent(i: number, family: IpFamily): Component {
     cniConfDir: p.cniConfDir,
     nodeBin: node24,
     cluster: clusterConfig(family),
-    workflowBundle: bundleFile(),
+    workflowBundle: bundle,
     readyFile: join(dirs.run, `${name}.ready`),
   };
   return {
