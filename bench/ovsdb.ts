@@ -19,7 +19,7 @@ type NB = OvnNorthboundTables;
 const nb = opsFor<NB>();
 const run = promisify(execFile);
 const PORTS = 2000;
-const REPEAT = 7;
+const REPEAT = 11;
 const CACHE_ROWS = 100_000;
 
 /** Minimal JSON-RPC writer: template strings out, replies counted by a bare depth scan. */
@@ -203,7 +203,7 @@ export default async function main(args: string[]): Promise<void> {
   // --no-nbctl and --cache-only shorten a run while profiling; the committed results use neither.
   const skipNbctl = args.includes('--no-nbctl') || args.includes('--cache-only');
   const sandbox = new Sandbox();
-  const cases: { name: string; ports_per_s: number; ratio_to_raw?: number; seconds: number }[] = [];
+  const cases: { name: string; ports_per_s: number; ratio_to_raw?: number; best_ports_per_s?: number; best_ratio_to_raw?: number; seconds: number }[] = [];
   try {
     let n = 0;
     const modes = args.includes('--cache-only') ? [] : (['one-transaction', 'per-port-pipelined', 'per-port-awaited'] as const);
@@ -222,10 +222,15 @@ export default async function main(args: string[]): Promise<void> {
           await env.srv.stop();
         }
       }
+      // Medians of interleaved runs: the machine is shared, and a median shrugs off the runs others disturbed.
       const raw = PORTS / median(times.raw);
       const kovn = PORTS / median(times.kovn);
-      cases.push({ name: `${mode}/raw`, ports_per_s: Math.round(raw), seconds: round(median(times.raw), 3) });
-      cases.push({ name: `${mode}/kovn`, ports_per_s: Math.round(kovn), ratio_to_raw: round(kovn / raw), seconds: round(median(times.kovn), 3) });
+      const best = (xs: number[]): number => Math.round(PORTS / Math.min(...xs));
+      cases.push({ name: `${mode}/raw`, ports_per_s: Math.round(raw), best_ports_per_s: best(times.raw), seconds: round(median(times.raw), 3) });
+      cases.push({
+        name: `${mode}/kovn`, ports_per_s: Math.round(kovn), ratio_to_raw: round(kovn / raw),
+        best_ports_per_s: best(times.kovn), best_ratio_to_raw: round(Math.min(...times.raw) / Math.min(...times.kovn)), seconds: round(median(times.kovn), 3),
+      });
     }
     if (!skipNbctl) {
       for (const batch of [true, false]) {
@@ -237,10 +242,10 @@ export default async function main(args: string[]): Promise<void> {
       }
     }
     const cache = await cacheFigures(sandbox);
-    console.log(`\n${PORTS} logical switch ports into one switch (median of ${REPEAT}, fresh database each)\n`);
-    console.log(`${'case'.padEnd(30)} ${'ports/s'.padStart(9)} ${'seconds'.padStart(8)} ${'ratio_to_raw'.padStart(13)}`);
+    console.log(`\n${PORTS} logical switch ports into one switch (median of ${REPEAT}, fresh database each; best runs beside)\n`);
+    console.log(`${'case'.padEnd(30)} ${'ports/s'.padStart(9)} ${'seconds'.padStart(8)} ${'ratio_to_raw'.padStart(13)} ${'best p/s'.padStart(11)} ${'best ratio'.padStart(13)}`);
     for (const c of cases) {
-      console.log(`${c.name.padEnd(30)} ${String(c.ports_per_s).padStart(9)} ${c.seconds.toFixed(3).padStart(8)} ${(c.ratio_to_raw?.toFixed(2) ?? '').padStart(13)}`);
+      console.log(`${c.name.padEnd(30)} ${String(c.ports_per_s).padStart(9)} ${c.seconds.toFixed(3).padStart(8)} ${(c.ratio_to_raw?.toFixed(2) ?? '').padStart(13)} ${String(c.best_ports_per_s ?? '').padStart(11)} ${(c.best_ratio_to_raw?.toFixed(2) ?? '').padStart(13)}`);
     }
     console.log(`\ncache: ${cache.rows} rows loaded in ${cache.load_ms} ms (${cache.rows_per_s} rows/s), heap ${cache.heap_mb_per_100k_rows} MiB per 100,000 rows`);
     const out = new URL('./results/', import.meta.url);

@@ -185,15 +185,27 @@ export class OvsdbClient<M extends TableMap = TableMap> {
    * failed operation (or a commit error) rejects with a typed error naming it (see isRetryableOvsdbError).
    * While disconnected it waits up to disconnectedWaitMs, then rejects with a retryable error.
    */
-  async transact(ops: readonly Operation[], opts: { readonly signal?: AbortSignal } = {}): Promise<OperationResult[]> {
-    const schema = this.schema;
-    let params = JSON.stringify(this.#opts.database);
-    for (const op of ops) params += `,${JSON.stringify(encodeOperation(schema, op))}`;
+  transact(ops: readonly Operation[], opts: { readonly signal?: AbortSignal } = {}): Promise<OperationResult[]> {
+    let schema: DatabaseSchema;
+    let params: string;
+    try {
+      schema = this.schema;
+      params = `[${JSON.stringify(this.#opts.database)}`;
+      for (const op of ops) params += `,${JSON.stringify(encodeOperation(schema, op))}`;
+      params += ']';
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    const decode = (reply: unknown): OperationResult[] => decodeResults(schema, ops, reply);
+    // Hot path: connected, no abort signal; one promise settled straight from the reply.
+    if (this.connected && !opts.signal) return this.#rpc!.requestRaw('transact', params, decode);
+    return this.#transactSlow(params, decode, opts.signal);
+  }
+
+  async #transactSlow(params: string, decode: (reply: unknown) => OperationResult[], signal?: AbortSignal): Promise<OperationResult[]> {
     const rpc = this.connected ? this.#rpc! : await this.#whenConnected(this.#opts.disconnectedWaitMs ?? 10_000);
-    const reply = opts.signal
-      ? await rpc.request('transact', JSON.parse(`[${params}]`) as unknown[], opts.signal)
-      : await rpc.requestRaw('transact', `[${params}]`);
-    return decodeResults(schema, ops, reply);
+    if (!signal) return rpc.requestRaw('transact', params, decode);
+    return decode(await rpc.request('transact', JSON.parse(params) as unknown[], signal));
   }
 
   /**
