@@ -4,7 +4,7 @@ import { Subject } from 'rxjs';
 import type { Observable } from 'rxjs';
 import { Cache } from './cache.ts';
 import type { RowEvent } from './cache.ts';
-import { decodeResults, encodeOperation } from './encode.ts';
+import { decodeResults, encodeOperationJson } from './encode.ts';
 import {
   OvsdbClosedError, OvsdbDisconnectedError, OvsdbRpcError, OvsdbSchemaError,
 } from './errors.ts';
@@ -191,7 +191,7 @@ export class OvsdbClient<M extends TableMap = TableMap> {
     try {
       schema = this.schema;
       params = `[${JSON.stringify(this.#opts.database)}`;
-      for (const op of ops) params += `,${JSON.stringify(encodeOperation(schema, op))}`;
+      for (const op of ops) params += `,${encodeOperationJson(schema, op)}`;
       params += ']';
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));

@@ -110,6 +110,57 @@ export function encodeOperation(schema: DatabaseSchema, op: Operation): Record<s
   }
 }
 
+function rowJson(table: TableSchema, row: object): string {
+  let out = '{';
+  let first = true;
+  for (const k in row) {
+    if (k === '_uuid' || k === '_version') continue;
+    const v = (row as Record<string, unknown>)[k];
+    const c = columnOf(table, k);
+    if (v === undefined && c.kind !== 'optional') continue;
+    out += `${first ? '' : ','}${JSON.stringify(k)}:${c.toJson(v)}`;
+    first = false;
+  }
+  return `${out}}`;
+}
+
+function whereJson(table: TableSchema, where: readonly unknown[]): string {
+  let out = '[';
+  for (let i = 0; i < where.length; i++) {
+    const [col, fn, value] = where[i] as [string, string, unknown];
+    out += `${i ? ',' : ''}[${JSON.stringify(col)},${JSON.stringify(fn)},${columnOf(table, col).toJson(value)}]`;
+  }
+  return `${out}]`;
+}
+
+/**
+ * Encodes one operation straight to JSON text: the same wire form as encodeOperation without the
+ * intermediate objects (what transact sends).
+ */
+export function encodeOperationJson(schema: DatabaseSchema, op: Operation): string {
+  switch (op.op) {
+    case 'insert': {
+      const t = tableOf(schema, op.table);
+      const uuid = (op.row as { _uuid?: unknown })._uuid;
+      return `{"op":"insert","table":${JSON.stringify(op.table)},"row":${rowJson(t, op.row)}${typeof uuid === 'string' ? `,"uuid":${JSON.stringify(uuid)}` : ''}${op.uuidName === undefined ? '' : `,"uuid-name":${JSON.stringify(op.uuidName)}`}}`;
+    }
+    case 'update': {
+      const t = tableOf(schema, op.table);
+      return `{"op":"update","table":${JSON.stringify(op.table)},"where":${whereJson(t, op.where)},"row":${rowJson(t, op.row)}}`;
+    }
+    case 'delete': {
+      const t = tableOf(schema, op.table);
+      return `{"op":"delete","table":${JSON.stringify(op.table)},"where":${whereJson(t, op.where)}}`;
+    }
+    case 'mutate': {
+      const t = tableOf(schema, op.table);
+      return `{"op":"mutate","table":${JSON.stringify(op.table)},"where":${whereJson(t, op.where)},"mutations":${JSON.stringify(op.mutations.map((m) => encodeMutation(t, m)))}}`;
+    }
+    default:
+      return JSON.stringify(encodeOperation(schema, op));
+  }
+}
+
 function tableName(op: Operation | undefined): string | undefined {
   return op && 'table' in op ? op.table : undefined;
 }

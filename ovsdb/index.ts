@@ -18,7 +18,7 @@ export { isUuid, parseSchema } from './schema.ts';
 export type { AtomicType, BaseType, ColumnKind, ColumnSchema, DatabaseSchema, TableSchema } from './schema.ts';
 export { modelProblems, modelSchema } from './model.ts';
 export type { DatabaseModel, RowOf, TableMap } from './model.ts';
-export { decodeRow, encodeOperation, encodeRow } from './encode.ts';
+export { decodeRow, encodeOperation, encodeOperationJson, encodeRow } from './encode.ts';
 export { JsonFramingError, JsonStreamParser } from './json-stream.ts';
 export { RpcConnection } from './rpc.ts';
 export { parseEndpoint } from './transport.ts';

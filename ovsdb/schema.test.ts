@@ -5,6 +5,9 @@ import { readFileSync } from 'node:fs';
 import { parseSchema } from './schema.ts';
 import { modelProblems, modelSchema } from './model.ts';
 import { ovnNorthboundModel, OVN_NORTHBOUND_SCHEMA_VERSION } from './models/ovn-nb.ts';
+import type { OvnNorthboundTables } from './models/ovn-nb.ts';
+import { encodeOperation, encodeOperationJson } from './encode.ts';
+import { opsFor } from './ops.ts';
 import { ovnSouthboundModel } from './models/ovn-sb.ts';
 import { openVSwitchModel } from './models/vswitch.ts';
 
@@ -69,4 +72,21 @@ test('a server schema lacking what the model expects is a mismatch', () => {
     'table Logical_Switch: column name is scalar<integer> on the server, scalar<string> in the model',
     'table Logical_Switch_Port: column tag is absent on the server',
   ]);
+});
+
+test('the direct JSON encoder writes exactly what the object encoder builds', () => {
+  const nb = opsFor<OvnNorthboundTables>();
+  const schema = modelSchema(ovnNorthboundModel);
+  const u = '2b2e0d7c-6f3e-4c5a-9f1e-1a2b3c4d5e6f';
+  const ops = [
+    nb.insert('Logical_Switch_Port', { _uuid: u, name: 'p "1"', tag_request: 3, enabled: true, tag: undefined, addresses: ['a', 'b\\c'], options: { k: 'v' }, ha_chassis_group: 'g' }, 'p1'),
+    nb.update('Logical_Switch_Port', [['name', '==', 'x'], ['_uuid', '!=', u]], { up: undefined, external_ids: {} }),
+    nb.mutate('Logical_Switch', [['ports', 'includes', [u]]], [['ports', 'insert', ['p1']], ['external_ids', 'delete', ['k']]]),
+    nb.delete('ACL', [['priority', '>', 5]]),
+    nb.wait('ACL', [], { until: '==', rows: [{ action: 'drop' }], timeout: 0 }),
+    nb.select('ACL', [], ['action']),
+    nb.comment('c'),
+    nb.assert('l'),
+  ];
+  for (const op of ops) assert.deepEqual(JSON.parse(encodeOperationJson(schema, op)), encodeOperation(schema, op));
 });

@@ -30,6 +30,8 @@ export interface ColumnSchema {
   readonly toWire: (value: unknown) => unknown;
   /** Wire JSON -> typed value. */
   readonly fromWire: (wire: unknown) => unknown;
+  /** Typed value -> wire JSON text, straight to a string (the transact hot path). */
+  readonly toJson: (value: unknown) => string;
   /** The typed default (update2 omits columns holding it): '', 0, false, undefined, [] or {}. */
   readonly defaultValue: () => unknown;
 }
@@ -159,7 +161,8 @@ function makeColumn(
 ): ColumnSchema {
   const kind: ColumnKind = value ? 'map' : max === 1 ? (min === 1 ? 'scalar' : 'optional') : 'set';
   const [toWire, fromWire] = converters(name, kind, key, value);
-  return { name, key, value, min, max, kind, ephemeral, mutable, toWire, fromWire, defaultValue: defaults(kind, key.type) };
+  const toJson = jsonWriter(name, kind, key, value);
+  return { name, key, value, min, max, kind, ephemeral, mutable, toWire, fromWire, toJson, defaultValue: defaults(kind, key.type) };
 }
 
 type Conv = (v: unknown) => unknown;
@@ -219,6 +222,51 @@ function converters(name: string, kind: ColumnKind, key: BaseType, value: BaseTy
       ];
     }
   }
+}
+
+type Writer = (v: unknown) => string;
+
+function jsonWriter(name: string, kind: ColumnKind, key: BaseType, value: BaseType | undefined): Writer {
+  const keyJson = atomJson(name, key.type);
+  switch (kind) {
+    case 'scalar':
+      return keyJson;
+    case 'optional':
+      return (v) => (v === undefined || v === null ? '["set",[]]' : keyJson(v));
+    case 'set':
+      return (v) => {
+        if (!Array.isArray(v)) throw new OvsdbEncodeError(`column ${name}: expected an array, got ${typeof v}`);
+        let out = '["set",[';
+        for (let i = 0; i < v.length; i++) out += (i ? ',' : '') + keyJson(v[i]);
+        return `${out}]]`;
+      };
+    case 'map': {
+      const valJson = atomJson(name, value!.type);
+      const keyParse = mapKeyParser(key.type);
+      return (v) => {
+        if (!v || typeof v !== 'object' || Array.isArray(v)) throw new OvsdbEncodeError(`column ${name}: expected a record`);
+        let out = '["map",[';
+        let first = true;
+        for (const k in v) {
+          out += `${first ? '' : ','}[${keyJson(keyParse(k))},${valJson((v as Record<string, unknown>)[k])}]`;
+          first = false;
+        }
+        return `${out}]]`;
+      };
+    }
+  }
+}
+
+function atomJson(column: string, type: AtomicType): Writer {
+  const toWire = atomToWire(column, type);
+  if (type === 'uuid') {
+    return (v) => {
+      const w = toWire(v) as [string, string];
+      return w[0] === 'uuid' ? `["uuid","${w[1]}"]` : `["named-uuid",${JSON.stringify(w[1])}]`;
+    };
+  }
+  if (type === 'string') return (v) => JSON.stringify(toWire(v));
+  return (v) => String(toWire(v));
 }
 
 /** Record keys are strings in JS; integer/real/boolean map keys are parsed back for the wire. */
