@@ -47,7 +47,9 @@ export async function runCommand(env: Record<string, string | undefined>, stdin:
     checkVersion(cniEnv.command, cniVersion);
     const request = toRequest(cniEnv, conf);
     const timeoutMs = Number(env.KOVN_CNI_TIMEOUT_MS) || TIMEOUT_MS[request.command];
-    const response = await ask(request, conf.agentSocket, timeoutMs);
+    // While the agent restarts (an upgrade, a crash), wait for it rather than fail into kubelet's backoff.
+    const waitMs = request.command === 'STATUS' ? 0 : Math.min(timeoutMs, Number(env.KOVN_CNI_AGENT_WAIT_MS ?? AGENT_WAIT_MS));
+    const response = await ask(request, conf.agentSocket, timeoutMs, waitMs);
     if (!response.ok) throw new CniError(response.error.code, response.error.msg, response.error.details);
     let stdout = '';
     if (request.command === 'ADD') {
@@ -116,9 +118,21 @@ function toRequest(e: CniEnv, config: NetConf): AgentRequest {
   }
 }
 
-async function ask(request: AgentRequest, socketPath: string, timeoutMs: number): Promise<AgentResponse> {
+/** How long ADD/DEL/CHECK/GC wait for an unreachable agent to come back. */
+const AGENT_WAIT_MS = 20_000;
+
+async function ask(request: AgentRequest, socketPath: string, timeoutMs: number, waitMs: number): Promise<AgentResponse> {
+  const deadline = Date.now() + waitMs;
   try {
-    return await callAgent(socketPath, request, timeoutMs);
+    for (;;) {
+      try {
+        return await callAgent(socketPath, request, timeoutMs);
+      } catch (err) {
+        // Only "nobody listens" is retried: the request never reached an agent, so it cannot run twice.
+        if (!(err instanceof AgentCallError) || err.kind !== 'unreachable' || Date.now() + 250 > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
   } catch (err) {
     if (!(err instanceof AgentCallError)) throw err;
     if (err.kind === 'protocol') throw new CniError(CNI_ERR_IO, 'bad answer from kovn agent', err.message);

@@ -3,7 +3,8 @@
  * real CNI server on a unix socket, with a small in-memory handler behind it.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SUPPORTED_VERSIONS } from './versions.ts';
@@ -158,14 +159,31 @@ describe('kovn CNI plugin without an agent', () => {
   const missing = '/run/kovn-test-no-such-dir/cni.sock';
 
   it('ADD gives code 11 naming the socket', async () => {
-    const r = await runPlugin(attachEnv('ADD', 'c1', NETNS), netconf(missing));
+    const r = await runPlugin(attachEnv('ADD', 'c1', NETNS, { KOVN_CNI_AGENT_WAIT_MS: '300' }), netconf(missing));
     assert.equal(r.code, 1);
     assert.equal(r.json?.code, 11);
     assert.match(String(r.json?.msg), /kovn-test-no-such-dir\/cni\.sock/);
   });
 
+  it('ADD waits for an agent that is restarting, and is served once it listens', async () => {
+    const { startCniServer } = await import('./server.ts');
+    const { TestHandler } = await import('./test-support.ts');
+    const dir = await mkdtemp(join(tmpdir(), 'kovn-cni-wait-'));
+    const socketPath = join(dir, 'cni.sock');
+    const pending = runPlugin(attachEnv('ADD', 'c-wait', NETNS, { KOVN_CNI_AGENT_WAIT_MS: '10000' }), netconf(socketPath));
+    await new Promise((r) => setTimeout(r, 700));
+    const server = await startCniServer({ socketPath, handler: new TestHandler() });
+    try {
+      const r = await pending;
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+    } finally {
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('DEL is an error too (code 11): kubelet retries DEL until it succeeds', async () => {
-    const r = await runPlugin(attachEnv('DEL', 'c1', undefined), netconf(missing));
+    const r = await runPlugin(attachEnv('DEL', 'c1', undefined, { KOVN_CNI_AGENT_WAIT_MS: '300' }), netconf(missing));
     assert.equal(r.code, 1);
     assert.equal(r.json?.code, 11);
   });

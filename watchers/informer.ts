@@ -21,8 +21,6 @@ export interface InformerSource<T extends KubernetesObject> {
   /** The fields that matter to networking, compared between old and new to drop irrelevant updates. */
   relevant: (obj: T) => unknown;
   resyncMs: number;
-  /** Called with every key the cache holds, after each (re)list. */
-  onSynced?: (keys: string[]) => void;
 }
 
 export function watchKeys<T extends KubernetesObject>(src: InformerSource<T>): Observable<KeyEvent> {
@@ -55,7 +53,6 @@ export function watchKeys<T extends KubernetesObject>(src: InformerSource<T>): O
       setTimeout(() => void informer.start().then(() => { delay = 500; }, () => undefined), delay);
       delay = Math.min(delay * 2, 30_000);
     });
-    informer.on('connect', () => src.onSynced?.(informer.list().map(src.key)));
     const resync = setInterval(() => {
       for (const o of informer.list()) sub.next({ key: src.key(o), trigger: 'resync' });
     }, src.resyncMs);

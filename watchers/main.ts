@@ -77,20 +77,10 @@ const podKey = (p: V1Pod): string => `${p.metadata?.namespace}/${p.metadata?.nam
 const pods$ = watchKeys<V1Pod>({
   kc: kube.kc, path: '/api/v1/pods', list: () => kube.core.listPodForAllNamespaces(), key: podKey, resyncMs: 10 * 60_000,
   relevant: (p) => [p.metadata?.uid, p.spec?.nodeName, p.spec?.hostNetwork, p.metadata?.deletionTimestamp, p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed', p.metadata?.annotations?.[POD_NETWORKS]],
-  onSynced: (keys) => {
-    const live = new Set(keys);
-    for (const port of ownedPodPorts(nb)) if (!live.has(port.owner)) orphans.next({ key: port.owner, trigger: 'startup sync: orphaned logical port' });
-  },
 });
 const nodes$ = watchKeys<V1Node>({
   kc: kube.kc, path: '/api/v1/nodes', list: () => kube.core.listNode(), key: (n) => n.metadata?.name ?? '', resyncMs: 10 * 60_000,
   relevant: (n) => [n.metadata?.uid, n.metadata?.deletionTimestamp, n.metadata?.annotations?.[NODE_SUBNETS], n.metadata?.annotations?.['k8s.ovn.org/node-chassis-id']],
-  onSynced: (keys) => {
-    const live = new Set(keys);
-    const owners = new Set(nb.cache.table('Logical_Switch').all().filter((s) => isKovnOwned(s.external_ids) && s.external_ids[OWNER_TYPE] === 'Node')
-      .map((s) => s.external_ids[OWNER_NAME] ?? ''));
-    for (const n of owners) if (!live.has(n)) nodeOrphans.next({ key: n, trigger: 'startup sync: node gone' });
-  },
 });
 const nodeOrphans = new Subject<KeyEvent>();
 const subs = [
@@ -98,7 +88,25 @@ const subs = [
   dispatchKeys(merge(nodes$, nodeOrphans), dispatchNode).subscribe({ error: (e: unknown) => log(`node watcher failed: ${String(e)}`) }),
 ];
 
+/**
+ * Startup sync (and again at every resync): rows kovn owns whose object is gone from the API get their
+ * object's workflow, which removes them. The watchers never see these objects: they were deleted while
+ * no controller ran.
+ */
+async function syncOrphans(): Promise<void> {
+  const pods = new Set((await kube.core.listPodForAllNamespaces()).items.map(podKey));
+  for (const port of ownedPodPorts(nb)) if (!pods.has(port.owner)) orphans.next({ key: port.owner, trigger: 'startup sync: orphaned logical port' });
+  const nodes = new Set((await kube.core.listNode()).items.map((n) => n.metadata?.name ?? ''));
+  const owners = new Set(nb.cache.table('Logical_Switch').all().filter((s) => isKovnOwned(s.external_ids) && s.external_ids[OWNER_TYPE] === 'Node')
+    .map((s) => s.external_ids[OWNER_NAME] ?? ''));
+  for (const n of owners) if (!nodes.has(n)) nodeOrphans.next({ key: n, trigger: 'startup sync: node gone' });
+}
+const runSync = (): void => void syncOrphans().catch((err: unknown) => log(`startup sync failed (retried at the next resync): ${String(err)}`));
+runSync();
+const resync = setInterval(runSync, 10 * 60_000);
+
 const stop = async (): Promise<void> => {
+  clearInterval(resync);
   for (const s of subs) s.unsubscribe();
   await lease.release();
   worker.shutdown();
