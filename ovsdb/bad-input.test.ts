@@ -69,6 +69,21 @@ describe('bad input', { timeout: 90_000 }, () => {
     peer.close();
   });
 
+  test('RPC layer: the server\'s echo request is answered with its params', async () => {
+    const file = path.join(sandbox.dir, 'raw-echo.sock');
+    let answered: (v: unknown) => void = () => undefined;
+    const answer = new Promise((r) => (answered = r));
+    const peer = net.createServer((s) => {
+      s.write('{"id":"echo-7","method":"echo","params":["ping",{"n":1}]}');
+      s.on('data', (b: Buffer) => answered(JSON.parse(b.toString())));
+    });
+    await new Promise<void>((r) => peer.listen(file, r));
+    const rpc = await rpcTo(file, [], []);
+    assert.deepEqual(await answer, { id: 'echo-7', result: ['ping', { n: 1 }], error: null });
+    rpc.close();
+    peer.close();
+  });
+
   test('RPC layer: malformed bytes fail pending requests with a protocol error and close', async () => {
     const file = path.join(sandbox.dir, 'raw2.sock');
     const peer = await rawPeer(file, ['{"id":1,"result":[1,2,,3]}']);

@@ -71,8 +71,9 @@ function columnTs(typeJson: Json): ColumnOut {
   }
   const atom = atomTs(key);
   if (max === 1) return { optional: min === 0, ts: atom, note: ref };
+  const refs = typeof key.refTable === 'string' ? `UUIDs of ${key.refTable}` : '';
   const bounds = min > 0 || max !== Infinity ? ` (${min}..${max === Infinity ? '' : max} elements)` : '';
-  return { optional: false, ts: atom.includes('|') ? `(${atom})[]` : `${atom}[]`, note: `${ref}${bounds}`.trim() };
+  return { optional: false, ts: atom.includes('|') ? `(${atom})[]` : `${atom}[]`, note: `${refs}${bounds}`.trim() };
 }
 
 function generate(target: Target, outDir: string): string {

@@ -121,7 +121,7 @@ export interface HAChassis {
 export interface HAChassisGroup {
   _uuid: string;
   external_ids: Record<string, string>;
-  /** UUID of HA_Chassis */
+  /** UUIDs of HA_Chassis */
   ha_chassis: string[];
   name: string;
 }
@@ -130,7 +130,7 @@ export interface HAChassisGroup {
 export interface LoadBalancer {
   _uuid: string;
   external_ids: Record<string, string>;
-  /** UUID of Load_Balancer_Health_Check */
+  /** UUIDs of Load_Balancer_Health_Check */
   health_check: string[];
   ip_port_mappings: Record<string, string>;
   name: string;
@@ -143,7 +143,7 @@ export interface LoadBalancer {
 /** Row of OVN_Northbound table Load_Balancer_Group. */
 export interface LoadBalancerGroup {
   _uuid: string;
-  /** UUID of Load_Balancer */
+  /** UUIDs of Load_Balancer */
   load_balancer: string[];
   name: string;
 }
@@ -163,19 +163,19 @@ export interface LogicalRouter {
   copp?: string;
   enabled?: boolean;
   external_ids: Record<string, string>;
-  /** UUID of Load_Balancer */
+  /** UUIDs of Load_Balancer */
   load_balancer: string[];
-  /** UUID of Load_Balancer_Group */
+  /** UUIDs of Load_Balancer_Group */
   load_balancer_group: string[];
   name: string;
-  /** UUID of NAT */
+  /** UUIDs of NAT */
   nat: string[];
   options: Record<string, string>;
-  /** UUID of Logical_Router_Policy */
+  /** UUIDs of Logical_Router_Policy */
   policies: string[];
-  /** UUID of Logical_Router_Port */
+  /** UUIDs of Logical_Router_Port */
   ports: string[];
-  /** UUID of Logical_Router_Static_Route */
+  /** UUIDs of Logical_Router_Static_Route */
   static_routes: string[];
 }
 
@@ -196,7 +196,7 @@ export interface LogicalRouterPort {
   _uuid: string;
   enabled?: boolean;
   external_ids: Record<string, string>;
-  /** UUID of Gateway_Chassis */
+  /** UUIDs of Gateway_Chassis */
   gateway_chassis: string[];
   /** UUID of HA_Chassis_Group */
   ha_chassis_group?: string;
@@ -227,24 +227,24 @@ export interface LogicalRouterStaticRoute {
 /** Row of OVN_Northbound table Logical_Switch. */
 export interface LogicalSwitch {
   _uuid: string;
-  /** UUID of ACL */
+  /** UUIDs of ACL */
   acls: string[];
   /** UUID of Copp */
   copp?: string;
-  /** UUID of DNS */
+  /** UUIDs of DNS */
   dns_records: string[];
   external_ids: Record<string, string>;
-  /** UUID of Forwarding_Group */
+  /** UUIDs of Forwarding_Group */
   forwarding_groups: string[];
-  /** UUID of Load_Balancer */
+  /** UUIDs of Load_Balancer */
   load_balancer: string[];
-  /** UUID of Load_Balancer_Group */
+  /** UUIDs of Load_Balancer_Group */
   load_balancer_group: string[];
   name: string;
   other_config: Record<string, string>;
-  /** UUID of Logical_Switch_Port */
+  /** UUIDs of Logical_Switch_Port */
   ports: string[];
-  /** UUID of QoS */
+  /** UUIDs of QoS */
   qos_rules: string[];
 }
 
@@ -261,7 +261,7 @@ export interface LogicalSwitchPort {
   external_ids: Record<string, string>;
   /** UUID of HA_Chassis_Group */
   ha_chassis_group?: string;
-  /** UUID of Mirror */
+  /** UUIDs of Mirror */
   mirror_rules: string[];
   name: string;
   options: Record<string, string>;
@@ -276,7 +276,7 @@ export interface LogicalSwitchPort {
 /** Row of OVN_Northbound table Meter. */
 export interface Meter {
   _uuid: string;
-  /** UUID of Meter_Band (1.. elements) */
+  /** UUIDs of Meter_Band (1.. elements) */
   bands: string[];
   external_ids: Record<string, string>;
   fair?: boolean;
@@ -326,7 +326,7 @@ export interface NAT {
 /** Row of OVN_Northbound table NB_Global. */
 export interface NBGlobal {
   _uuid: string;
-  /** UUID of Connection */
+  /** UUIDs of Connection */
   connections: string[];
   external_ids: Record<string, string>;
   hv_cfg: number;
@@ -345,11 +345,11 @@ export interface NBGlobal {
 /** Row of OVN_Northbound table Port_Group. */
 export interface PortGroup {
   _uuid: string;
-  /** UUID of ACL */
+  /** UUIDs of ACL */
   acls: string[];
   external_ids: Record<string, string>;
   name: string;
-  /** UUID of Logical_Switch_Port */
+  /** UUIDs of Logical_Switch_Port */
   ports: string[];
 }
 

@@ -32,7 +32,7 @@ export interface BFD {
 /** Row of OVN_Southbound table Chassis. */
 export interface Chassis {
   _uuid: string;
-  /** UUID of Encap (1.. elements) */
+  /** UUIDs of Encap (1.. elements) */
   encaps: string[];
   external_ids: Record<string, string>;
   hostname: string;
@@ -104,7 +104,7 @@ export interface DHCPv6Options {
 /** Row of OVN_Southbound table DNS. */
 export interface DNS {
   _uuid: string;
-  /** UUID of Datapath_Binding (1.. elements) */
+  /** UUIDs of Datapath_Binding (1.. elements) */
   datapaths: string[];
   external_ids: Record<string, string>;
   records: Record<string, string>;
@@ -159,10 +159,10 @@ export interface HAChassis {
 export interface HAChassisGroup {
   _uuid: string;
   external_ids: Record<string, string>;
-  /** UUID of HA_Chassis */
+  /** UUIDs of HA_Chassis */
   ha_chassis: string[];
   name: string;
-  /** UUID of Chassis */
+  /** UUIDs of Chassis */
   ref_chassis: string[];
 }
 
@@ -174,7 +174,7 @@ export interface IGMPGroup {
   chassis?: string;
   /** UUID of Datapath_Binding */
   datapath?: string;
-  /** UUID of Port_Binding */
+  /** UUIDs of Port_Binding */
   ports: string[];
 }
 
@@ -200,7 +200,7 @@ export interface LoadBalancer {
   _uuid: string;
   /** UUID of Logical_DP_Group */
   datapath_group?: string;
-  /** UUID of Datapath_Binding */
+  /** UUIDs of Datapath_Binding */
   datapaths: string[];
   external_ids: Record<string, string>;
   name: string;
@@ -212,7 +212,7 @@ export interface LoadBalancer {
 /** Row of OVN_Southbound table Logical_DP_Group. */
 export interface LogicalDPGroup {
   _uuid: string;
-  /** UUID of Datapath_Binding */
+  /** UUIDs of Datapath_Binding */
   datapaths: string[];
 }
 
@@ -247,7 +247,7 @@ export interface MACBinding {
 /** Row of OVN_Southbound table Meter. */
 export interface Meter {
   _uuid: string;
-  /** UUID of Meter_Band (1.. elements) */
+  /** UUIDs of Meter_Band (1.. elements) */
   bands: string[];
   name: string;
   unit: "kbps" | "pktps";
@@ -278,7 +278,7 @@ export interface MulticastGroup {
   /** UUID of Datapath_Binding */
   datapath: string;
   name: string;
-  /** UUID of Port_Binding */
+  /** UUIDs of Port_Binding */
   ports: string[];
   tunnel_key: number;
 }
@@ -286,9 +286,9 @@ export interface MulticastGroup {
 /** Row of OVN_Southbound table Port_Binding. */
 export interface PortBinding {
   _uuid: string;
-  /** UUID of Chassis */
+  /** UUIDs of Chassis */
   additional_chassis: string[];
-  /** UUID of Encap */
+  /** UUIDs of Encap */
   additional_encap: string[];
   /** UUID of Chassis */
   chassis?: string;
@@ -297,19 +297,19 @@ export interface PortBinding {
   /** UUID of Encap */
   encap?: string;
   external_ids: Record<string, string>;
-  /** UUID of Gateway_Chassis */
+  /** UUIDs of Gateway_Chassis */
   gateway_chassis: string[];
   /** UUID of HA_Chassis_Group */
   ha_chassis_group?: string;
   logical_port: string;
   mac: string[];
-  /** UUID of Mirror */
+  /** UUIDs of Mirror */
   mirror_rules: string[];
   nat_addresses: string[];
   options: Record<string, string>;
   parent_port?: string;
   port_security: string[];
-  /** UUID of Chassis */
+  /** UUIDs of Chassis */
   requested_additional_chassis: string[];
   /** UUID of Chassis */
   requested_chassis?: string;
@@ -347,7 +347,7 @@ export interface RBACRole {
 /** Row of OVN_Southbound table SB_Global. */
 export interface SBGlobal {
   _uuid: string;
-  /** UUID of Connection */
+  /** UUIDs of Connection */
   connections: string[];
   external_ids: Record<string, string>;
   ipsec: boolean;

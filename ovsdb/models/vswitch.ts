@@ -20,7 +20,7 @@ export interface Bridge {
   _uuid: string;
   /** UUID of AutoAttach */
   auto_attach?: string;
-  /** UUID of Controller */
+  /** UUIDs of Controller */
   controller: string[];
   datapath_id?: string;
   datapath_type: string;
@@ -34,13 +34,13 @@ export interface Bridge {
   /** UUID of IPFIX */
   ipfix?: string;
   mcast_snooping_enable: boolean;
-  /** UUID of Mirror */
+  /** UUIDs of Mirror */
   mirrors: string[];
   name: string;
   /** UUID of NetFlow */
   netflow?: string;
   other_config: Record<string, string>;
-  /** UUID of Port */
+  /** UUIDs of Port */
   ports: string[];
   protocols: ("OpenFlow10" | "OpenFlow11" | "OpenFlow12" | "OpenFlow13" | "OpenFlow14" | "OpenFlow15")[];
   rstp_enable: boolean;
@@ -196,9 +196,9 @@ export interface Mirror {
   output_port?: string;
   output_vlan?: number;
   select_all: boolean;
-  /** UUID of Port */
+  /** UUIDs of Port */
   select_dst_port: string[];
-  /** UUID of Port */
+  /** UUIDs of Port */
   select_src_port: string[];
   /** (0..4096 elements) */
   select_vlan: number[];
@@ -221,7 +221,7 @@ export interface NetFlow {
 /** Row of Open_vSwitch table Open_vSwitch. */
 export interface OpenVSwitch {
   _uuid: string;
-  /** UUID of Bridge */
+  /** UUIDs of Bridge */
   bridges: string[];
   cur_cfg: number;
   datapath_types: string[];
@@ -232,7 +232,7 @@ export interface OpenVSwitch {
   dpdk_version?: string;
   external_ids: Record<string, string>;
   iface_types: string[];
-  /** UUID of Manager */
+  /** UUIDs of Manager */
   manager_options: string[];
   next_cfg: number;
   other_config: Record<string, string>;
@@ -256,7 +256,7 @@ export interface Port {
   cvlans: number[];
   external_ids: Record<string, string>;
   fake_bridge: boolean;
-  /** UUID of Interface (1.. elements) */
+  /** UUIDs of Interface (1.. elements) */
   interfaces: string[];
   lacp?: "active" | "passive" | "off";
   mac?: string;
