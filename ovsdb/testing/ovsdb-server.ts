@@ -12,16 +12,25 @@ const run = promisify(execFile);
 
 export const NB_SCHEMA = '/usr/share/ovn/ovn-nb.ovsschema';
 
-/** A free TCP port on 127.0.0.1 (bound then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
+// A released port can come back from the next bind(0): never hand the same one out twice.
+const handedOut = new Set<number>();
+
+/** A free TCP port on 127.0.0.1 (bound then released), distinct from every one returned before. */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = net.createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as net.AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 /** Resolves once something accepts connections on the unix socket. */
@@ -97,6 +106,17 @@ export class OvsdbServer {
     clearTimeout(timer);
   }
 
+  /** Waits until `cluster/status` reports this server as a cluster member. */
+  async waitForClusterMember(database: string, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const status = await this.appctl('cluster/status', database).catch(() => '');
+      if (/Status: cluster member/.test(status)) return;
+      if (Date.now() > deadline) throw new Error(`${this.dir} did not join the cluster:\n${status}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   /** `ovs-appctl` against this server. */
   async appctl(...args: string[]): Promise<string> {
     const r = await run('ovs-appctl', ['-t', path.join(this.dir, 'ovsdb-server.ctl'), ...args]);
@@ -151,6 +171,8 @@ export class Sandbox {
     }
     this.servers.push(...members);
     await Promise.all(members.map((m) => m.start()));
+    // Joining members become cluster members only once they reach the first one.
+    await Promise.all(members.map((m) => m.waitForClusterMember(database)));
     return members;
   }
 
