@@ -113,6 +113,7 @@ export class OvsdbClient<M extends TableMap = TableMap> {
   readonly #lockEvents = new Subject<LockEvent>();
   readonly #warnings = new Subject<Error>();
   #fatal: Error | undefined;
+  #wakeUp: (() => void) | undefined;
   /** Successful connections so far (1 after connect()). */
   connects = 0;
 
@@ -307,6 +308,7 @@ export class OvsdbClient<M extends TableMap = TableMap> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#wakeUp?.();
     const err = new OvsdbClosedError();
     for (const w of this.#waiters) w.reject(err);
     this.#waiters.clear();
@@ -345,6 +347,20 @@ export class OvsdbClient<M extends TableMap = TableMap> {
     }
   }
 
+  /** A backoff pause that close() cuts short, so a closed client never holds the process open. */
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#wakeUp = undefined;
+        resolve();
+      }, ms);
+      this.#wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
   #startReconnect(delay: number): void {
     if (this.#closed || this.#reconnecting) return;
     this.#reconnecting = true;
@@ -357,7 +373,7 @@ export class OvsdbClient<M extends TableMap = TableMap> {
     const max = rc?.maxDelayMs ?? 5000;
     let delay = firstDelay;
     while (!this.#closed) {
-      if (delay > 0) await sleep(delay * (0.8 + Math.random() * 0.4));
+      if (delay > 0) await this.#sleep(delay * (0.8 + Math.random() * 0.4));
       // One round tries every endpoint, starting after the one that failed last.
       for (let i = 0; i < this.#endpoints.length && !this.#closed; i++) {
         const ep = this.#endpoints[this.#nextEndpoint % this.#endpoints.length]!;
@@ -541,7 +557,4 @@ interface ServerDbRow {
   readonly leader?: boolean;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 

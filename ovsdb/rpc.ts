@@ -73,6 +73,7 @@ export class RpcConnection {
    */
   request(method: string, params: unknown[], signal?: AbortSignal): Promise<unknown> {
     if (this.#closed) return Promise.reject(this.#closeError ?? new OvsdbDisconnectedError('not connected', false));
+    if (signal?.aborted) return Promise.reject(new OvsdbRpcError(method, { error: 'canceled', details: 'aborted before sending' }));
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { method, resolve, reject });
