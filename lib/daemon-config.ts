@@ -24,6 +24,9 @@ export const NodeAgentConfig = z.object({
   kubeconfig: abs,
   temporal: Temporal,
   ovsSock: abs,
+  /** This node's GENEVE endpoint and the Southbound DB its ovn-controller connects to. */
+  encapIp: z.string().min(1),
+  sbRemote: z.string().min(1),
   ipamFile: abs,
   cniSocket: abs,
   cniBinDir: abs,

@@ -13,12 +13,14 @@ import { podPortName } from '../activities/translate/pod.ts';
 import { CNI_ERR_TRY_AGAIN_LATER, CniError, isCniError } from '../cni/errors.ts';
 import { Ipam } from './ipam.ts';
 import type { NodePods } from './pod-watch.ts';
-import { INTEGRATION_BRIDGE, deletePort, ensurePort, systemId, waitOvnInstalled } from './ovs.ts';
+import { INTEGRATION_BRIDGE, deletePort, ensureChassis, ensurePort, systemId, waitOvnInstalled } from './ovs.ts';
 import type { OvsClient } from './ovs.ts';
 import { checkVeth, configureMgmtPort, hostIfname, plugVeth, unplugVeth } from './plug.ts';
 
 export interface NodeAgentDeps {
   node: string;
+  /** The chassis settings the agent keeps in Open_vSwitch (system-id defaults to the node name). */
+  chassis: { encapIp: string; sbRemote: string };
   ipamFile: string;
   ovs: OvsClient;
   pods: NodePods;
@@ -57,7 +59,7 @@ async function classified<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export function createNodeAgentActivities({ node, ipamFile, ovs, pods, cluster }: NodeAgentDeps) {
+export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, cluster }: NodeAgentDeps) {
   let ipam: Ipam | undefined;
   const ipamFor = (subnets: string[]): Ipam => {
     if (!ipam || ipam.subnets.join() !== subnets.join()) ipam = Ipam.open(ipamFile, subnets);
@@ -86,10 +88,10 @@ export function createNodeAgentActivities({ node, ipamFile, ovs, pods, cluster }
     async setupNode({ subnets }: { subnets: string[] }): Promise<{ chassisId: string; changes: Change[] }> {
       return classified(async () => {
         ipamFor(subnets);
-        const chassisId = systemId(ovs);
-        if (!chassisId) throw new Error('Open_vSwitch external_ids:system-id is not set yet');
+        const changes = await ensureChassis(ovs, { systemId: node, ...chassis });
+        const chassisId = systemId(ovs) ?? node;
         const name = mgmtPort(node);
-        const changes = await ensurePort(ovs, name, 'internal', { 'iface-id': name });
+        changes.push(...(await ensurePort(ovs, name, 'internal', { 'iface-id': name })));
         const { gateway, mgmt } = nodeAddresses(subnets);
         const routes = cluster.clusterNetworks.map((n) => {
           const gw = gateway.find((g) => g.includes(':') === n.cidr.includes(':'));

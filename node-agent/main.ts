@@ -36,7 +36,7 @@ const ovs = await connectOvs(cfg.ovsSock);
 const pods = await NodePods.start(kube, cfg.node);
 const connection = await NativeConnection.connect({ address: cfg.temporal.address });
 const taskQueue = nodeQueue(cfg.node);
-const activities = createNodeAgentActivities({ node: cfg.node, ipamFile: cfg.ipamFile, ovs, pods, cluster: cfg.cluster });
+const activities = createNodeAgentActivities({ node: cfg.node, chassis: { encapIp: cfg.encapIp, sbRemote: cfg.sbRemote }, ipamFile: cfg.ipamFile, ovs, pods, cluster: cfg.cluster });
 const worker = await Worker.create({
   connection, namespace: cfg.temporal.namespace, taskQueue, activities,
   ...(cfg.workflowBundle ? { workflowBundle: { codePath: cfg.workflowBundle } } : { workflowsPath: new URL('../workflows/index.ts', import.meta.url).pathname }),

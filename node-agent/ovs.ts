@@ -78,3 +78,25 @@ export async function waitOvnInstalled(ovs: OvsClient, name: string, timeoutMs: 
     timeout({ first: timeoutMs, with: () => { throw new Error(`interface ${name}: ovn-installed not set after ${timeoutMs} ms (is the logical port bound to this chassis?)`); } }),
   ));
 }
+
+/** What makes this node an OVN chassis: its id, its GENEVE endpoint, where the Southbound DB is. */
+export interface ChassisConfig {
+  systemId: string;
+  encapIp: string;
+  sbRemote: string;
+}
+
+/** Sets the chassis keys in Open_vSwitch external_ids where they differ (ovn-controller reads them). */
+export async function ensureChassis(ovs: OvsClient, c: ChassisConfig): Promise<Change[]> {
+  const row = ovs.cache.table('Open_vSwitch').all()[0];
+  if (!row) throw new Error('the Open_vSwitch table has no row yet');
+  const want: Record<string, string> = {
+    'system-id': row.external_ids['system-id'] ?? c.systemId, // an existing chassis keeps its identity
+    'ovn-encap-type': 'geneve', 'ovn-encap-ip': c.encapIp, 'ovn-remote': c.sbRemote,
+    'ovn-bridge': INTEGRATION_BRIDGE, 'ovn-bridge-datapath-type': 'netdev',
+  };
+  const differs = Object.entries(want).filter(([k, v]) => row.external_ids[k] !== v);
+  if (differs.length === 0) return [];
+  await ovs.transact([ops.update('Open_vSwitch', [['_uuid', '==', row._uuid]], { external_ids: { ...row.external_ids, ...want } })]);
+  return [{ db: 'ovs', table: 'Open_vSwitch', row: differs.map(([k]) => k).join(','), op: 'update' }];
+}

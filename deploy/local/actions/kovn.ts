@@ -6,6 +6,7 @@ import { ensureCert, writeKubeconfig } from '../pki.ts';
 import { runningPid } from '../proc.ts';
 import { kubectl } from '../kubectl.ts';
 import { nodePaths } from './node.ts';
+import { SB_TCP } from './ovn-central.ts';
 import type { Component } from './types.ts';
 import { DUAL_STACK_CLUSTER, IPV4_CLUSTER } from '../../../lib/cluster-config.ts';
 import type { ClusterConfig } from '../../../lib/cluster-config.ts';
@@ -92,6 +93,8 @@ export function nodeAgent(i: number, family: IpFamily, bundle = ''): Component {
     kubeconfig: join(p.dir, 'kovn-agent.kubeconfig'),
     temporal: { address: `${NET.cpIp}:7233`, namespace: TEMPORAL_NAMESPACE },
     ovsSock: p.ovsSock,
+    encapIp: p.ip,
+    sbRemote: SB_TCP,
     ipamFile: join(p.dir, 'kovn', 'ipam.json'),
     cniSocket: join(p.dir, 'kovn', 'cni.sock'),
     cniBinDir: p.cniBinDir,
