@@ -114,7 +114,7 @@ describe('round trips on OVN_Northbound', { timeout: 90_000 }, () => {
     const [d] = await w.transact([
       nb.mutate('Logical_Switch', [['name', '==', 'rt-ls']], [['ports', 'delete', [p._uuid]]]),
       nb.delete('ACL', [['priority', '==', 1006]]),
-      nb.mutate('Logical_Switch', [['name', '==', 'rt-ls']], [['acls', 'delete', w.cache.table('Logical_Switch').byIndex === undefined ? [] : w.cache.table('Logical_Switch').find((s) => s.name === 'rt-ls')[0]!.acls]]),
+      nb.mutate('Logical_Switch', [['name', '==', 'rt-ls']], [['acls', 'delete', w.cache.table('Logical_Switch').find((s) => s.name === 'rt-ls')[0]!.acls]]),
     ]).then((r) => r.slice(1));
     assert.equal(d!.count, 1);
     assert.equal(w.cache.table('Logical_Switch_Port').byIndex({ name: 'rt-p1' }), undefined, 'unreferenced port is garbage collected');
