@@ -56,6 +56,9 @@ function preflight(): void {
   const missing = GO_TOOLS.filter((t) => !isBuilt(t)).map((t) => t.module);
   if (missing.length) throw new Error(`tools not built: ${missing.join(', ')}; run \`kovn install\` (or \`npm start\`)`);
   if (!existsSync(imageTar())) throw new Error('pod image not built; run `kovn install` (or `npm start`)');
+  // Unix socket paths are limited to 107 bytes; the deepest the box makes is ovn-controller's control socket.
+  const deepest = `${dirs.node('node-10')}/ovs/ovn-controller.4194304.ctl`;
+  if (deepest.length > 107) throw new Error(`state dir ${STATE} is too deep for unix socket paths; set KOVN_STATE_DIR to a shorter path`);
 }
 
 async function waitNodes(count: number): Promise<string> {
