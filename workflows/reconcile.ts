@@ -4,7 +4,8 @@
  * Deterministic: activities are imported as types only.
  */
 import {
-  ApplicationFailure, defineSignal, proxyActivities, proxyLocalActivities, setHandler, upsertMemo, upsertSearchAttributes,
+  ApplicationFailure, CancellationScope, condition, defineSignal, proxyActivities, proxyLocalActivities, setHandler, upsertMemo,
+  upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { ControllerActivities } from '../activities/controller.ts';
 import type { NodeAgentActivities } from '../node-agent/activities.ts';
@@ -27,8 +28,22 @@ const local = proxyLocalActivities<Pick<ControllerActivities, 'observePod' | 'ob
 });
 const ctl = proxyActivities<Omit<ControllerActivities, 'observePod' | 'observeNode'>>({ startToCloseTimeout: '60s', retry });
 
-/** The node agent's activities, on the node's own task queue. */
-const onNode = (node: string) => proxyActivities<NodeAgentActivities>({ taskQueue: nodeQueue(node), startToCloseTimeout: '60s', retry });
+/**
+ * The node agent's activities, on the node's own task queue. They are quick, so a short timeout: an
+ * agent killed while it held a task is noticed in seconds and the task goes to its successor.
+ */
+const onNode = (node: string) => proxyActivities<NodeAgentActivities>({ taskQueue: nodeQueue(node), startToCloseTimeout: '15s', retry });
+
+/** What a pass of a reconcile loop gets: the summary, and a way to wait that a new change interrupts. */
+interface Pass {
+  s: RunSummary;
+  /**
+   * Runs a wait on a node agent that a newer change can make moot (the pod or node was deleted, or its
+   * agent is gone for good): a signal cancels it and the loop starts over with a fresh observation.
+   * Resolves undefined when interrupted.
+   */
+  interruptible: <T>(fn: () => Promise<T>) => Promise<T | undefined>;
+}
 
 interface FailureLike { type?: unknown; message?: unknown; cause?: unknown }
 
@@ -45,17 +60,27 @@ function reasonOf(err: unknown): { reason: string; message: string } {
  * be found and replayed.
  */
 async function reconcile(trigger: string, target: { kind: 'Pod' | 'Node'; namespace?: string; name: string },
-  once: (s: RunSummary) => Promise<Outcome>): Promise<RunSummary> {
+  once: (p: Pass) => Promise<Outcome | 'interrupted'>): Promise<RunSummary> {
   const summary: RunSummary = { triggers: trigger ? [trigger] : [], outcome: 'running', changes: [] };
   let dirty = true;
   setHandler(changed, (t) => {
     summary.triggers.push(t);
     dirty = true;
   });
+  const interruptible = async <T>(fn: () => Promise<T>): Promise<T | undefined> => {
+    const scope = new CancellationScope();
+    const work = scope.run(fn);
+    const won = await Promise.race([work.then((value) => ({ value })), condition(() => dirty).then(() => undefined)]);
+    if (won) return won.value;
+    scope.cancel();
+    await work.catch(() => undefined);
+    return undefined;
+  };
   try {
     while (dirty) {
       dirty = false;
-      summary.outcome = await once(summary);
+      const outcome = await once({ s: summary, interruptible });
+      if (outcome !== 'interrupted') summary.outcome = outcome;
     }
   } catch (err) {
     const { reason, message } = reasonOf(err);
@@ -75,7 +100,7 @@ export interface PodInput { namespace: string; name: string; trigger: string }
 
 /** A pod's network: address from its node's agent, logical switch port, pod-networks annotation. */
 export async function reconcilePod({ namespace, name, trigger }: PodInput): Promise<RunSummary> {
-  return reconcile(trigger, { kind: 'Pod', namespace, name }, async (s) => {
+  return reconcile(trigger, { kind: 'Pod', namespace, name }, async ({ s, interruptible }) => {
     const obs = await local.observePod({ namespace, name });
     if (obs.node) upsertSearchAttributes([{ key: SA.node, value: obs.node }]);
     // A port left by a deleted pod or by an earlier incarnation of this name: remove it, free its address.
@@ -83,14 +108,19 @@ export async function reconcilePod({ namespace, name, trigger }: PodInput): Prom
     if (stale && obs.port) {
       s.changes.push(...(await ctl.deletePodPort({ namespace, name })));
       if (obs.port.node && obs.port.uid && obs.portNodeExists) {
-        const r = await onNode(obs.port.node).releaseAddress({ uid: obs.port.uid });
+        const node = obs.port.node;
+        const uid = obs.port.uid;
+        const r = await interruptible(() => onNode(node).releaseAddress({ uid }));
+        if (!r) return 'interrupted';
         if (r.released) s.changes.push({ db: 'node', table: 'IPAM', row: `${obs.port.node}:${r.ips.join(',')}`, op: 'delete' });
       }
     }
     if (obs.state !== 'active' || !obs.node || !obs.uid || !obs.nodeSubnets) {
       return obs.state === 'absent' ? 'deleted' : 'skipped';
     }
-    const alloc = await onNode(obs.node).allocateAddress({ uid: obs.uid, pod: `${namespace}/${name}`, subnets: obs.nodeSubnets });
+    const { node, uid, nodeSubnets } = obs;
+    const alloc = await interruptible(() => onNode(node).allocateAddress({ uid, pod: `${namespace}/${name}`, subnets: nodeSubnets }));
+    if (!alloc) return 'interrupted';
     if (alloc.created) s.changes.push({ db: 'node', table: 'IPAM', row: `${obs.node}:${alloc.ips.join(',')}`, op: 'insert' });
     s.changes.push(...(await ctl.ensurePodNetwork({ namespace, name, uid: obs.uid, node: obs.node, ips: alloc.ips, nodeSubnets: obs.nodeSubnets })));
     return 'converged';
@@ -101,7 +131,7 @@ export interface NodeInput { name: string; trigger: string }
 
 /** A node's network: subnets, switch, router link, management port, chassis; removed with the node. */
 export async function reconcileNode({ name, trigger }: NodeInput): Promise<RunSummary> {
-  return reconcile(trigger, { kind: 'Node', name }, async (s) => {
+  return reconcile(trigger, { kind: 'Node', name }, async ({ s, interruptible }) => {
     const obs = await local.observeNode({ name });
     if (!obs.exists) {
       s.changes.push(...(await ctl.deleteNodeNetwork({ name })));
@@ -110,7 +140,8 @@ export async function reconcileNode({ name, trigger }: NodeInput): Promise<RunSu
     s.changes.push(...(await ctl.ensureClusterTopology()));
     const net = await ctl.ensureNodeNetwork({ name });
     s.changes.push(...net.changes);
-    const setup = await onNode(name).setupNode({ subnets: net.subnets });
+    const setup = await interruptible(() => onNode(name).setupNode({ subnets: net.subnets }));
+    if (!setup) return 'interrupted';
     s.changes.push(...setup.changes);
     s.changes.push(...(await ctl.annotateNode({ name, subnets: net.subnets, chassisId: setup.chassisId })));
     return 'converged';

@@ -50,6 +50,24 @@ describe('pod networking (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
     assert.match(await nbctl(['ls-list']), /\(join\)/);
   });
 
+  test('nodes added at once get distinct subnets; a deleted node\'s OVN objects are removed', { timeout: 3 * 60_000 }, async () => {
+    // Node objects without a kubelet or agent behind them: their runs claim subnets and topology, then
+    // wait for an agent that never comes until the deletion interrupts them.
+    const ghosts = ['ghost-1', 'ghost-2', 'ghost-3'];
+    await kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: ghosts.map((name) => ({ apiVersion: 'v1', kind: 'Node', metadata: { name } })) }) });
+    const subnets = await until('switches of the new nodes', async () => {
+      const all = await Promise.all(['node-1', 'node-2', ...ghosts].map((n) => nbctl(['get', 'Logical_Switch', n, 'other_config:subnet']).then((x) => x.trim())));
+      return all.every(Boolean) ? all : undefined;
+    });
+    assert.equal(new Set(subnets).size, subnets.length, `never the same subnet twice: ${subnets.join(' ')}`);
+    await kubectl(['delete', 'node', ...ghosts]);
+    for (const g of ghosts) {
+      await until(`${g}'s switch removed`, async () => !(await nbctl(['ls-list'])).includes(`(${g})`));
+      assert.doesNotMatch(await nbctl(['show', 'ovn_cluster_router']), new RegExp(`rtos-${g}`));
+      assert.equal(await lsp(`k8s-${g}`), undefined);
+    }
+  });
+
   test('pods on 2 nodes get addresses and talk: same node, across nodes (GENEVE), node to pod', { timeout: 5 * 60_000 }, async () => {
     await createPods(PODS);
     await waitReady(PODS.map((p) => p.name));
