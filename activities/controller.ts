@@ -13,11 +13,14 @@ import { annotateNode, annotatePod, getNode, getPod, recordEvent } from '../lib/
 import type { Kube } from '../lib/kube.ts';
 import { deleteOwned, ensureClusterTopology, ensureNodeTopology, ensurePodPort, noSwitchWithSubnet, switchSubnets } from './nb.ts';
 import type { NbClient } from './nb.ts';
+import { deleteNodeChassis } from './sb.ts';
+import type { SbClient } from './sb.ts';
 import { podNetworks, podPort, podPortName } from './translate/pod.ts';
 import { clusterTopology, nodeTopology } from './translate/topology.ts';
 
 export interface ControllerDeps {
   nb: NbClient;
+  sb: SbClient;
   kube: Kube;
   cfg: ClusterConfig;
 }
@@ -49,7 +52,7 @@ async function classified<T>(fn: () => Promise<T>): Promise<T> {
 
 const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
-export function createControllerActivities({ nb, kube, cfg }: ControllerDeps) {
+export function createControllerActivities({ nb, sb, kube, cfg }: ControllerDeps) {
   const subnetsOfSwitch = (node: string): string[] | undefined => {
     const s = switchSubnets(nb).get(node);
     if (!s) return undefined;
@@ -173,8 +176,9 @@ export function createControllerActivities({ nb, kube, cfg }: ControllerDeps) {
       });
     },
 
+    /** The node's Northbound rows (by owner) and its Southbound chassis. */
     async deleteNodeNetwork({ name }: { name: string }): Promise<Change[]> {
-      return classified(() => deleteOwned(nb, { type: 'Node', name }));
+      return classified(async () => [...(await deleteOwned(nb, { type: 'Node', name })), ...(await deleteNodeChassis(sb, name))]);
     },
 
     /** Puts a failed change where the object's author sees it. */

@@ -10,6 +10,7 @@ export const ControllerConfig = z.object({
   kubeconfig: abs,
   temporal: Temporal,
   nb: z.array(z.string().min(1)).min(1),
+  sb: z.array(z.string().min(1)).min(1),
   cluster: ClusterConfig,
   /** A prebuilt workflow bundle (kovn up builds one for every daemon); bundled at start when absent. */
   workflowBundle: abs.optional(),

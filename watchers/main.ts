@@ -11,6 +11,7 @@ import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { merge } from 'rxjs';
 import { createControllerActivities } from '../activities/controller.ts';
 import { connectNb, ownedPodPorts } from '../activities/nb.ts';
+import { connectSb } from '../activities/sb.ts';
 import { ControllerConfig, loadConfig, markReady } from '../lib/daemon-config.ts';
 import { CONTROLLER_QUEUE, SA, workflowId } from '../lib/ids.ts';
 import { connectKube } from '../lib/kube.ts';
@@ -34,10 +35,11 @@ const log = (msg: string): void => console.log(`${new Date().toISOString()} ${ms
 
 const kube = connectKube(cfg.kubeconfig, 'kovn-controller');
 const nb = await connectNb(cfg.nb);
+const sb = await connectSb(cfg.sb);
 const native = await NativeConnection.connect({ address: cfg.temporal.address });
 const worker = await Worker.create({
   connection: native, namespace: cfg.temporal.namespace, taskQueue: CONTROLLER_QUEUE,
-  activities: createControllerActivities({ nb, kube, cfg: cfg.cluster }),
+  activities: createControllerActivities({ nb, sb, kube, cfg: cfg.cluster }),
   ...(cfg.workflowBundle ? { workflowBundle: { codePath: cfg.workflowBundle } } : { workflowsPath: new URL('../workflows/index.ts', import.meta.url).pathname }),
   maxConcurrentLocalActivityExecutions: 64,
   maxConcurrentWorkflowTaskExecutions: 64,
@@ -115,4 +117,5 @@ process.once('SIGTERM', () => void stop());
 process.once('SIGINT', () => void stop());
 await running;
 nb.close();
+sb.close();
 await native.close();

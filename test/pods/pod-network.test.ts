@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { kubectl, kubectlJson } from '../../deploy/local/kubectl.ts';
 import { runningPid } from '../../deploy/local/proc.ts';
+import { files } from '../../deploy/local/config.ts';
 import { run } from '../../lib/exec.ts';
 import { kovn } from '../box/helpers.ts';
 import {
@@ -66,6 +67,16 @@ describe('pod networking (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
       assert.doesNotMatch(await nbctl(['show', 'ovn_cluster_router']), new RegExp(`rtos-${g}`));
       assert.equal(await lsp(`k8s-${g}`), undefined);
     }
+  });
+
+  test('a deleted node\'s Southbound chassis is removed', async () => {
+    // A chassis registered for a node that then vanishes (it never deregisters itself).
+    await run('ovn-sbctl', [`--db=unix:${files.sbSock}`, 'chassis-add', 'gone-node', 'geneve', '172.29.0.99', '--', 'set', 'Chassis', 'gone-node', 'hostname=gone-node']);
+    await kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'gone-node' } }) });
+    await until('gone-node\'s switch', async () => (await nbctl(['ls-list'])).includes('(gone-node)'));
+    await kubectl(['delete', 'node', 'gone-node']);
+    await until('chassis removed', async () => !(await run('ovn-sbctl', [`--db=unix:${files.sbSock}`, '--bare', '--columns=name', 'list', 'Chassis'])).includes('gone-node'));
+    assert.match(await run('ovn-sbctl', [`--db=unix:${files.sbSock}`, '--bare', '--columns=name', 'list', 'Chassis']), /node-1/, 'live chassis stay');
   });
 
   test('pods on 2 nodes get addresses and talk: same node, across nodes (GENEVE), node to pod', { timeout: 5 * 60_000 }, async () => {

@@ -66,6 +66,7 @@ export function controller(family: IpFamily, bundle = ''): Component {
     kubeconfig: join(dirs.pki, 'kovn-controller.kubeconfig'),
     temporal: { address: '127.0.0.1:7233', namespace: TEMPORAL_NAMESPACE },
     nb: [`unix:${files.nbSock}`],
+    sb: [`unix:${files.sbSock}`],
     cluster: clusterConfig(family),
     workflowBundle: bundle,
     identity: 'kovn-controller-box',
