@@ -15,7 +15,8 @@ import { connectSb } from '../activities/sb.ts';
 import { ControllerConfig, loadConfig, markReady } from '../lib/daemon-config.ts';
 import { CONTROLLER_QUEUE, SA, workflowId } from '../lib/ids.ts';
 import { connectKube } from '../lib/kube.ts';
-import { NODE_SUBNETS, POD_NETWORKS } from '../lib/annotations.ts';
+import { NODE_SUBNETS, POD_NETWORKS, PodNetworks, readAnnotation } from '../lib/annotations.ts';
+import { podPortName } from '../activities/translate/pod.ts';
 import type { reconcileNode, reconcilePod } from '../workflows/reconcile.ts';
 import { watchKeys } from './informer.ts';
 import type { KeyEvent } from './informer.ts';
@@ -73,12 +74,30 @@ async function dispatchNode(name: string, triggers: string[]): Promise<void> {
   });
 }
 
+/**
+ * Whether the pod's k8s.ovn.org/pod-networks disagrees with its logical port. kovn's own write agrees,
+ * so it does not start another run; garbage or a stale value written by someone else does.
+ */
+function annotationTampered(p: V1Pod): boolean {
+  const port = nb.cache.table('Logical_Switch_Port').byIndex({ name: podPortName(p.metadata?.namespace ?? '', p.metadata?.name ?? '') });
+  if (!port) return false;
+  try {
+    const net = readAnnotation(p.metadata?.annotations, POD_NETWORKS, PodNetworks)?.default;
+    // Absent is what a pod looks like between its port and its annotation being written: not a change.
+    if (!net) return false;
+    const want = (port.addresses[0] ?? '').split(' ');
+    return want[0] !== net.mac_address || net.ip_addresses.some((a) => !want.includes(a.split('/')[0] ?? ''));
+  } catch {
+    return true;
+  }
+}
+
 // Startup sync: keys of objects whose OVN rows kovn owns but that no longer exist in the API.
 const orphans = new Subject<KeyEvent>();
 const podKey = (p: V1Pod): string => `${p.metadata?.namespace}/${p.metadata?.name}`;
 const pods$ = watchKeys<V1Pod>({
   kc: kube.kc, path: '/api/v1/pods', list: () => kube.core.listPodForAllNamespaces(), key: podKey, resyncMs: 10 * 60_000,
-  relevant: (p) => [p.metadata?.uid, p.spec?.nodeName, p.spec?.hostNetwork, p.metadata?.deletionTimestamp, p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed', p.metadata?.annotations?.[POD_NETWORKS]],
+  relevant: (p) => [p.metadata?.uid, p.spec?.nodeName, p.spec?.hostNetwork, p.metadata?.deletionTimestamp, p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed', annotationTampered(p)],
 });
 const nodes$ = watchKeys<V1Node>({
   kc: kube.kc, path: '/api/v1/nodes', list: () => kube.core.listNode(), key: (n) => n.metadata?.name ?? '', resyncMs: 10 * 60_000,
