@@ -14,7 +14,7 @@ import { ensureCa } from './pki.ts';
 import { runningPid, startDaemon, waitHealthy } from './proc.ts';
 import { elapsed, info, step } from './progress.ts';
 import { GO_TOOLS, isBuilt } from './tools.ts';
-import { kubectlJson } from './kubectl.ts';
+import { kubectl, kubectlJson } from './kubectl.ts';
 import { sleep } from '../../lib/exec.ts';
 
 /** Starts a component unless it already runs healthy; then runs its idempotent `after` hook. */
@@ -125,6 +125,15 @@ export async function up(opts: BoxShape): Promise<void> {
   }));
   await step('tunnel neighbours', () => seedTunnelNeighbours(nodes), true);
   await step('nodes registered', () => waitNodes(nodes), true);
+  // Pods are refused until the controller-manager has made the namespace's service account.
+  await step('default service account', async () => {
+    const deadline = Date.now() + 60_000;
+    while (!(await kubectl(['get', 'serviceaccount', 'default', '-n', 'default', '-o', 'name']).then(() => true, () => false))) {
+      if (Date.now() > deadline) throw new Error(`no default service account after 60s; see ${dirs.log}/kube-controller-manager.log`);
+      await sleep(200);
+    }
+    return '';
+  }, true);
   if (!bare) await step('nodes Ready', () => waitReady(nodes), true);
   info(`==> up in ${elapsed(t0)}
   kubeconfig:   ${files.adminKubeconfig}
