@@ -1,22 +1,15 @@
 // 50 pods created at once on 2 nodes: all Ready, all addresses distinct, each reaches a pod on the other node.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { kubectlJson } from '../../deploy/local/kubectl.ts';
-import { kovn } from '../box/helpers.ts';
 import { createPods, ping, waitReady } from './helpers.ts';
+import { useBox } from './helpers.ts';
 import type { PodJson } from './helpers.ts';
 
 const N = 50;
 
 describe('50 pods at once on 2 nodes', { timeout: 20 * 60_000 }, () => {
-  before(async () => {
-    await kovn(['down']);
-    const up = await kovn(['up', '--nodes', '2']);
-    assert.equal(up.code, 0, up.out);
-  });
-  after(async () => {
-    await kovn(['down']);
-  });
+  useBox(['--nodes', '2']);
 
   test('all Ready with distinct addresses; each reaches a pod on the other node', { timeout: 15 * 60_000 }, async () => {
     const pods = Array.from({ length: N }, (_, i) => ({ name: `dense-${i}`, node: i % 2 === 0 ? 'node-1' : 'node-2' }));

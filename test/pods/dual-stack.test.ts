@@ -1,20 +1,13 @@
 // Pod networking in a dual-stack cluster: every pod gets one address per family, every annotation and
 // row carries both, and both families carry packets across nodes.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { kubectlJson } from '../../deploy/local/kubectl.ts';
-import { kovn } from '../box/helpers.ts';
 import { createPods, getPod, httpGet, lsp, nbctl, ping, pingFromNode, waitReady } from './helpers.ts';
+import { useBox } from './helpers.ts';
 
 describe('pod networking (dual-stack, 2 nodes)', { timeout: 20 * 60_000 }, () => {
-  before(async () => {
-    await kovn(['down']);
-    const up = await kovn(['up', '--nodes', '2', '--ip-family', 'dual']);
-    assert.equal(up.code, 0, up.out);
-  });
-  after(async () => {
-    await kovn(['down']);
-  });
+  useBox(['--nodes', '2', '--ip-family', 'dual']);
 
   test('nodes get a subnet per family; switches and router ports carry both', async () => {
     const nodes = await kubectlJson<{ items: { metadata: { name: string; annotations: Record<string, string> } }[] }>(['get', 'nodes']);

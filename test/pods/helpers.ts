@@ -1,5 +1,7 @@
 // Helpers for the pod-network suites: real pods on the box, probed with kubectl exec and from the nodes.
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { after, before } from 'node:test';
 import { join } from 'node:path';
 import { files, nodeNs, dirs } from '../../deploy/local/config.ts';
 import { kubectl, kubectlJson } from '../../deploy/local/kubectl.ts';
@@ -109,4 +111,18 @@ export async function cni(node: number, env: Record<string, string>, conf: Recor
   const netconf = { cniVersion: '1.0.0', name: 'kovn', ...conflist.plugins[0], ...conf };
   const r = await runRaw(join(nd, 'cni', 'bin', 'kovn'), [], { input: JSON.stringify(netconf), env: { CNI_PATH: join(nd, 'cni', 'bin'), CNI_IFNAME: 'eth0', ...env } });
   return { code: r.code, out: (r.stdout.trim() ? JSON.parse(r.stdout) : {}) as Record<string, unknown> };
+}
+
+/** The suite owns the box: a fresh one before its tests (with these `kovn up` flags), none after. */
+export function useBox(upArgs: string[]): void {
+  before(async () => {
+    const { kovn } = await import('../box/helpers.ts');
+    await kovn(['down']);
+    const up = await kovn(['up', ...upArgs]);
+    assert.equal(up.code, 0, up.out);
+  });
+  after(async () => {
+    const { kovn } = await import('../box/helpers.ts');
+    await kovn(['down']);
+  });
 }

@@ -1,7 +1,7 @@
 // Pod networking end to end on the cluster in a box (IPv4): kovn's controller and node agents, real
 // kubelets calling kovn's CNI plugin, OVN with GENEVE between nodes, real packets.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { kubectl, kubectlJson } from '../../deploy/local/kubectl.ts';
 import { runningPid } from '../../deploy/local/proc.ts';
@@ -11,6 +11,7 @@ import { kovn } from '../box/helpers.ts';
 import {
   cni, createPods, events, exec, getPod, httpGet, ipamAllocations, lsp, nbctl, ping, pingFromNode, sandboxOf, until, vsctl, waitReady,
 } from './helpers.ts';
+import { useBox } from './helpers.ts';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 const PODS = [{ name: 'a1', node: 'node-1' }, { name: 'a2', node: 'node-1' }, { name: 'b1', node: 'node-2' }, { name: 'b2', node: 'node-2' }];
@@ -24,14 +25,7 @@ const history = async (ref: string): Promise<Run[]> => {
 };
 
 describe('pod networking (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
-  before(async () => {
-    await kovn(['down']);
-    const up = await kovn(['up', '--nodes', '2']);
-    assert.equal(up.code, 0, up.out);
-  });
-  after(async () => {
-    await kovn(['down']);
-  });
+  useBox(['--nodes', '2']);
 
   test('nodes turn Ready once kovn is up, with subnets, chassis and topology', async () => {
     const nodes = await kubectlJson<{ items: { metadata: { name: string; annotations: Record<string, string> }; status: { conditions: { type: string; status: string }[] } }[] }>(['get', 'nodes']);
