@@ -2,8 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { kubectlJson } from '../../deploy/local/kubectl.ts';
-import { createPods, ping, waitReady } from './helpers.ts';
-import { useBox } from './helpers.ts';
+import { createPods, ping, useBox, waitReady } from './helpers.ts';
 import type { PodJson } from './helpers.ts';
 
 const N = 50;

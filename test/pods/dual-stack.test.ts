@@ -3,8 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { kubectlJson } from '../../deploy/local/kubectl.ts';
-import { createPods, getPod, httpGet, lsp, nbctl, ping, pingFromNode, waitReady } from './helpers.ts';
-import { useBox } from './helpers.ts';
+import { createPods, getPod, httpGet, lsp, nbctl, ping, pingFromNode, useBox, waitReady } from './helpers.ts';
 
 describe('pod networking (dual-stack, 2 nodes)', { timeout: 20 * 60_000 }, () => {
   useBox(['--nodes', '2', '--ip-family', 'dual']);

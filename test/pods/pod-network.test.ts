@@ -9,9 +9,8 @@ import { files } from '../../deploy/local/config.ts';
 import { run } from '../../lib/exec.ts';
 import { kovn } from '../box/helpers.ts';
 import {
-  cni, createPods, events, exec, getPod, httpGet, ipamAllocations, lsp, nbctl, ping, pingFromNode, sandboxOf, until, vsctl, waitReady,
+  cni, createPods, events, exec, getPod, httpGet, ipamAllocations, lsp, nbctl, ping, pingFromNode, sandboxOf, until, useBox, vsctl, waitReady,
 } from './helpers.ts';
-import { useBox } from './helpers.ts';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 const PODS = [{ name: 'a1', node: 'node-1' }, { name: 'a2', node: 'node-1' }, { name: 'b1', node: 'node-2' }, { name: 'b2', node: 'node-2' }];
