@@ -64,8 +64,9 @@ export function createControllerActivities({ nb, sb, kube, cfg }: ControllerDeps
   const chooseSubnets = (node: string, annotated: string[] | undefined): string[] => {
     const held = subnetsOfSwitch(node);
     if (held?.length === cfg.clusterNetworks.length) return held;
+    const v6Prefix = cfg.clusterNetworks.find((n) => n.cidr.includes(':'))?.hostPrefix ?? 64;
     const taken = [...switchSubnets(nb).entries()].filter(([n]) => n !== node)
-      .flatMap(([, s]) => [s.subnet, s.ipv6Prefix && `${s.ipv6Prefix}/64`]).filter((x): x is string => !!x).map(parseCidr);
+      .flatMap(([, s]) => [s.subnet, s.ipv6Prefix && `${s.ipv6Prefix}/${v6Prefix}`]).filter((x): x is string => !!x).map(parseCidr);
     return cfg.clusterNetworks.map((net) => {
       const parent = parseCidr(net.cidr);
       const fromAnnotation = annotated?.map(parseCidr).find((c) => c.family === parent.family && c.prefix === net.hostPrefix && overlaps(c, parent));
