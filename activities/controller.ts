@@ -88,7 +88,9 @@ export function createControllerActivities({ nb, sb, kube, cfg }: ControllerDeps
         const portNodeExists = port?.node ? (await getNode(kube, port.node)) !== undefined : undefined;
         const pod = await getPod(kube, namespace, name);
         const base = { ...(port ? { port } : {}), ...(portNodeExists === undefined ? {} : { portNodeExists }) };
-        if (!pod || pod.metadata?.deletionTimestamp) return { state: 'absent', ...base, ...(pod?.metadata?.uid ? { uid: pod.metadata.uid } : {}) };
+        // A pod being deleted keeps its network through its grace period (preStop hooks, draining):
+        // it is released once the pod is terminal or gone.
+        if (!pod) return { state: 'absent', ...base };
         const uid = pod.metadata?.uid ?? '';
         if (pod.spec?.hostNetwork) return { state: 'hostNetwork', uid, ...base };
         const node = pod.spec?.nodeName;
@@ -117,7 +119,9 @@ export function createControllerActivities({ nb, sb, kube, cfg }: ControllerDeps
             `${err instanceof Error ? err.message : String(err)}; kovn replaces it with the pod's network`);
         }
         if (!sameJson(have?.default, want.default)) {
-          await annotatePod(kube, p.namespace, p.name, { [POD_NETWORKS]: JSON.stringify({ ...(have ?? {}), ...want }) });
+          // Guarded by the resourceVersion read above: a pod recreated under the same name meanwhile gets
+          // a 409 (retried), never this incarnation's addresses.
+          await annotatePod(kube, p.namespace, p.name, { [POD_NETWORKS]: JSON.stringify({ ...(have ?? {}), ...want }) }, pod.metadata.resourceVersion);
           changes.push({ db: 'k8s', table: 'Pod', row: `${p.namespace}/${p.name}`, op: 'update' });
         }
         return changes;

@@ -50,9 +50,10 @@ export async function getNode(k: Kube, name: string): Promise<V1Node | undefined
 const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 /** Sets (or, with null, removes) annotations with a merge patch; only the keys named are touched. */
-export async function annotatePod(k: Kube, namespace: string, name: string, annotations: Record<string, string | null>): Promise<void> {
+export async function annotatePod(k: Kube, namespace: string, name: string, annotations: Record<string, string | null>, resourceVersion?: string): Promise<void> {
   try {
-    await k.core.patchNamespacedPod({ name, namespace, body: { metadata: { annotations } }, fieldManager: k.component }, merge);
+    const metadata = { annotations, ...(resourceVersion ? { resourceVersion } : {}) };
+    await k.core.patchNamespacedPod({ name, namespace, body: { metadata }, fieldManager: k.component }, merge);
   } catch (err) {
     rethrow(err, `annotate pod ${namespace}/${name}`);
   }

@@ -60,17 +60,18 @@ async function classified<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, cluster }: NodeAgentDeps) {
+  // The store is keyed by the node's subnets, which only setupNode sets: a release or an allocation
+  // never re-keys it (that would drop every allocation and hand addresses out twice).
   let ipam: Ipam | undefined;
-  const ipamFor = (subnets: string[]): Ipam => {
-    if (!ipam || ipam.subnets.join() !== subnets.join()) ipam = Ipam.open(ipamFile, subnets);
-    return ipam;
-  };
+  const current = (): Ipam | undefined => (ipam ??= Ipam.load(ipamFile));
 
   return {
     /** The pod's addresses (the same ones on every call for one pod UID), persisted before returning. */
     async allocateAddress({ uid, pod, subnets }: { uid: string; pod: string; subnets: string[] }): Promise<{ ips: string[]; created: boolean }> {
       return classified(async () => {
-        const i = ipamFor(subnets);
+        let i = current();
+        if (!i || i.subnets.length === 0) i = ipam = Ipam.open(ipamFile, subnets);
+        if (i.subnets.join() !== subnets.join()) throw new Error(`node subnets are changing (${i.subnets.join()} -> ${subnets.join()}); waiting for the node's setup`);
         const had = i.get(uid);
         return Promise.resolve({ ips: i.allocate(uid, pod).ips, created: !had });
       });
@@ -78,16 +79,21 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
 
     async releaseAddress({ uid }: { uid: string }): Promise<{ released: boolean; ips: string[] }> {
       return classified(async () => {
-        const i = ipam ?? Ipam.open(ipamFile, []);
-        const ips = i.get(uid)?.ips ?? [];
-        return Promise.resolve({ released: i.release(uid), ips });
+        const i = current();
+        const ips = i?.get(uid)?.ips ?? [];
+        return Promise.resolve({ released: i?.release(uid) ?? false, ips });
       });
     },
 
-    /** The node's side of its network: IPAM for its subnets, the management port, the chassis id. */
+    /** Releases addresses of pods that are gone from this node (see Ipam.sweep). */
+    sweepAddresses(live: ReadonlySet<string>, minAgeMs: number): string[] {
+      return (current()?.sweep(live, minAgeMs) ?? []).map((a) => `${a.pod} ${a.ips.join(',')}`);
+    },
+
     async setupNode({ subnets }: { subnets: string[] }): Promise<{ chassisId: string; changes: Change[] }> {
       return classified(async () => {
-        ipamFor(subnets);
+        const i = current();
+        if (!i || i.subnets.join() !== subnets.join()) ipam = Ipam.open(ipamFile, subnets);
         const changes = await ensureChassis(ovs, { systemId: node, ...chassis });
         const chassisId = systemId(ovs) ?? node;
         const name = mgmtPort(node);

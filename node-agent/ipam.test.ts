@@ -49,3 +49,24 @@ test('a changed node subnet drops allocations outside it; a corrupt store is a c
   writeFileSync(bad, '{"subnets":"nope"}');
   assert.throws(() => Ipam.open(bad, ['10.244.7.0/24']), /IPAM store .* is corrupt/);
 });
+
+test('load keeps the persisted subnets and allocations (a release after a restart never re-keys the store)', () => {
+  const f = file();
+  const a = Ipam.open(f, ['10.244.8.0/24']).allocate('a', 'ns/a');
+  assert.equal(Ipam.load(join(dir, 'none.json')), undefined);
+  const loaded = Ipam.load(f);
+  assert.deepEqual(loaded?.subnets, ['10.244.8.0/24']);
+  assert.equal(loaded?.release('nope'), false);
+  assert.deepEqual(Ipam.load(f)?.get('a')?.ips, a.ips, 'other allocations survive');
+});
+
+test('sweep releases old allocations of pods that are gone, and keeps fresh or live ones', async () => {
+  const ipam = Ipam.open(file(), ['10.244.9.0/24']);
+  ipam.allocate('live', 'ns/live');
+  ipam.allocate('gone', 'ns/gone');
+  assert.deepEqual(ipam.sweep(new Set(['live']), 60_000), [], 'too fresh to sweep');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(ipam.sweep(new Set(['live']), 10).map((a) => a.uid), ['gone']);
+  assert.ok(ipam.get('live'));
+  assert.equal(ipam.get('gone'), undefined);
+});

@@ -26,9 +26,16 @@ export interface Allocation {
 const Store = z.object({
   subnets: z.array(z.string()),
   cursor: z.record(z.string(), z.string()),
-  allocations: z.record(z.string(), z.object({ pod: z.string(), ips: z.array(z.string()) })),
+  allocations: z.record(z.string(), z.object({ pod: z.string(), ips: z.array(z.string()), at: z.number().optional() })),
 });
 type Store = z.infer<typeof Store>;
+
+function readStore(file: string): Store | undefined {
+  if (!existsSync(file)) return undefined;
+  const parsed = Store.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+  if (!parsed.success) throw new Error(`IPAM store ${file} is corrupt: ${parsed.error.issues[0]?.message ?? ''}`);
+  return parsed.data;
+}
 
 export class IpamExhaustedError extends InvalidInputError {
   constructor(subnet: string) {
@@ -56,12 +63,7 @@ export class Ipam {
    * (the node's subnet changed) are dropped: their addresses cannot be valid any more.
    */
   static open(file: string, subnets: readonly string[]): Ipam {
-    let store: Store = { subnets: [...subnets], cursor: {}, allocations: {} };
-    if (existsSync(file)) {
-      const parsed = Store.safeParse(JSON.parse(readFileSync(file, 'utf8')));
-      if (!parsed.success) throw new Error(`IPAM store ${file} is corrupt: ${parsed.error.issues[0]?.message ?? ''}`);
-      store = parsed.data;
-    }
+    let store: Store = readStore(file) ?? { subnets: [...subnets], cursor: {}, allocations: {} };
     const same = store.subnets.length === subnets.length && store.subnets.every((s, i) => s === subnets[i]);
     if (!same) {
       const cidrs = subnets.map(parseCidr);
@@ -72,6 +74,12 @@ export class Ipam {
     const ipam = new Ipam(file, store);
     ipam.#save();
     return ipam;
+  }
+
+  /** Opens the persisted store as it is (its own subnets); undefined when there is none yet. */
+  static load(file: string): Ipam | undefined {
+    const store = readStore(file);
+    return store ? new Ipam(file, store) : undefined;
   }
 
   get subnets(): string[] {
@@ -93,7 +101,7 @@ export class Ipam {
     if (existing) return existing;
     if (this.#subnets.length === 0) throw new InvalidInputError('NoSubnet', 'the node has no pod subnet yet');
     const ips = this.#subnets.map((s) => this.#next(s));
-    this.#store.allocations[uid] = { pod, ips };
+    this.#store.allocations[uid] = { pod, ips, at: Date.now() };
     for (const ip of ips) this.#mark(ip, true);
     this.#save();
     return { uid, pod, ips };
@@ -107,6 +115,18 @@ export class Ipam {
     delete this.#store.allocations[uid];
     this.#save();
     return true;
+  }
+
+  /**
+   * Releases allocations older than `minAgeMs` whose pod UID is not in `live`: addresses of pods that
+   * vanished while a release could not run (the agent was down, a run was interrupted). The age guard
+   * keeps a fresh allocation whose pod the caller has not seen yet.
+   */
+  sweep(live: ReadonlySet<string>, minAgeMs: number): Allocation[] {
+    const now = Date.now();
+    const gone = this.list().filter((a) => !live.has(a.uid) && now - (this.#store.allocations[a.uid]?.at ?? 0) > minAgeMs);
+    for (const a of gone) this.release(a.uid);
+    return gone;
   }
 
   #next(s: Cidr): string {

@@ -110,7 +110,15 @@ const installed = await installCni({ binDir: cfg.cniBinDir, confDir: cfg.cniConf
 markReady(cfg.readyFile);
 log(`node agent for ${cfg.node} serving ${cfg.cniSocket} (task queue ${taskQueue}); CNI config ${installed.conflist}`);
 
+// Addresses of pods that vanished while no release could run (agent down, an interrupted run): swept
+// when older than the sweep period, so an allocation whose pod this agent has not seen yet is kept.
+const SWEEP_MS = 5 * 60_000;
+const sweep = setInterval(() => {
+  for (const freed of activities.sweepAddresses(pods.liveUids(), SWEEP_MS)) log(`ipam: released the address of a pod gone from this node: ${freed}`);
+}, SWEEP_MS);
+
 const stop = async (): Promise<void> => {
+  clearInterval(sweep);
   await server.close();
   worker.shutdown();
 };

@@ -35,6 +35,12 @@ export class NodePods {
     return self;
   }
 
+  /** UIDs of the pods on this node that still hold their network (not Succeeded or Failed). */
+  liveUids(): Set<string> {
+    return new Set([...this.#pods.values()].filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed')
+      .map((p) => p.metadata?.uid ?? ''));
+  }
+
   get(namespace: string, name: string): V1Pod | undefined {
     return this.#pods.get(`${namespace}/${name}`);
   }

@@ -53,15 +53,25 @@ export async function acquireLease(kc: KubeConfig, o: LeaseOptions, onLost: () =
     if (await tryTake().catch((err: unknown) => { console.error(`lease ${o.namespace}/${o.name}: ${err instanceof Error ? err.message : String(err)}`); return false; })) break;
     await sleep(1000);
   }
+  // Leadership ends when a renewal is refused, or when none has succeeded for a whole lease duration
+  // (another replica may hold it by then); one renewal at a time.
   let held = true;
+  let renewed = Date.now();
+  let inFlight = false;
+  const lose = (): void => {
+    if (!held) return;
+    held = false;
+    clearInterval(renew);
+    onLost();
+  };
   const renew = setInterval(() => {
+    if (inFlight) return;
+    if (Date.now() - renewed > o.durationSeconds * 1000) return lose();
+    inFlight = true;
     tryTake().then((ok) => {
-      if (!ok && held) {
-        held = false;
-        clearInterval(renew);
-        onLost();
-      }
-    }, () => undefined);
+      if (ok) renewed = Date.now();
+      else lose();
+    }, () => undefined).finally(() => { inFlight = false; });
   }, (o.durationSeconds * 1000) / 3);
   return {
     async release() {

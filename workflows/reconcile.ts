@@ -106,14 +106,15 @@ export async function reconcilePod({ namespace, name, trigger }: PodInput): Prom
     // A port left by a deleted pod or by an earlier incarnation of this name: remove it, free its address.
     const stale = obs.port && (obs.state !== 'active' || obs.port.uid !== obs.uid || obs.port.node !== obs.node);
     if (stale && obs.port) {
-      s.changes.push(...(await ctl.deletePodPort({ namespace, name })));
+      // The address first, the port last: while the port exists, every later pass retries the release.
       if (obs.port.node && obs.port.uid && obs.portNodeExists) {
         const node = obs.port.node;
         const uid = obs.port.uid;
         const r = await interruptible(() => onNode(node).releaseAddress({ uid }));
         if (!r) return 'interrupted';
-        if (r.released) s.changes.push({ db: 'node', table: 'IPAM', row: `${obs.port.node}:${r.ips.join(',')}`, op: 'delete' });
+        if (r.released) s.changes.push({ db: 'node', table: 'IPAM', row: `${node}:${r.ips.join(',')}`, op: 'delete' });
       }
+      s.changes.push(...(await ctl.deletePodPort({ namespace, name })));
     }
     if (obs.state !== 'active' || !obs.node || !obs.uid || !obs.nodeSubnets) {
       return obs.state === 'absent' ? 'deleted' : 'skipped';
