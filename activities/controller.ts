@@ -3,12 +3,11 @@
  * the Kubernetes API, built by a factory that receives their clients. Each returns what it changed.
  * Failures are classified in one place (lib/errors.ts) into retryable or not.
  */
-import { ApplicationFailure } from '@temporalio/common';
 import { NODE_SUBNETS, NodeSubnets, POD_NETWORKS, PodNetworks, readAnnotation } from '../lib/annotations.ts';
 import type { Change } from '../lib/change.ts';
 import { formatCidr, nthSubnet, overlaps, parseCidr, subnetCount } from '../lib/cidr.ts';
 import type { ClusterConfig } from '../lib/cluster-config.ts';
-import { InvalidInputError, classify } from '../lib/errors.ts';
+import { InvalidInputError, classified } from '../lib/errors.ts';
 import { annotateNode, annotatePod, getNode, getPod, recordEvent } from '../lib/kube.ts';
 import type { Kube } from '../lib/kube.ts';
 import { deleteOwned, ensureClusterTopology, ensureNodeTopology, ensurePodPort, noSwitchWithSubnet, switchSubnets } from './nb.ts';
@@ -39,16 +38,6 @@ export interface PodObservation {
   portNodeExists?: boolean;
 }
 
-/** Runs an activity body, turning non-retryable failures into ApplicationFailures Temporal will not retry. */
-async function classified<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    const c = classify(err);
-    if (!c.retryable) throw ApplicationFailure.nonRetryable(c.message, c.reason);
-    throw err;
-  }
-}
 
 const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 

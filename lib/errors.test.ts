@@ -17,6 +17,7 @@ test('errors are classified by name and fields into retryable or not', () => {
     [http(422), false, 'ApiError422'],
     [new Error('ECONNREFUSED'), true, 'Transient'],
     ['a string', true, 'Transient'],
+    [Object.assign(new Error('netns gone'), { name: 'CniError', code: 4, msg: 'netns gone' }), false, 'CniError:4'],
   ];
   for (const [err, retryable, reason] of table) {
     assert.deepEqual([classify(err).retryable, classify(err).reason], [retryable, reason], String(err));

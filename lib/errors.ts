@@ -4,6 +4,7 @@
  * status or an Event. I/O, conflicts and transient server states are: they retry with backoff.
  * Errors are told apart by `name` (and fields), never by instanceof: they cross the activity boundary.
  */
+import { ApplicationFailure } from '@temporalio/common';
 
 export interface Classified {
   retryable: boolean;
@@ -47,6 +48,8 @@ export function classify(err: unknown): Classified {
   const name = typeof e.name === 'string' ? e.name : 'Error';
   const message = typeof e.message === 'string' ? e.message : String(err);
   if (name === 'InvalidInputError' && typeof e.reason === 'string') return { retryable: false, reason: e.reason, message };
+  // A CNI error is the answer the runtime gets; its code travels in the reason.
+  if (name === 'CniError' && typeof e.code === 'number') return { retryable: false, reason: `CniError:${e.code}`, message };
   const fixed = NON_RETRYABLE_NAMES[name];
   if (fixed) return { retryable: false, reason: fixed, message };
   if (name.startsWith('Ovsdb') && typeof e.retryable === 'boolean') {
@@ -55,4 +58,18 @@ export function classify(err: unknown): Classified {
   const status = typeof e.statusCode === 'number' ? e.statusCode : typeof e.code === 'number' ? e.code : undefined;
   if (status !== undefined && FINAL_HTTP.has(status)) return { retryable: false, reason: `ApiError${status}`, message };
   return { retryable: true, reason: status !== undefined ? `ApiError${status}` : 'Transient', message };
+}
+
+/**
+ * Runs an activity body, turning a non-retryable failure into an ApplicationFailure that Temporal will
+ * not retry, with the classified reason as its type.
+ */
+export async function classified<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    const c = classify(err);
+    if (!c.retryable) throw ApplicationFailure.nonRetryable(c.message, c.reason);
+    throw err;
+  }
 }

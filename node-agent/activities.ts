@@ -3,14 +3,13 @@
  * the controller's workflows on this node's task queue; local ones (the CNI steps) run inside the
  * node-side CNI workflows this agent starts itself. Built by a factory that receives their clients.
  */
-import { ApplicationFailure } from '@temporalio/common';
 import { POD_NETWORKS, PodNetworks, readAnnotation } from '../lib/annotations.ts';
 import type { Change } from '../lib/change.ts';
 import type { ClusterConfig } from '../lib/cluster-config.ts';
-import { InvalidInputError, classify } from '../lib/errors.ts';
+import { InvalidInputError, classified } from '../lib/errors.ts';
 import { mgmtPort, nodeAddresses, macFromIp } from '../activities/translate/topology.ts';
 import { podPortName } from '../activities/translate/pod.ts';
-import { CNI_ERR_TRY_AGAIN_LATER, CniError, isCniError } from '../cni/errors.ts';
+import { CNI_ERR_TRY_AGAIN_LATER, CniError } from '../cni/errors.ts';
 import { Ipam } from './ipam.ts';
 import type { NodePods } from './pod-watch.ts';
 import { INTEGRATION_BRIDGE, deletePort, ensureChassis, ensurePort, systemId, waitOvnInstalled } from './ovs.ts';
@@ -47,17 +46,6 @@ export interface AttachmentResult {
   changes: Change[];
 }
 
-/** Non-retryable failures become ApplicationFailures; CNI errors keep their code in the failure type. */
-async function classified<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (isCniError(err)) throw ApplicationFailure.create({ message: err.message, type: `CniError:${err.code}`, nonRetryable: true });
-    const c = classify(err);
-    if (!c.retryable) throw ApplicationFailure.nonRetryable(c.message, c.reason);
-    throw err;
-  }
-}
 
 export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, cluster }: NodeAgentDeps) {
   // The store is keyed by the node's subnets, which only setupNode sets: a release or an allocation
