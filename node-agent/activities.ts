@@ -12,7 +12,7 @@ import { podPortName } from '../activities/translate/pod.ts';
 import { CNI_ERR_TRY_AGAIN_LATER, CniError } from '../cni/errors.ts';
 import { Ipam } from './ipam.ts';
 import type { NodePods } from './pod-watch.ts';
-import { INTEGRATION_BRIDGE, deletePort, ensureChassis, ensurePort, systemId, waitOvnInstalled } from './ovs.ts';
+import { deletePort, ensureChassis, ensurePort, systemId, waitOvnInstalled } from './ovs.ts';
 import type { OvsClient } from './ovs.ts';
 import { checkVeth, configureMgmtPort, hostIfname, plugVeth, unplugVeth } from './plug.ts';
 
@@ -157,4 +157,3 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
 }
 
 export type NodeAgentActivities = ReturnType<typeof createNodeAgentActivities>;
-export { INTEGRATION_BRIDGE };

@@ -61,30 +61,32 @@ function preflight(): void {
   if (deepest.length > 107) throw new Error(`state dir ${STATE} is too deep for unix socket paths; set KOVN_STATE_DIR to a shorter path`);
 }
 
-async function waitNodes(count: number): Promise<string> {
-  const deadline = Date.now() + 120_000;
+/**
+ * Polls until `check` returns a note (the step's result), or fails after `timeoutMs` with the last
+ * state it saw and where to look.
+ */
+async function pollUntil(timeoutMs: number, check: () => Promise<{ done: string } | { waiting: string }>, hint: string): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const list = await kubectlJson<{ items: { metadata: { name: string }; status?: { addresses?: { type: string; address: string }[] } }[] }>(
-      ['get', 'nodes']).catch(() => ({ items: [] }));
-    const registered = list.items.filter((n) => n.status?.addresses?.some((a) => a.type === 'InternalIP'));
-    if (registered.length >= count) return `${registered.length} registered`;
-    if (Date.now() > deadline) {
-      throw new Error(`only ${registered.length}/${count} nodes registered after 120s; see ${dirs.log}/node-*-kubelet.log`);
-    }
+    const r = await check();
+    if ('done' in r) return r.done;
+    if (Date.now() > deadline) throw new Error(`${r.waiting} after ${timeoutMs / 1000}s; see ${hint}`);
     await sleep(250);
   }
 }
 
-async function waitReady(count: number): Promise<string> {
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const list = await kubectlJson<{ items: { status?: { conditions?: { type: string; status: string }[] } }[] }>(['get', 'nodes']).catch(() => ({ items: [] }));
-    const ready = list.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length;
-    if (ready >= count) return `${ready} Ready`;
-    if (Date.now() > deadline) throw new Error(`only ${ready}/${count} nodes Ready after 120s; see ${dirs.log}/node-*-kovn-agent.log and kovn-controller.log`);
-    await sleep(250);
-  }
-}
+interface NodeList { items: { status?: { addresses?: { type: string }[]; conditions?: { type: string; status: string }[] } }[] }
+const listNodes = (): Promise<NodeList> => kubectlJson<NodeList>(['get', 'nodes']).catch((): NodeList => ({ items: [] }));
+
+const waitNodes = (count: number): Promise<string> => pollUntil(120_000, async () => {
+  const n = (await listNodes()).items.filter((x) => x.status?.addresses?.some((a) => a.type === 'InternalIP')).length;
+  return n >= count ? { done: `${n} registered` } : { waiting: `only ${n}/${count} nodes registered` };
+}, `${dirs.log}/node-*-kubelet.log`);
+
+const waitReady = (count: number): Promise<string> => pollUntil(120_000, async () => {
+  const n = (await listNodes()).items.filter((x) => x.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length;
+  return n >= count ? { done: `${n} Ready` } : { waiting: `only ${n}/${count} nodes Ready` };
+}, `${dirs.log}/node-*-kovn-agent.log and kovn-controller.log`);
 
 /** Brings the cluster in a box up; a second call changes nothing. */
 export async function up(opts: BoxShape): Promise<void> {
@@ -126,14 +128,9 @@ export async function up(opts: BoxShape): Promise<void> {
   await step('tunnel neighbours', () => seedTunnelNeighbours(nodes), true);
   await step('nodes registered', () => waitNodes(nodes), true);
   // Pods are refused until the controller-manager has made the namespace's service account.
-  await step('default service account', async () => {
-    const deadline = Date.now() + 60_000;
-    while (!(await kubectl(['get', 'serviceaccount', 'default', '-n', 'default', '-o', 'name']).then(() => true, () => false))) {
-      if (Date.now() > deadline) throw new Error(`no default service account after 60s; see ${dirs.log}/kube-controller-manager.log`);
-      await sleep(200);
-    }
-    return '';
-  }, true);
+  await step('default service account', () => pollUntil(60_000, async () =>
+    ((await kubectl(['get', 'serviceaccount', 'default', '-n', 'default', '-o', 'name']).then(() => true, () => false))
+      ? { done: '' } : { waiting: 'no default service account' }), `${dirs.log}/kube-controller-manager.log`), true);
   if (!bare) await step('nodes Ready', () => waitReady(nodes), true);
   info(`==> up in ${elapsed(t0)}
   kubeconfig:   ${files.adminKubeconfig}

@@ -2,7 +2,7 @@ import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IMAGE, NET, dirs, files, nodeName, nodeNs } from '../config.ts';
 import { caCrt, ensureCert, writeKubeconfig } from '../pki.ts';
-import { ensureNs, inNs, inNsOk, ip, underlayPort } from '../net.ts';
+import { ensureNs, inNsOk, ip, underlayPort } from '../net.ts';
 import { imageTar } from '../image.ts';
 import { bin } from '../tools.ts';
 import { SB_TCP } from './ovn-central.ts';
@@ -199,7 +199,6 @@ export function nodeComponents(i: number): Component[] {
   ];
 }
 
-export { inNs };
 
 /**
  * Seeds every node's userspace tunnel neighbour cache with its peers' underlay MACs: without it the
