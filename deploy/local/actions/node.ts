@@ -175,9 +175,11 @@ export function nodeComponents(i: number): Component[] {
       after: async () => {
         const images = await run('ctr', ['--address', p.containerdSock, '-n', 'k8s.io', 'images', 'ls', '-q']);
         if (images.split('\n').includes(IMAGE)) return;
-        // A fresh containerd has once answered "content digest ... not found" mid-import; a retry imports.
+        // The tar's index names the image (ref.name annotation). No --index-name: a second image of the same
+        // name pointing at the index let GC take the manifest mid-import ("content digest ... not found").
+        // The retry is for anything else transient on a containerd that has just started.
         for (let attempt = 1; ; attempt++) {
-          const r = await runRaw('ctr', ['--address', p.containerdSock, '-n', 'k8s.io', 'images', 'import', '--index-name', IMAGE, imageTar()]);
+          const r = await runRaw('ctr', ['--address', p.containerdSock, '-n', 'k8s.io', 'images', 'import', imageTar()]);
           if (r.code === 0) return;
           if (attempt === 3) throw new Error(`importing ${IMAGE} into ${p.name}'s containerd failed: ${(r.stderr + r.stdout).trim()}`);
           await sleep(500);
