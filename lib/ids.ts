@@ -16,6 +16,9 @@ export const workflowId = (kind: Kind, namespace: string, name: string): string 
 export const cniWorkflowId = (command: string, namespace: string, name: string, containerId: string): string =>
   `CNI/${namespace}/${name}/${command}-${containerId.slice(0, 12)}`;
 
+/** A node agent's sweep of orphans, one run per sweep that found any. */
+export const sweepWorkflowId = (node: string, at: Date): string => `Sweep//${node}/${at.toISOString()}`;
+
 export function parseWorkflowId(id: string): { kind: string; namespace: string; name: string } | undefined {
   const m = /^([A-Za-z]+)\/([^/]*)\/([^/]+)$/.exec(id);
   return m ? { kind: m[1] ?? '', namespace: m[2] ?? '', name: m[3] ?? '' } : undefined;

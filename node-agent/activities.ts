@@ -12,8 +12,8 @@ import { podPortName } from '../activities/translate/pod.ts';
 import { CNI_ERR_TRY_AGAIN_LATER, CniError } from '../cni/errors.ts';
 import { Ipam } from './ipam.ts';
 import type { NodePods } from './pod-watch.ts';
-import { deletePort, ensureChassis, ensurePort, systemId, waitOvnInstalled } from './ovs.ts';
-import type { OvsClient } from './ovs.ts';
+import { POD_KEY, SANDBOX_KEY, deletePort, ensureChassis, ensurePort, podPorts, systemId, waitOvnInstalled } from './ovs.ts';
+import type { OvsClient, PodPort } from './ovs.ts';
 import { checkVeth, configureMgmtPort, hostIfname, plugVeth, unplugVeth } from './plug.ts';
 
 export interface NodeAgentDeps {
@@ -46,12 +46,24 @@ export interface AttachmentResult {
   changes: Change[];
 }
 
+/** What a missed DEL left behind on a node (see findOrphans). */
+export interface Orphans {
+  /** pod-gone: found by the agent, each rechecked before removal; runtime-gc: the runtime's CNI GC said so. */
+  reason: 'pod-gone' | 'runtime-gc';
+  ports: PodPort[];
+  addresses: { uid: string; pod: string; ips: string[] }[];
+}
 
 export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, cluster }: NodeAgentDeps) {
   // The store is keyed by the node's subnets, which only setupNode sets: a release or an allocation
   // never re-keys it (that would drop every allocation and hand addresses out twice).
   let ipam: Ipam | undefined;
   const current = (): Ipam | undefined => (ipam ??= Ipam.load(ipamFile));
+  const unplug = async (host: string): Promise<Change[]> => {
+    const changes = await deletePort(ovs, host);
+    if (await unplugVeth(host)) changes.push({ db: 'node', table: 'veth', row: host, op: 'delete' });
+    return changes;
+  };
 
   return {
     /** The pod's addresses (the same ones on every call for one pod UID), persisted before returning. */
@@ -73,9 +85,32 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
       });
     },
 
-    /** Releases addresses of pods that are gone from this node (see Ipam.sweep). */
-    sweepAddresses(live: ReadonlySet<string>, minAgeMs: number): string[] {
-      return (current()?.sweep(live, minAgeMs) ?? []).map((a) => `${a.pod} ${a.ips.join(',')}`);
+    /**
+     * What a missed DEL left on this node (the agent was down, a sandbox vanished with its runtime): pod
+     * ports whose pod UID is no longer bound here, and addresses of such pods older than `minAddressAgeMs`.
+     * Read-only. Ports are read before the pods, so a port plugged meanwhile has its pod in the snapshot.
+     */
+    findOrphans(minAddressAgeMs: number): Orphans {
+      const ports = podPorts(ovs);
+      const live = pods.liveUids();
+      return {
+        reason: 'pod-gone',
+        ports: ports.filter((p) => p.uid !== '' && !live.has(p.uid)),
+        addresses: (current()?.stale(live, minAddressAgeMs) ?? []).map(({ uid, pod, ips }) => ({ uid, pod, ips })),
+      };
+    },
+
+    /** Removes orphans; those findOrphans found only after checking again that their pod is still gone. */
+    async removeOrphans(o: Orphans): Promise<Change[]> {
+      return classified(async () => {
+        const live = o.reason === 'pod-gone' ? pods.liveUids() : new Set<string>();
+        const changes: Change[] = [];
+        for (const p of o.ports.filter((x) => !live.has(x.uid))) changes.push(...(await unplug(p.name)));
+        for (const a of o.addresses.filter((x) => !live.has(x.uid))) {
+          if (current()?.release(a.uid)) changes.push({ db: 'node', table: 'ipam', row: `${a.pod} ${a.ips.join(',')}`, op: 'delete' });
+        }
+        return changes;
+      });
     },
 
     async setupNode({ subnets }: { subnets: string[] }): Promise<{ chassisId: string; changes: Change[] }> {
@@ -121,11 +156,16 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
       return classified(async () => {
         const t0 = Date.now();
         const host = hostIfname(a.containerId);
+        const ifaceId = podPortName(a.namespace, a.name);
         await plugVeth({ netns: a.netns, ifname: a.ifname, hostIfname: host, mac: a.mac, ips: a.ips, gateways: a.gateways, mtu: cluster.mtu });
-        const changes = await ensurePort(ovs, host, '', {
-          'iface-id': podPortName(a.namespace, a.name), 'iface-id-ver': a.uid, 'k8s.ovn.org/sandbox': a.containerId,
-          'k8s.ovn.org/pod': `${a.namespace}/${a.name}`,
-        });
+        // An earlier sandbox of this pod whose DEL never came: two interfaces with one iface-id would make
+        // ovn-controller flap the binding between them, so the sandbox kubelet asks for now wins, once its
+        // namespace has proved real (an ADD that fails takes nothing away).
+        const changes: Change[] = [];
+        for (const old of podPorts(ovs).filter((p) => p.ifaceId === ifaceId && p.name !== host)) changes.push(...(await unplug(old.name)));
+        changes.push(...(await ensurePort(ovs, host, '', {
+          'iface-id': ifaceId, 'iface-id-ver': a.uid, [SANDBOX_KEY]: a.containerId, [POD_KEY]: `${a.namespace}/${a.name}`,
+        })));
         changes.push({ db: 'node', table: 'veth', row: `${host}<->${a.ifname}`, op: 'insert' });
         return { mac: a.mac, ips: a.ips, gateways: a.gateways, hostIfname: host, mtu: cluster.mtu, changes, plugMs: Date.now() - t0 };
       });
@@ -142,12 +182,7 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
 
     /** CNI DEL: the OVS port and the veth pair; idempotent (also when the pod is gone from the API). */
     async unplugPod({ containerId }: { containerId: string }): Promise<Change[]> {
-      return classified(async () => {
-        const host = hostIfname(containerId);
-        const changes = await deletePort(ovs, host);
-        if (await unplugVeth(host)) changes.push({ db: 'node', table: 'veth', row: host, op: 'delete' });
-        return changes;
-      });
+      return classified(() => unplug(hostIfname(containerId)));
     },
 
     async checkPod(a: PodAttachment & { ips: string[]; mac: string }): Promise<void> {

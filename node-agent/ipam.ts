@@ -118,15 +118,13 @@ export class Ipam {
   }
 
   /**
-   * Releases allocations older than `minAgeMs` whose pod UID is not in `live`: addresses of pods that
-   * vanished while a release could not run (the agent was down, a run was interrupted). The age guard
-   * keeps a fresh allocation whose pod the caller has not seen yet.
+   * Allocations older than `minAgeMs` whose pod UID is not in `live`: addresses of pods that vanished
+   * while a release could not run (the agent was down, a run was interrupted). The age guard keeps a
+   * fresh allocation whose pod the caller has not seen yet. Read-only: the caller releases them.
    */
-  sweep(live: ReadonlySet<string>, minAgeMs: number): Allocation[] {
+  stale(live: ReadonlySet<string>, minAgeMs: number): Allocation[] {
     const now = Date.now();
-    const gone = this.list().filter((a) => !live.has(a.uid) && now - (this.#store.allocations[a.uid]?.at ?? 0) > minAgeMs);
-    for (const a of gone) this.release(a.uid);
-    return gone;
+    return this.list().filter((a) => !live.has(a.uid) && now - (this.#store.allocations[a.uid]?.at ?? 0) > minAgeMs);
   }
 
   #next(s: Cidr): string {

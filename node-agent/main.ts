@@ -14,13 +14,15 @@ import { installCni } from '../cni/install.ts';
 import { CNI_ERR_PLUGIN_NOT_AVAILABLE, CniError } from '../cni/errors.ts';
 import { VALID_ATTACHMENTS } from '../cni/protocol.ts';
 import { NodeAgentConfig, loadConfig, markReady } from '../lib/daemon-config.ts';
-import { SA, cniWorkflowId, nodeQueue } from '../lib/ids.ts';
+import { SA, cniWorkflowId, nodeQueue, sweepWorkflowId } from '../lib/ids.ts';
 import { connectKube } from '../lib/kube.ts';
 import { POD_NETWORKS, PodNetworks, readAnnotation } from '../lib/annotations.ts';
 import { createNodeAgentActivities } from './activities.ts';
+import type { Orphans } from './activities.ts';
 import { connectOvs, podPorts } from './ovs.ts';
 import { NodePods } from './pod-watch.ts';
 import type { cniAdd, cniDel } from '../workflows/cni.ts';
+import type { sweepNode } from '../workflows/node-sweep.ts';
 
 const cfgFile = process.argv[2];
 if (!cfgFile) {
@@ -49,6 +51,17 @@ const running = worker.run();
 const attrs = (ns: string, name: string) => [
   { key: SA.kind, value: 'Pod' }, { key: SA.namespace, value: ns }, { key: SA.name, value: name }, { key: SA.node, value: cfg.node },
 ];
+
+/** Removes orphans as a run of its own on this node (nothing is started when there are none). */
+async function sweep(o: Orphans): Promise<void> {
+  if (o.ports.length === 0 && o.addresses.length === 0) return;
+  const changes = await client.workflow.execute<typeof sweepNode>('sweepNode', {
+    workflowId: sweepWorkflowId(cfg.node, new Date()), taskQueue, requestEagerStart: true,
+    typedSearchAttributes: [{ key: SA.kind, value: 'Node' }, { key: SA.namespace, value: '' }, { key: SA.name, value: cfg.node }, { key: SA.node, value: cfg.node }],
+    args: [o],
+  });
+  for (const c of changes) log(`sweep (${o.reason}): ${c.op} ${c.db}:${c.table} ${c.row}`);
+}
 
 const handler: CniHandler = {
   async add(req) {
@@ -97,9 +110,7 @@ const handler: CniHandler = {
   },
   async gc(req) {
     const valid = new Set((req.config[VALID_ATTACHMENTS] ?? []).map((a) => a.containerID));
-    for (const p of podPorts(ovs)) {
-      if (p.sandbox && !valid.has(p.sandbox)) await activities.unplugPod({ containerId: p.sandbox });
-    }
+    await sweep({ reason: 'runtime-gc', ports: podPorts(ovs).filter((p) => !valid.has(p.sandbox)), addresses: [] });
   },
 };
 
@@ -110,15 +121,16 @@ const installed = await installCni({ binDir: cfg.cniBinDir, confDir: cfg.cniConf
 markReady(cfg.readyFile);
 log(`node agent for ${cfg.node} serving ${cfg.cniSocket} (task queue ${taskQueue}); CNI config ${installed.conflist}`);
 
-// Addresses of pods that vanished while no release could run (agent down, an interrupted run): swept
-// when older than the sweep period, so an allocation whose pod this agent has not seen yet is kept.
+// What missed DELs left (the agent was down, a run was interrupted): ports of pods gone from this node
+// at once on start and then every period; addresses once older than the period, so an allocation whose
+// pod this agent has not seen yet is kept.
 const SWEEP_MS = 5 * 60_000;
-const sweep = setInterval(() => {
-  for (const freed of activities.sweepAddresses(pods.liveUids(), SWEEP_MS)) log(`ipam: released the address of a pod gone from this node: ${freed}`);
-}, SWEEP_MS);
+const sweepOrphans = (): void => void sweep(activities.findOrphans(SWEEP_MS)).catch((err: unknown) => log(`sweep failed: ${String(err)}`));
+sweepOrphans();
+const sweeper = setInterval(sweepOrphans, SWEEP_MS);
 
 const stop = async (): Promise<void> => {
-  clearInterval(sweep);
+  clearInterval(sweeper);
   await server.close();
   worker.shutdown();
 };

@@ -11,6 +11,8 @@ import type { Change } from '../lib/change.ts';
 export type OvsClient = OvsdbClient<OpenVSwitchTables>;
 const ops = opsFor<OpenVSwitchTables>();
 export const INTEGRATION_BRIDGE = 'br-int';
+export const SANDBOX_KEY = 'k8s.ovn.org/sandbox';
+export const POD_KEY = 'k8s.ovn.org/pod';
 
 export async function connectOvs(sock: string): Promise<OvsClient> {
   const ovs = await OvsdbClient.connect({ endpoints: [`unix:${sock}`], database: 'Open_vSwitch', model: openVSwitchModel });
@@ -59,11 +61,23 @@ export async function deletePort(ovs: OvsClient, name: string): Promise<Change[]
   return [{ db: 'ovs', table: 'Port', row: name, op: 'delete' }];
 }
 
-/** Ports on br-int that carry an iface-id (kovn's pod and management ports). */
-export function podPorts(ovs: OvsClient): { name: string; ifaceId: string; sandbox?: string }[] {
+/** A pod's port on br-int as kovn's plug wrote it. */
+export interface PodPort {
+  /** Port and interface name (the host end of the veth). */
+  name: string;
+  ifaceId: string;
+  sandbox: string;
+  /** The pod's UID (`iface-id-ver`) and `<namespace>/<name>`. */
+  uid: string;
+  pod: string;
+}
+
+/** Pod ports kovn plugged on br-int (they carry kovn's sandbox key; the management port does not). */
+export function podPorts(ovs: OvsClient): PodPort[] {
   return ovs.cache.table('Interface').all()
-    .filter((i) => i.external_ids['iface-id'] !== undefined && i.external_ids['k8s.ovn.org/sandbox'] !== undefined)
-    .map((i) => ({ name: i.name, ifaceId: i.external_ids['iface-id'] ?? '', sandbox: i.external_ids['k8s.ovn.org/sandbox'] }));
+    .filter((i) => i.external_ids['iface-id'] !== undefined && i.external_ids[SANDBOX_KEY] !== undefined)
+    .map((i) => ({ name: i.name, ifaceId: i.external_ids['iface-id'] ?? '', sandbox: i.external_ids[SANDBOX_KEY] ?? '',
+      uid: i.external_ids['iface-id-ver'] ?? '', pod: i.external_ids[POD_KEY] ?? '' }));
 }
 
 /**

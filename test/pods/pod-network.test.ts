@@ -224,4 +224,50 @@ describe('pod networking (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
     assert.equal(await ping('n2', await ip('n1')), true);
     assert.match(await exec('n2', ['ip', '-o', 'addr', 'show', 'eth0']), new RegExp(await ip('n2')));
   });
+
+  test('a DEL that never came: a gone pod\'s port and veth are swept when the agent starts, as a run in the node\'s history', { timeout: 3 * 60_000 }, async () => {
+    const pid = runningPid('node-2-kovn-agent');
+    assert.ok(pid);
+    process.kill(pid, 'SIGKILL');
+    // What a lost DEL leaves: a veth whose host end is on br-int with kovn's keys, for a pod UID no longer bound.
+    const host = 'kovnorphan0';
+    await run('ip', ['-n', 'kovn-node-2', 'link', 'add', host, 'type', 'veth', 'peer', 'name', 'kovnorphan1']);
+    await vsctl(2, ['add-port', 'br-int', host, '--', 'set', 'Interface', host, 'external_ids:iface-id=default_ghost',
+      'external_ids:iface-id-ver=00000000-0000-4000-8000-00000000dead', `external_ids:k8s.ovn.org/sandbox=${'ab'.repeat(32)}`,
+      'external_ids:k8s.ovn.org/pod=default/ghost']);
+    const up = await kovn(['up', '--nodes', '2']);
+    assert.equal(up.code, 0, up.out);
+    await until('orphan port swept', async () => !(await vsctl(2, ['list-ports', 'br-int'])).split('\n').includes(host));
+    await until('orphan veth swept', () => run('ip', ['-n', 'kovn-node-2', 'link', 'show', host]).then(() => false, () => true));
+    const r = await kovn(['history', 'node', 'node-2', '--json']);
+    assert.equal(r.code, 0, r.out);
+    const sweeps = (JSON.parse(r.out) as Run[]).filter((x) => x.workflowId.startsWith('Sweep//node-2/'));
+    const changes = sweeps.flatMap((x) => x.changes);
+    assert.ok(changes.some((c) => c.db === 'ovs' && c.table === 'Port' && c.row === host && c.op === 'delete'), JSON.stringify(sweeps));
+    assert.ok(changes.some((c) => c.db === 'node' && c.table === 'veth' && c.row === host && c.op === 'delete'), JSON.stringify(sweeps));
+    assert.equal(await ping('b1', await ip('n1')), true, 'live pods keep their ports');
+  });
+
+  test('a new sandbox of a pod takes over its port: the old sandbox\'s port and veth go, one interface per iface-id', { timeout: 3 * 60_000 }, async () => {
+    await createPods([{ name: 'dup1', node: 'node-1' }]);
+    await waitReady(['dup1']);
+    const pod = await getPod('dup1');
+    const old = (await sandboxOf(1, 'dup1')).id.slice(0, 15);
+    const netns = 'kovn-t-dup1';
+    const id = 'cd'.repeat(32);
+    await run('ip', ['netns', 'add', netns]);
+    try {
+      const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=dup1;K8S_POD_UID=${pod.metadata.uid}`;
+      const add = await cni(1, { CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_NETNS: `/run/netns/${netns}`, CNI_ARGS: args }, {});
+      assert.equal(add.code, 0, JSON.stringify(add.out));
+      const ifaces = (await vsctl(1, ['--bare', '--columns=name', 'find', 'Interface', 'external_ids:iface-id=default_dup1'])).split('\n').filter(Boolean);
+      assert.deepEqual(ifaces, [id.slice(0, 15)]);
+      await until('old veth removed', () => run('ip', ['-n', 'kovn-node-1', 'link', 'show', old]).then(() => false, () => true));
+      const del = await cni(1, { CNI_COMMAND: 'DEL', CNI_CONTAINERID: id, CNI_NETNS: `/run/netns/${netns}`, CNI_ARGS: args }, {});
+      assert.equal(del.code, 0, JSON.stringify(del.out));
+    } finally {
+      await run('ip', ['netns', 'del', netns]);
+    }
+    await kubectl(['delete', 'pod', 'dup1', '--wait=true'], { timeoutMs: 120_000 });
+  });
 });
