@@ -77,11 +77,11 @@ describe('startCniServer', () => {
   describe('requests', () => {
     let socketPath = '';
     const handler = new TestHandler();
-    const errors: string[] = [];
+    const lines: string[] = [];
     let server: CniServer | undefined;
     before(async () => {
       socketPath = join(dir, 'req.sock');
-      server = await startCniServer({ socketPath, handler, onError: (l) => errors.push(l) });
+      server = await startCniServer({ socketPath, handler, log: (l) => lines.push(l) });
     });
     after(() => server?.close());
 
@@ -131,7 +131,7 @@ describe('startCniServer', () => {
       const codes = await Promise.all(['unknown-1', 'busy-1', 'boom-1'].map(async (id) =>
         ((await send(socketPath, `${JSON.stringify(addReq(socketPath, id))}\n`)).error as { code: number }).code));
       assert.deepEqual(codes, [3, 11, 5]);
-      assert.equal(errors.filter((l) => /CNI ADD (unknown|busy|boom)-1 failed/.test(l)).length, 3);
+      assert.equal(lines.filter((l) => /^CNI ADD .*(unknown|busy|boom)-1 failed in \d+ ms/.test(l)).length, 3);
     });
 
     it('an invalid ADD result from the handler is code 5, not a malformed answer', async () => {

@@ -34,8 +34,8 @@ export interface CniServerOptions {
   /** Absolute path of the unix socket; its directory is created, a stale socket replaced. */
   socketPath: string;
   handler: CniHandler;
-  /** Called with one line per failed request (the agent's logger). */
-  onError?: (line: string) => void;
+  /** Called with one line per request: command, pod, sandbox, outcome, duration (the agent's logger). */
+  log?: (line: string) => void;
   /** How long close() lets requests in flight finish before cutting them off (default 10 s). */
   closeGraceMs?: number;
 }
@@ -61,7 +61,7 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
   const server = createServer({ allowHalfOpen: true }, (sock) => {
     sockets.add(sock);
     sock.on('close', () => sockets.delete(sock));
-    serveConnection(sock, handler, opts.onError);
+    serveConnection(sock, handler, opts.log);
   });
   // Bind beside the target, restrict, then rename over it: the path never exists with looser rights,
   // and a stale socket file is replaced in one step.
@@ -117,7 +117,7 @@ async function refuseIfServed(path: string): Promise<void> {
   if (alive) throw new Error(`another process is serving ${path}`);
 }
 
-function serveConnection(sock: Socket, handler: CniHandler, onError?: (line: string) => void): void {
+function serveConnection(sock: Socket, handler: CniHandler, log?: (line: string) => void): void {
   const chunks: Buffer[] = [];
   let size = 0;
   let done = false;
@@ -128,7 +128,7 @@ function serveConnection(sock: Socket, handler: CniHandler, onError?: (line: str
     done = true;
     sock.setTimeout(0);
     busy.add(sock);
-    void respond(bytes, handler, onError).then((res) => {
+    void respond(bytes, handler, log).then((res) => {
       busy.delete(sock);
       sock.end(`${JSON.stringify(res)}\n`);
     });
@@ -154,7 +154,7 @@ function serveConnection(sock: Socket, handler: CniHandler, onError?: (line: str
 }
 
 /** Decodes, validates and dispatches one request; never throws. */
-export async function respond(bytes: Buffer, handler: CniHandler, onError?: (line: string) => void): Promise<AgentResponse> {
+export async function respond(bytes: Buffer, handler: CniHandler, log?: (line: string) => void): Promise<AgentResponse> {
   let json: unknown;
   try {
     json = JSON.parse(bytes.toString('utf8'));
@@ -166,22 +166,28 @@ export async function respond(bytes: Buffer, handler: CniHandler, onError?: (lin
     return failure({ code: CNI_ERR_INVALID_NETCONF, msg: 'invalid request', details: describeIssues(parsed.error) });
   }
   const req = parsed.data;
+  const t0 = performance.now();
+  const what = [`CNI ${req.command}`, req.podNamespace && `${req.podNamespace}/${req.podName ?? ''}`, req.containerId?.slice(0, 12)].filter(Boolean).join(' ');
+  const took = (): string => `${Math.round(performance.now() - t0)} ms`;
   try {
+    let res: AgentResponse = { ok: true };
     switch (req.command) {
       case 'ADD': {
         const r = CniResult.safeParse(await handler.add(req));
         if (!r.success) throw new Error(`handler returned an invalid ADD result: ${describeIssues(r.error)}`);
-        return { ok: true, result: r.data };
+        res = { ok: true, result: r.data };
+        break;
       }
       case 'DEL': await handler.del(req); break;
       case 'CHECK': await handler.check(req); break;
       case 'STATUS': await handler.status(req); break;
       case 'GC': await handler.gc(req); break;
     }
-    return { ok: true };
+    log?.(`${what} ok in ${took()}`);
+    return res;
   } catch (err) {
     const body = toErrorBody(err);
-    onError?.(`CNI ${req.command} ${req.containerId ?? ''} failed: ${body.code} ${body.msg}${body.details ? ` (${body.details})` : ''}`);
+    log?.(`${what} failed in ${took()}: ${body.code} ${body.msg}${body.details ? ` (${body.details})` : ''}`);
     return failure(body);
   }
 }

@@ -114,7 +114,7 @@ const handler: CniHandler = {
   },
 };
 
-const server = await startCniServer({ socketPath: cfg.cniSocket, handler, onError: (l) => log(`cni: ${l}`) });
+const server = await startCniServer({ socketPath: cfg.cniSocket, handler, log: (l) => log(`cni: ${l}`) });
 // Node's compile cache halves the plugin's start (it runs once per pod); a root-only dir of the agent's.
 const installed = await installCni({ binDir: cfg.cniBinDir, confDir: cfg.cniConfDir, agentSocket: cfg.cniSocket, nodeBin: cfg.nodeBin,
   mtu: cfg.cluster.mtu, compileCacheDir: join(dirname(cfg.ipamFile), 'compile-cache') });

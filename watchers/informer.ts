@@ -20,6 +20,12 @@ export interface InformerSource<T extends KubernetesObject> {
   key: (obj: T) => string;
   /** The fields that matter to networking, compared between old and new to drop irrelevant updates. */
   relevant: (obj: T) => unknown;
+  /**
+   * Whether kovn has anything to do for the object now (default: always). Objects for which it is false
+   * emit nothing, not even when deleted; their fingerprint is still kept, so the change that makes them
+   * actionable is seen.
+   */
+  actionable?: (obj: T) => boolean;
   resyncMs: number;
 }
 
@@ -28,22 +34,23 @@ export function watchKeys<T extends KubernetesObject>(src: InformerSource<T>): O
     const informer = makeInformer<T>(src.kc, src.path, src.list);
     const seen = new Map<string, string>();
     const fingerprint = (o: T): string => JSON.stringify(src.relevant(o));
+    const actionable = (o: T): boolean => src.actionable?.(o) ?? true;
     informer.on('add', (o) => {
       const k = src.key(o);
       seen.set(k, fingerprint(o));
-      sub.next({ key: k, trigger: 'add' });
+      if (actionable(o)) sub.next({ key: k, trigger: 'add' });
     });
     informer.on('update', (o) => {
       const k = src.key(o);
       const fp = fingerprint(o);
       if (seen.get(k) === fp) return; // a status heartbeat or another field networking ignores
       seen.set(k, fp);
-      sub.next({ key: k, trigger: 'update' });
+      if (actionable(o)) sub.next({ key: k, trigger: 'update' });
     });
     informer.on('delete', (o) => {
       const k = src.key(o);
       seen.delete(k);
-      sub.next({ key: k, trigger: 'delete' });
+      if (actionable(o)) sub.next({ key: k, trigger: 'delete' });
     });
     let delay = 500;
     let stopped = false;
@@ -54,7 +61,7 @@ export function watchKeys<T extends KubernetesObject>(src: InformerSource<T>): O
       delay = Math.min(delay * 2, 30_000);
     });
     const resync = setInterval(() => {
-      for (const o of informer.list()) sub.next({ key: src.key(o), trigger: 'resync' });
+      for (const o of informer.list()) if (actionable(o)) sub.next({ key: src.key(o), trigger: 'resync' });
     }, src.resyncMs);
     informer.start().catch((err: unknown) => sub.error(err));
     return () => {

@@ -98,6 +98,10 @@ const podKey = (p: V1Pod): string => `${p.metadata?.namespace}/${p.metadata?.nam
 const pods$ = watchKeys<V1Pod>({
   kc: kube.kc, path: '/api/v1/pods', list: () => kube.core.listPodForAllNamespaces(), key: podKey, resyncMs: 10 * 60_000,
   relevant: (p) => [p.metadata?.uid, p.spec?.nodeName, p.spec?.hostNetwork, p.metadata?.deletionTimestamp, p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed', annotationTampered(p)],
+  // A pod not yet bound, or on the host's network, has no network of kovn's to make: no run until it is
+  // bound, unless a port of its name is there to remove.
+  actionable: (p) => (Boolean(p.spec?.nodeName) && p.spec?.hostNetwork !== true) ||
+    nb.cache.table('Logical_Switch_Port').byIndex({ name: podPortName(p.metadata?.namespace ?? '', p.metadata?.name ?? '') }) !== undefined,
 });
 const nodes$ = watchKeys<V1Node>({
   kc: kube.kc, path: '/api/v1/nodes', list: () => kube.core.listNode(), key: (n) => n.metadata?.name ?? '', resyncMs: 10 * 60_000,

@@ -39,10 +39,11 @@ interface Pass {
   s: RunSummary;
   /**
    * Runs a wait on a node agent that a newer change can make moot (the pod or node was deleted, or its
-   * agent is gone for good): a signal cancels it and the loop starts over with a fresh observation.
+   * agent is gone for good). On a signal, `stillWanted` takes a fresh look: while it holds the wait goes
+   * on (the pass after it takes the change); otherwise the wait is cancelled and the loop starts over.
    * Resolves undefined when interrupted.
    */
-  interruptible: <T>(fn: () => Promise<T>) => Promise<T | undefined>;
+  interruptible: <T>(fn: () => Promise<T>, stillWanted: () => Promise<boolean>) => Promise<T | undefined>;
 }
 
 interface FailureLike { type?: unknown; message?: unknown; cause?: unknown }
@@ -63,15 +64,21 @@ async function reconcile(trigger: string, target: { kind: 'Pod' | 'Node'; namesp
   once: (p: Pass) => Promise<Outcome | 'interrupted'>): Promise<RunSummary> {
   const summary: RunSummary = { triggers: trigger ? [trigger] : [], outcome: 'running', changes: [] };
   let dirty = true;
+  let signals = 0;
   setHandler(changed, (t) => {
     summary.triggers.push(t);
     dirty = true;
+    signals++;
   });
-  const interruptible = async <T>(fn: () => Promise<T>): Promise<T | undefined> => {
+  const interruptible = async <T>(fn: () => Promise<T>, stillWanted: () => Promise<boolean>): Promise<T | undefined> => {
     const scope = new CancellationScope();
     const work = scope.run(fn);
-    const won = await Promise.race([work.then((value) => ({ value })), condition(() => dirty).then(() => undefined)]);
-    if (won) return won.value;
+    for (let seen = signals; ;) {
+      const won = await Promise.race([work.then((value) => ({ value })), condition(() => signals !== seen).then(() => undefined)]);
+      if (won) return won.value;
+      seen = signals;
+      if (!(await stillWanted())) break;
+    }
     scope.cancel();
     await work.catch(() => undefined);
     return undefined;
@@ -110,7 +117,7 @@ export async function reconcilePod({ namespace, name, trigger }: PodInput): Prom
       if (obs.port.node && obs.port.uid && obs.portNodeExists) {
         const node = obs.port.node;
         const uid = obs.port.uid;
-        const r = await interruptible(() => onNode(node).releaseAddress({ uid }));
+        const r = await interruptible(() => onNode(node).releaseAddress({ uid }), async () => (await local.observePod({ namespace, name })).portNodeExists === true);
         if (!r) return 'interrupted';
         if (r.released) s.changes.push({ db: 'node', table: 'IPAM', row: `${node}:${r.ips.join(',')}`, op: 'delete' });
       }
@@ -120,7 +127,10 @@ export async function reconcilePod({ namespace, name, trigger }: PodInput): Prom
       return obs.state === 'absent' ? 'deleted' : 'skipped';
     }
     const { node, uid, nodeSubnets } = obs;
-    const alloc = await interruptible(() => onNode(node).allocateAddress({ uid, pod: `${namespace}/${name}`, subnets: nodeSubnets }));
+    const alloc = await interruptible(() => onNode(node).allocateAddress({ uid, pod: `${namespace}/${name}`, subnets: nodeSubnets }), async () => {
+      const now = await local.observePod({ namespace, name });
+      return now.state === 'active' && now.uid === uid && now.node === node;
+    });
     if (!alloc) return 'interrupted';
     if (alloc.created) s.changes.push({ db: 'node', table: 'IPAM', row: `${obs.node}:${alloc.ips.join(',')}`, op: 'insert' });
     s.changes.push(...(await ctl.ensurePodNetwork({ namespace, name, uid: obs.uid, node: obs.node, ips: alloc.ips, nodeSubnets: obs.nodeSubnets })));
@@ -141,7 +151,7 @@ export async function reconcileNode({ name, trigger }: NodeInput): Promise<RunSu
     s.changes.push(...(await ctl.ensureClusterTopology()));
     const net = await ctl.ensureNodeNetwork({ name });
     s.changes.push(...net.changes);
-    const setup = await interruptible(() => onNode(name).setupNode({ subnets: net.subnets }));
+    const setup = await interruptible(() => onNode(name).setupNode({ subnets: net.subnets }), async () => (await local.observeNode({ name })).exists);
     if (!setup) return 'interrupted';
     s.changes.push(...setup.changes);
     s.changes.push(...(await ctl.annotateNode({ name, subnets: net.subnets, chassisId: setup.chassisId })));
