@@ -1,10 +1,9 @@
 /**
- * The plugin's side of the agent socket: one request, one response, bounded in time.
+ * The plugin's side of the agent socket: one call, one answer, bounded in time.
  */
 import { createConnection } from 'node:net';
-import { AgentResponse } from './protocol.ts';
-import type { AgentRequest } from './protocol.ts';
-import { describeIssues } from './zod-issues.ts';
+import { isPluginAnswer } from './call.ts';
+import type { PluginAnswer, PluginCall } from './call.ts';
 
 /** Why the agent gave no usable answer; the plugin turns each kind into a CNI error code. */
 export class AgentCallError extends Error {
@@ -22,27 +21,27 @@ export class AgentCallError extends Error {
 /** Largest response accepted: a CNI result is a few KiB. */
 const MAX_RESPONSE_BYTES = 1 << 20;
 
-/** Sends `request` to the agent at `socketPath` and resolves with its validated response. */
-export function callAgent(socketPath: string, request: AgentRequest, timeoutMs: number): Promise<AgentResponse> {
+/** Sends `call` to the agent at `socketPath` and resolves with its answer. */
+export function callAgent(socketPath: string, call: PluginCall, timeoutMs: number): Promise<PluginAnswer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
     let connected = false;
     const sock = createConnection({ path: socketPath });
-    const finish = (err: AgentCallError | undefined, res?: AgentResponse): void => {
+    const finish = (err: AgentCallError | undefined, res?: PluginAnswer): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       sock.destroy();
       if (err) reject(err);
-      else resolve(res as AgentResponse);
+      else resolve(res as PluginAnswer);
     };
     const timer = setTimeout(() => finish(new AgentCallError('timeout', socketPath,
-      `kovn agent at ${socketPath} did not answer ${request.command} within ${timeoutMs / 1000} s`)), timeoutMs);
+      `kovn agent at ${socketPath} did not answer ${call.env.CNI_COMMAND ?? 'the call'} within ${timeoutMs / 1000} s`)), timeoutMs);
     sock.on('connect', () => {
       connected = true;
-      sock.write(`${JSON.stringify(request)}\n`);
+      sock.write(`${JSON.stringify(call)}\n`);
     });
     sock.on('error', (err: NodeJS.ErrnoException) => {
       finish(new AgentCallError(connected ? 'closed' : 'unreachable', socketPath,
@@ -62,7 +61,7 @@ export function callAgent(socketPath: string, request: AgentRequest, timeoutMs: 
   });
 }
 
-function parse(socketPath: string, bytes: Buffer): [AgentCallError | undefined, AgentResponse?] {
+function parse(socketPath: string, bytes: Buffer): [AgentCallError | undefined, PluginAnswer?] {
   const line = bytes.toString('utf8').split('\n', 1)[0] ?? '';
   let json: unknown;
   try {
@@ -70,7 +69,6 @@ function parse(socketPath: string, bytes: Buffer): [AgentCallError | undefined, 
   } catch {
     return [new AgentCallError('protocol', socketPath, `kovn agent sent non-JSON: ${line.slice(0, 120)}`)];
   }
-  const r = AgentResponse.safeParse(json);
-  if (!r.success) return [new AgentCallError('protocol', socketPath, `kovn agent sent an invalid response: ${describeIssues(r.error)}`)];
-  return [undefined, r.data];
+  if (!isPluginAnswer(json)) return [new AgentCallError('protocol', socketPath, `kovn agent sent an invalid answer: ${line.slice(0, 120)}`)];
+  return [undefined, json];
 }

@@ -1,134 +1,79 @@
 /**
- * One non-VERSION plugin call: validate environment and config, ask the agent, render its answer in
- * the CNI version the runtime asked for.
+ * One non-VERSION plugin call: find the agent's socket in the config, forward the call, print the
+ * answer. While the agent restarts, wait for it; when it cannot be reached, say so in CNI's terms.
  */
 import { AgentCallError, callAgent } from './agent-client.ts';
+import { cniVars } from './call.ts';
+import type { PluginAnswer } from './call.ts';
 import {
-  CNI_ERR_DECODE, CNI_ERR_INCOMPATIBLE_VERSION, CNI_ERR_INVALID_NETCONF, CNI_ERR_IO, CNI_ERR_PLUGIN_NOT_AVAILABLE,
-  CNI_ERR_TRY_AGAIN_LATER, CniError, errorOutput, isCniError,
+  CNI_ERR_DECODE, CNI_ERR_INVALID_NETCONF, CNI_ERR_IO, CNI_ERR_PLUGIN_NOT_AVAILABLE, CNI_ERR_TRY_AGAIN_LATER, CniError, errorOutput, isCniError,
 } from './errors.ts';
-import { parseCniEnv } from './env.ts';
-import type { CniCommand, CniEnv } from './env.ts';
-import { NetConf, VALID_ATTACHMENTS } from './protocol.ts';
-import type { AgentRequest, AgentResponse } from './protocol.ts';
-import { resultForVersion } from './result.ts';
-import { LATEST_VERSION, SUPPORTED_VERSIONS, compareVersions, isSupportedVersion } from './versions.ts';
-import { describeIssues } from './zod-issues.ts';
+import { LATEST_VERSION } from './versions.ts';
 
 /** What one call prints and how it exits. */
-export interface PluginOutcome {
-  /** JSON printed on stdout ("" for commands with no output). */
-  stdout: string;
-  exitCode: 0 | 1;
-  /** One line for the log file named in the config. */
-  logLine?: string;
+export interface PluginOutcome extends PluginAnswer {
+  /** The log file named in the config, where `logLine` is appended. */
   logFile?: string | undefined;
 }
 
 /** How long each command may wait for the agent (kubelet gives a whole sandbox start 4 min). */
-const TIMEOUT_MS: Record<Exclude<CniCommand, 'VERSION'>, number> = {
-  ADD: 120_000, DEL: 60_000, CHECK: 60_000, STATUS: 10_000, GC: 120_000,
-};
+const TIMEOUT_MS: Record<string, number> = { ADD: 120_000, DEL: 60_000, CHECK: 60_000, STATUS: 10_000, GC: 120_000 };
 
-/** The oldest config version that has each command. */
-const MIN_VERSION: Partial<Record<CniCommand, string>> = { CHECK: '0.4.0', STATUS: '1.1.0', GC: '1.1.0' };
+/** How long ADD/DEL/CHECK/GC wait for an unreachable agent to come back. */
+const AGENT_WAIT_MS = 20_000;
+
+/** The few config fields the plugin itself needs; the agent validates the whole config. */
+interface Peeked { cniVersion: string; agentSocket: string; logFile?: string }
 
 /**
- * Runs one call. `env.KOVN_CNI_TIMEOUT_MS` overrides the per-command timeout (for tests and debugging).
+ * Runs one call. `env.KOVN_CNI_TIMEOUT_MS` overrides the per-command timeout and
+ * `env.KOVN_CNI_AGENT_WAIT_MS` the wait for an unreachable agent (for tests and debugging).
  */
 export async function runCommand(env: Record<string, string | undefined>, stdin: string): Promise<PluginOutcome> {
-  let cniVersion = peekVersion(stdin);
-  let conf: NetConf | undefined;
-  let cniEnv: CniEnv | undefined;
+  let cniVersion = LATEST_VERSION;
+  let logFile: string | undefined;
+  const command = env.CNI_COMMAND ?? '';
   try {
-    cniEnv = parseCniEnv(env);
-    conf = parseNetConf(stdin);
-    cniVersion = conf.cniVersion;
-    checkVersion(cniEnv.command, cniVersion);
-    const request = toRequest(cniEnv, conf);
-    const timeoutMs = Number(env.KOVN_CNI_TIMEOUT_MS) || TIMEOUT_MS[request.command];
+    const conf = peek(stdin);
+    ({ cniVersion, logFile } = conf);
+    const timeoutMs = Number(env.KOVN_CNI_TIMEOUT_MS) || (TIMEOUT_MS[command] ?? 60_000);
     // While the agent restarts (an upgrade, a crash), wait for it rather than fail into kubelet's backoff.
-    const waitMs = request.command === 'STATUS' ? 0 : Math.min(timeoutMs, Number(env.KOVN_CNI_AGENT_WAIT_MS ?? AGENT_WAIT_MS));
-    const response = await ask(request, conf.agentSocket, timeoutMs, waitMs);
-    if (!response.ok) throw new CniError(response.error.code, response.error.msg, response.error.details);
-    let stdout = '';
-    if (request.command === 'ADD') {
-      if (!response.result) throw new CniError(CNI_ERR_IO, 'kovn agent returned no result for ADD');
-      stdout = JSON.stringify(resultForVersion(response.result, cniVersion));
-    }
-    return { stdout, exitCode: 0, logFile: conf.logFile, logLine: `${describe(cniEnv)} ok` };
+    const waitMs = command === 'STATUS' ? 0 : Math.min(timeoutMs, Number(env.KOVN_CNI_AGENT_WAIT_MS ?? AGENT_WAIT_MS));
+    return { ...(await ask(command, { env: cniVars(env), stdin }, conf.agentSocket, timeoutMs, waitMs)), logFile };
   } catch (err) {
     const body = isCniError(err) ? err.toBody() : { code: CNI_ERR_IO, msg: 'kovn plugin failed', details: String(err) };
     return {
-      stdout: errorOutput(cniVersion, body),
-      exitCode: 1,
-      logFile: conf?.logFile,
-      logLine: `${cniEnv ? describe(cniEnv) : String(env.CNI_COMMAND)} error ${body.code}: ${body.msg}${body.details ? ` (${body.details})` : ''}`,
+      stdout: errorOutput(cniVersion, body), exitCode: 1, logFile,
+      logLine: `${command} error ${body.code}: ${body.msg}${body.details ? ` (${body.details})` : ''}`,
     };
   }
 }
 
-/** The config's version for error output, even when the rest of the call is invalid. */
-function peekVersion(stdin: string): string {
-  try {
-    const v = (JSON.parse(stdin) as { cniVersion?: unknown } | null)?.cniVersion;
-    if (typeof v === 'string' && /^\d+\.\d+\.\d+$/.test(v)) return v;
-  } catch { /* reported as a decode error later */ }
-  return LATEST_VERSION;
-}
-
-function parseNetConf(stdin: string): NetConf {
+/** Reads the agent's socket (and the version and log file) from the config without validating the rest. */
+function peek(stdin: string): Peeked {
   let json: unknown;
   try {
     json = JSON.parse(stdin);
   } catch (err) {
     throw new CniError(CNI_ERR_DECODE, 'failed to decode the network config on stdin', err instanceof Error ? err.message : String(err));
   }
-  const r = NetConf.safeParse(json);
-  if (!r.success) throw new CniError(CNI_ERR_INVALID_NETCONF, 'invalid network config', describeIssues(r.error));
-  return r.data;
+  const c = (typeof json === 'object' && json !== null ? json : {}) as Record<string, unknown>;
+  const cniVersion = typeof c.cniVersion === 'string' && /^\d+\.\d+\.\d+$/.test(c.cniVersion) ? c.cniVersion : LATEST_VERSION;
+  if (typeof c.agentSocket !== 'string' || !c.agentSocket.startsWith('/')) {
+    throw new CniError(CNI_ERR_INVALID_NETCONF, 'invalid network config', 'agentSocket: an absolute path is required');
+  }
+  const logFile = typeof c.logFile === 'string' && c.logFile.startsWith('/') ? c.logFile : undefined;
+  return { cniVersion, agentSocket: c.agentSocket, ...(logFile ? { logFile } : {}) };
 }
 
-function checkVersion(command: CniCommand, cniVersion: string): void {
-  if (!isSupportedVersion(cniVersion)) {
-    throw new CniError(CNI_ERR_INCOMPATIBLE_VERSION, 'incompatible CNI version',
-      `config version ${cniVersion}, plugin supports ${SUPPORTED_VERSIONS.join(', ')}`);
-  }
-  const min = MIN_VERSION[command];
-  if (min && compareVersions(cniVersion, min) < 0) {
-    throw new CniError(CNI_ERR_INCOMPATIBLE_VERSION, `config version does not allow ${command}`, `${command} needs ${min}, config is ${cniVersion}`);
-  }
-}
-
-function toRequest(e: CniEnv, config: NetConf): AgentRequest {
-  if (e.command === 'GC' && config[VALID_ATTACHMENTS] === undefined) {
-    // Without the list a GC would mean "nothing is valid": refuse rather than tear down every pod.
-    throw new CniError(CNI_ERR_INVALID_NETCONF, `GC needs ${VALID_ATTACHMENTS}`, `${VALID_ATTACHMENTS}: required for GC`);
-  }
-  const pod = { podNamespace: e.args.K8S_POD_NAMESPACE ?? null, podName: e.args.K8S_POD_NAME ?? null, podUid: e.args.K8S_POD_UID ?? null, config };
-  // parseCniEnv guarantees the parameters each command requires.
-  const id = { containerId: e.containerId ?? '', ifname: e.ifname ?? '' };
-  switch (e.command) {
-    case 'ADD': return { command: 'ADD', ...id, netns: e.netns ?? '', ...pod };
-    case 'CHECK': return { command: 'CHECK', ...id, netns: e.netns ?? '', ...pod };
-    case 'DEL': return { command: 'DEL', ...id, netns: e.netns, ...pod };
-    case 'STATUS': return { command: 'STATUS', containerId: null, netns: null, ifname: null, ...pod };
-    case 'GC': return { command: 'GC', containerId: null, netns: null, ifname: null, ...pod };
-    case 'VERSION': throw new Error('VERSION is answered by the plugin itself');
-  }
-}
-
-/** How long ADD/DEL/CHECK/GC wait for an unreachable agent to come back. */
-const AGENT_WAIT_MS = 20_000;
-
-async function ask(request: AgentRequest, socketPath: string, timeoutMs: number, waitMs: number): Promise<AgentResponse> {
+async function ask(command: string, call: Parameters<typeof callAgent>[1], socketPath: string, timeoutMs: number, waitMs: number): Promise<PluginAnswer> {
   const deadline = Date.now() + waitMs;
   try {
     for (;;) {
       try {
-        return await callAgent(socketPath, request, timeoutMs);
+        return await callAgent(socketPath, call, timeoutMs);
       } catch (err) {
-        // Only "nobody listens" is retried: the request never reached an agent, so it cannot run twice.
+        // Only "nobody listens" is retried: the call never reached an agent, so it cannot run twice.
         if (!(err instanceof AgentCallError) || err.kind !== 'unreachable' || Date.now() + 250 > deadline) throw err;
         await new Promise((r) => setTimeout(r, 250));
       }
@@ -137,12 +82,7 @@ async function ask(request: AgentRequest, socketPath: string, timeoutMs: number,
     if (!(err instanceof AgentCallError)) throw err;
     if (err.kind === 'protocol') throw new CniError(CNI_ERR_IO, 'bad answer from kovn agent', err.message);
     // STATUS reports the plugin unusable; the others ask the runtime to retry (kubelet retries ADD and DEL).
-    if (request.command === 'STATUS') throw new CniError(CNI_ERR_PLUGIN_NOT_AVAILABLE, `kovn agent not available at ${socketPath}`, err.message);
+    if (command === 'STATUS') throw new CniError(CNI_ERR_PLUGIN_NOT_AVAILABLE, `kovn agent not available at ${socketPath}`, err.message);
     throw new CniError(CNI_ERR_TRY_AGAIN_LATER, `kovn agent not available at ${socketPath}, try again later`, err.message);
   }
-}
-
-function describe(e: CniEnv): string {
-  return [e.command, e.containerId, e.ifname, e.args.K8S_POD_NAMESPACE && `${e.args.K8S_POD_NAMESPACE}/${e.args.K8S_POD_NAME ?? ''}`]
-    .filter(Boolean).join(' ');
 }

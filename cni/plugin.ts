@@ -1,22 +1,13 @@
 /**
  * kovn's CNI plugin, the executable containerd runs once per pod and command. A thin client: VERSION is
- * answered here; every other command goes to the node agent's unix socket named in the config.
- * Only VERSION's needs are imported up front; zod and the socket client load for the other commands.
+ * answered here; every other call (environment and stdin, untouched) goes to the node agent's unix
+ * socket named in the config, which validates it and decides what is printed. No schemas load here:
+ * the plugin's CPU is paid once per pod on a busy node.
  */
 import { appendFileSync } from 'node:fs';
 import { CNI_ERR_IO, CniError, errorOutput, isCniError } from './errors.ts';
 import type { PluginOutcome } from './plugin-command.ts';
-import { LATEST_VERSION, SUPPORTED_VERSIONS } from './versions.ts';
-
-/** The VERSION answer: the version given on input (or the newest) and every version kovn speaks. */
-export function versionOutput(stdin: string): string {
-  let cniVersion: string = LATEST_VERSION;
-  try {
-    const v = (JSON.parse(stdin) as { cniVersion?: unknown } | null)?.cniVersion;
-    if (typeof v === 'string' && v !== '') cniVersion = v;
-  } catch { /* VERSION input is optional; the newest version answers */ }
-  return JSON.stringify({ cniVersion, supportedVersions: SUPPORTED_VERSIONS });
-}
+import { LATEST_VERSION, versionOutput } from './versions.ts';
 
 async function readStdin(): Promise<string> {
   // A person running the binary at a terminal would otherwise wait here forever.

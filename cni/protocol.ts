@@ -1,10 +1,9 @@
 /**
- * What kovn's CNI plugin reads (network config on stdin, environment) and what it says to the node
- * agent over its unix socket: one newline-terminated JSON request per connection, one JSON response.
+ * What kovn's CNI plugin reads (network config on stdin, environment), as the node agent validates it.
+ * Over the agent's unix socket go one newline-terminated JSON call per connection and one answer:
  *
- *   request:  {"command":"ADD","containerId":"…","netns":"/var/run/netns/…","ifname":"eth0",
- *              "podNamespace":"default","podName":"web-0","podUid":"…","config":{…netconf…}}
- *   response: {"ok":true,"result":{…CNI result…}} | {"ok":false,"error":{"code":7,"msg":"…","details":"…"}}
+ *   call:   {"env":{"CNI_COMMAND":"ADD","CNI_CONTAINERID":"…",…},"stdin":"{…netconf…}"}
+ *   answer: {"stdout":"{…CNI result or error…}","exitCode":0,"logLine":"ADD … ok"}
  */
 import { z } from 'zod';
 import { CNI_NAME_RE } from './env.ts';
@@ -44,43 +43,27 @@ export const NetConf = z.looseObject({
 });
 export type NetConf = z.infer<typeof NetConf>;
 
-const podFields = {
-  podNamespace: z.string().nullable(),
-  podName: z.string().nullable(),
-  podUid: z.string().nullable(),
-  config: NetConf,
-};
-const attached = { containerId: z.string().min(1), ifname: z.string().min(1) };
-const detached = { containerId: z.null(), netns: z.null(), ifname: z.null() };
-
-export const AddRequest = z.object({ command: z.literal('ADD'), ...attached, netns: z.string().min(1), ...podFields });
-export const CheckRequest = z.object({ command: z.literal('CHECK'), ...attached, netns: z.string().min(1), ...podFields });
-/** DEL may arrive after the namespace is gone: netns null. */
-export const DelRequest = z.object({ command: z.literal('DEL'), ...attached, netns: z.string().min(1).nullable(), ...podFields });
-export const StatusRequest = z.object({ command: z.literal('STATUS'), ...detached, ...podFields });
 /**
- * The still-valid attachments are in `config["cni.dev/valid-attachments"]`, required: without it a GC
- * would read as "nothing is valid" and tear down every pod.
+ * What the plugin sends: the CNI_* variables of its environment and its stdin, untouched. The agent
+ * validates both (the plugin stays free of schemas: it runs once per pod, and loading them costs CPU).
  */
-export const GcRequest = z.object({
-  command: z.literal('GC'), ...detached, ...podFields,
-  config: NetConf.refine((c) => c[VALID_ATTACHMENTS] !== undefined, { path: [VALID_ATTACHMENTS], message: 'required for GC' }),
-});
+export const PluginCall = z.object({ env: z.record(z.string(), z.string()), stdin: z.string() });
 
-/** A request from the plugin to the agent; VERSION never leaves the plugin. */
-export const AgentRequest = z.discriminatedUnion('command', [AddRequest, DelRequest, CheckRequest, StatusRequest, GcRequest]);
-export type AddRequest = z.infer<typeof AddRequest>;
-export type DelRequest = z.infer<typeof DelRequest>;
-export type CheckRequest = z.infer<typeof CheckRequest>;
-export type StatusRequest = z.infer<typeof StatusRequest>;
-export type GcRequest = z.infer<typeof GcRequest>;
-export type AgentRequest = z.infer<typeof AgentRequest>;
+/** A validated call, as the agent's handlers get it. */
+interface PodFields {
+  podNamespace: string | null;
+  podName: string | null;
+  podUid: string | null;
+  config: NetConf;
+}
+interface Attached extends PodFields { containerId: string; ifname: string }
+interface Detached extends PodFields { containerId: null; netns: null; ifname: null }
 
-export const AgentError = z.object({ code: z.number().int().nonnegative(), msg: z.string(), details: z.string().optional() });
-
-/** The agent's answer: a result for ADD, nothing for the other commands, or a CNI error. */
-export const AgentResponse = z.discriminatedUnion('ok', [
-  z.object({ ok: z.literal(true), result: CniResult.optional() }),
-  z.object({ ok: z.literal(false), error: AgentError }),
-]);
-export type AgentResponse = z.infer<typeof AgentResponse>;
+export interface AddRequest extends Attached { command: 'ADD'; netns: string }
+export interface CheckRequest extends Attached { command: 'CHECK'; netns: string }
+/** DEL may arrive after the namespace is gone: netns null. */
+export interface DelRequest extends Attached { command: 'DEL'; netns: string | null }
+export interface StatusRequest extends Detached { command: 'STATUS' }
+/** The still-valid attachments are in `config["cni.dev/valid-attachments"]`, required for GC. */
+export interface GcRequest extends Detached { command: 'GC' }
+export type AgentRequest = AddRequest | DelRequest | CheckRequest | StatusRequest | GcRequest;

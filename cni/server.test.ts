@@ -8,12 +8,15 @@ import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CniError } from './errors.ts';
-import { startCniServer, toErrorBody } from './server.ts';
+import { toErrorBody } from './answer.ts';
+import { startCniServer } from './server.ts';
 import type { CniServer } from './server.ts';
 import { TestHandler, tempDir } from './test-support.ts';
 
-/** Sends raw bytes, returns the parsed response line. */
-function send(socketPath: string, payload: string): Promise<Record<string, unknown>> {
+interface Answer { exitCode: number; stdout: string; out: Record<string, unknown> }
+
+/** Sends raw bytes, returns the parsed answer line with its stdout parsed too. */
+function send(socketPath: string, payload: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const c = createConnection({ path: socketPath });
     let buf = '';
@@ -22,7 +25,7 @@ function send(socketPath: string, payload: string): Promise<Record<string, unkno
     c.on('end', () => {
       try {
         assert.ok(buf.endsWith('\n'), 'response is newline-terminated');
-        resolve(JSON.parse(buf) as Record<string, unknown>);
+        resolve(parseAnswer(buf));
       } catch (err) {
         reject(err instanceof Error ? err : new Error(String(err)));
       }
@@ -31,10 +34,18 @@ function send(socketPath: string, payload: string): Promise<Record<string, unkno
   });
 }
 
+function parseAnswer(line: string): Answer {
+  const a = JSON.parse(line) as { exitCode: number; stdout: string };
+  return { ...a, out: (a.stdout ? JSON.parse(a.stdout) : {}) as Record<string, unknown> };
+}
+
 const config = (socketPath: string) => ({ cniVersion: '1.0.0', name: 'kovn', type: 'kovn', agentSocket: socketPath });
-const addReq = (socketPath: string, containerId: string) => ({
-  command: 'ADD', containerId, netns: '/var/run/netns/x', ifname: 'eth0', podNamespace: 'default', podName: 'p', podUid: null, config: config(socketPath),
+/** A plugin call as the plugin forwards it: its CNI_* environment and its stdin. */
+const call = (socketPath: string, command: string, containerId: string, env: Record<string, string> = {}, conf: Record<string, unknown> = {}) => ({
+  env: { CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: '/var/run/netns/x', CNI_IFNAME: 'eth0', CNI_ARGS: 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=p', ...env },
+  stdin: JSON.stringify({ ...config(socketPath), ...conf }),
 });
+const addReq = (socketPath: string, containerId: string) => call(socketPath, 'ADD', containerId);
 
 describe('startCniServer', () => {
   let dir = '';
@@ -65,7 +76,7 @@ describe('startCniServer', () => {
 
     const server = await startCniServer({ socketPath, handler: new TestHandler() });
     const res = await send(socketPath, `${JSON.stringify(addReq(socketPath, 'c1'))}\n`);
-    assert.equal(res.ok, true);
+    assert.equal(res.exitCode, 0);
     await assert.rejects(startCniServer({ socketPath, handler: new TestHandler() }), /another process is serving/);
     await server.close();
 
@@ -87,49 +98,52 @@ describe('startCniServer', () => {
 
     it('answers ADD with the validated result (defaults filled)', async () => {
       const res = await send(socketPath, `${JSON.stringify(addReq(socketPath, 'c-ok'))}\n`);
-      assert.equal(res.ok, true);
-      const result = res.result as { interfaces: unknown[]; ips: unknown[] };
+      assert.equal(res.exitCode, 0);
+      const result = res.out as { cniVersion: string; interfaces: unknown[]; ips: unknown[] };
+      assert.equal(result.cniVersion, '1.0.0');
       assert.equal(result.interfaces.length, 1);
       assert.equal(result.ips.length, 2);
     });
 
     it('accepts a request ended by half-close instead of a newline', async () => {
-      const res = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      const res = await new Promise<Answer>((resolve, reject) => {
         const c = createConnection({ path: socketPath });
         let buf = '';
         c.on('connect', () => c.end(JSON.stringify(addReq(socketPath, 'c-halfclose'))));
         c.on('data', (d: Buffer) => { buf += d.toString(); });
-        c.on('end', () => resolve(JSON.parse(buf) as Record<string, unknown>));
+        c.on('end', () => resolve(parseAnswer(buf)));
         c.on('error', reject);
       });
-      assert.equal(res.ok, true);
+      assert.equal(res.exitCode, 0);
     });
 
-    it('a non-JSON request gets code 6', async () => {
+    it('a non-JSON request, or JSON that is not a plugin call, gets code 6', async () => {
       const res = await send(socketPath, 'hello\n');
-      assert.deepEqual((res.error as { code: number }).code, 6);
+      assert.equal(res.exitCode, 1);
+      assert.equal(res.out.code, 6);
+      const res2 = await send(socketPath, `${JSON.stringify({ command: 'ADD' })}\n`);
+      assert.equal(res2.out.code, 6);
+      assert.match(String(res2.out.details), /env/);
     });
 
-    it('an invalid request gets code 7 naming the field', async () => {
-      const bad = { ...addReq(socketPath, 'c1'), ifname: '' };
-      const res = await send(socketPath, `${JSON.stringify(bad)}\n`);
-      assert.equal(res.ok, false);
-      const error = res.error as { code: number; details: string };
-      assert.equal(error.code, 7);
-      assert.match(error.details, /^ifname:/);
-      const badConf = { ...addReq(socketPath, 'c1'), config: { ...config(socketPath), mtu: 'big' } };
-      const res2 = await send(socketPath, `${JSON.stringify(badConf)}\n`);
-      assert.match((res2.error as { details: string }).details, /config\.mtu/);
-      const gc = { ...addReq(socketPath, 'c1'), command: 'GC', containerId: null, netns: null, ifname: null };
+    it('a bad environment gets code 4 naming the variable; a bad config code 7 naming the field', async () => {
+      const res = await send(socketPath, `${JSON.stringify(call(socketPath, 'ADD', 'c1', { CNI_IFNAME: '' }))}\n`);
+      assert.equal(res.exitCode, 1);
+      assert.equal(res.out.code, 4);
+      assert.match(String(res.out.msg), /\[CNI_IFNAME\]/);
+      const res2 = await send(socketPath, `${JSON.stringify(call(socketPath, 'ADD', 'c1', {}, { mtu: 'big' }))}\n`);
+      assert.equal(res2.out.code, 7);
+      assert.match(String(res2.out.details), /^mtu:/);
+      const gc = call(socketPath, 'GC', '', {}, { cniVersion: '1.1.0' });
       const res3 = await send(socketPath, `${JSON.stringify(gc)}\n`);
-      assert.match((res3.error as { details: string }).details, /config\.cni\.dev\/valid-attachments: required for GC/);
-      const noCmd = await send(socketPath, `${JSON.stringify({ ...addReq(socketPath, 'c1'), command: 'VERSION' })}\n`);
-      assert.match((noCmd.error as { details: string }).details, /command/);
+      assert.match(String(res3.out.details), /cni\.dev\/valid-attachments: required for GC/);
+      const res4 = await send(socketPath, `${JSON.stringify(call(socketPath, 'ADD', 'c1', {}, { cniVersion: '9.9.9' }))}\n`);
+      assert.equal(res4.out.code, 1, 'an unsupported version is code 1');
     });
 
     it('maps handler failures: CniError keeps its code, retryable -> 11, other -> 5, and logs them', async () => {
       const codes = await Promise.all(['unknown-1', 'busy-1', 'boom-1'].map(async (id) =>
-        ((await send(socketPath, `${JSON.stringify(addReq(socketPath, id))}\n`)).error as { code: number }).code));
+        (await send(socketPath, `${JSON.stringify(addReq(socketPath, id))}\n`)).out.code));
       assert.deepEqual(codes, [3, 11, 5]);
       assert.equal(lines.filter((l) => /^CNI ADD .*(unknown|busy|boom)-1 failed in \d+ ms/.test(l)).length, 3);
     });
@@ -141,8 +155,8 @@ describe('startCniServer', () => {
       const s = await startCniServer({ socketPath: p, handler: h });
       try {
         const res = await send(p, `${JSON.stringify(addReq(p, 'c1'))}\n`);
-        assert.equal((res.error as { code: number }).code, 5);
-        assert.match((res.error as { msg: string }).msg, /ips\[0\]\.address/);
+        assert.equal(res.out.code, 5);
+        assert.match(String(res.out.msg), /ips\[0\]\.address/);
       } finally {
         await s.close();
       }
@@ -151,7 +165,7 @@ describe('startCniServer', () => {
     it('serves 200 concurrent connections', async () => {
       const ids = Array.from({ length: 200 }, (_, i) => `c-par-${i}`);
       const results = await Promise.all(ids.map((id) => send(socketPath, `${JSON.stringify(addReq(socketPath, id))}\n`)));
-      assert.ok(results.every((r) => r.ok === true));
+      assert.ok(results.every((r) => r.exitCode === 0));
       assert.ok(ids.every((id) => handler.attachments.has(`${id}/eth0`)));
     });
   });
@@ -164,14 +178,14 @@ describe('startCniServer', () => {
     const server = await startCniServer({ socketPath, handler });
     const idle = createConnection({ path: socketPath });
     await new Promise((r) => idle.once('connect', r));
-    const inFlight = send(socketPath, `${JSON.stringify({ ...addReq(socketPath, 'c1'), command: 'DEL' })}\n`);
+    const inFlight = send(socketPath, `${JSON.stringify(call(socketPath, 'DEL', 'c1'))}\n`);
     await new Promise((r) => setTimeout(r, 100));
     let closed = false;
     const closing = server.close().then(() => { closed = true; });
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(closed, false);
     release();
-    assert.equal((await inFlight).ok, true);
+    assert.equal((await inFlight).exitCode, 0);
     await closing;
     idle.destroy();
   });

@@ -1,16 +1,18 @@
 /**
- * The node agent's side of the CNI socket: one request per connection, validated, handed to kovn's
- * handler, answered with a result or a CNI error, closed.
+ * The node agent's side of the CNI socket: one plugin call per connection, answered (answer.ts) with
+ * what the plugin prints, closed.
  */
 import { chmod, lstat, mkdir, rename, unlink } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { dirname, join } from 'node:path';
-import { CNI_ERR_DECODE, CNI_ERR_INVALID_NETCONF, CNI_ERR_IO, CNI_ERR_TRY_AGAIN_LATER, isCniError } from './errors.ts';
-import type { CniErrorBody } from './errors.ts';
-import { AgentRequest, CniResult } from './protocol.ts';
-import type { AddRequest, AgentResponse, CheckRequest, DelRequest, GcRequest, StatusRequest } from './protocol.ts';
+import { answer } from './answer.ts';
+import type { PluginAnswer } from './call.ts';
+import { CNI_ERR_DECODE, errorOutput } from './errors.ts';
+import { PluginCall } from './protocol.ts';
+import type { AddRequest, CheckRequest, DelRequest, GcRequest, StatusRequest } from './protocol.ts';
 import type { CniResultInput } from './result.ts';
+import { LATEST_VERSION } from './versions.ts';
 import { describeIssues } from './zod-issues.ts';
 
 /**
@@ -138,7 +140,8 @@ function serveConnection(sock: Socket, handler: CniHandler, log?: (line: string)
     size += chunk.length;
     if (size > MAX_REQUEST_BYTES) {
       done = true;
-      sock.end(`${JSON.stringify(failure({ code: CNI_ERR_DECODE, msg: `request over ${MAX_REQUEST_BYTES} bytes` }))}\n`);
+      const tooBig: PluginAnswer = { stdout: errorOutput(LATEST_VERSION, { code: CNI_ERR_DECODE, msg: `request over ${MAX_REQUEST_BYTES} bytes` }), exitCode: 1 };
+      sock.end(`${JSON.stringify(tooBig)}\n`);
       return;
     }
     chunks.push(chunk);
@@ -153,54 +156,19 @@ function serveConnection(sock: Socket, handler: CniHandler, log?: (line: string)
   });
 }
 
-/** Decodes, validates and dispatches one request; never throws. */
-export async function respond(bytes: Buffer, handler: CniHandler, log?: (line: string) => void): Promise<AgentResponse> {
+/** Decodes one call and answers it (see answer.ts); never throws. */
+export async function respond(bytes: Buffer, handler: CniHandler, log?: (line: string) => void): Promise<PluginAnswer> {
+  const fail = (msg: string, details: string): PluginAnswer => {
+    log?.(`CNI call refused: ${msg} (${details})`);
+    return { stdout: errorOutput(LATEST_VERSION, { code: CNI_ERR_DECODE, msg, details }), exitCode: 1, logLine: `error ${CNI_ERR_DECODE}: ${msg}` };
+  };
   let json: unknown;
   try {
     json = JSON.parse(bytes.toString('utf8'));
   } catch (err) {
-    return failure({ code: CNI_ERR_DECODE, msg: 'request is not JSON', details: err instanceof Error ? err.message : String(err) });
+    return fail('request is not JSON', err instanceof Error ? err.message : String(err));
   }
-  const parsed = AgentRequest.safeParse(json);
-  if (!parsed.success) {
-    return failure({ code: CNI_ERR_INVALID_NETCONF, msg: 'invalid request', details: describeIssues(parsed.error) });
-  }
-  const req = parsed.data;
-  const t0 = performance.now();
-  const what = [`CNI ${req.command}`, req.podNamespace && `${req.podNamespace}/${req.podName ?? ''}`, req.containerId?.slice(0, 12)].filter(Boolean).join(' ');
-  const took = (): string => `${Math.round(performance.now() - t0)} ms`;
-  try {
-    let res: AgentResponse = { ok: true };
-    switch (req.command) {
-      case 'ADD': {
-        const r = CniResult.safeParse(await handler.add(req));
-        if (!r.success) throw new Error(`handler returned an invalid ADD result: ${describeIssues(r.error)}`);
-        res = { ok: true, result: r.data };
-        break;
-      }
-      case 'DEL': await handler.del(req); break;
-      case 'CHECK': await handler.check(req); break;
-      case 'STATUS': await handler.status(req); break;
-      case 'GC': await handler.gc(req); break;
-    }
-    log?.(`${what} ok in ${took()}`);
-    return res;
-  } catch (err) {
-    const body = toErrorBody(err);
-    log?.(`${what} failed in ${took()}: ${body.code} ${body.msg}${body.details ? ` (${body.details})` : ''}`);
-    return failure(body);
-  }
-}
-
-/** A CniError keeps its code; anything else is an I/O failure, or "try again later" when retryable. */
-export function toErrorBody(err: unknown): CniErrorBody {
-  if (isCniError(err)) return err.toBody();
-  const e = (typeof err === 'object' && err !== null ? err : {}) as { name?: unknown; message?: unknown; retryable?: unknown };
-  const message = typeof e.message === 'string' ? e.message : String(err);
-  const name = typeof e.name === 'string' ? e.name : 'Error';
-  return { code: e.retryable === true ? CNI_ERR_TRY_AGAIN_LATER : CNI_ERR_IO, msg: message, details: name };
-}
-
-function failure(error: CniErrorBody): AgentResponse {
-  return { ok: false, error };
+  const call = PluginCall.safeParse(json);
+  if (!call.success) return fail('request is not a plugin call', describeIssues(call.error));
+  return answer(call.data, handler, log);
 }

@@ -29,3 +29,13 @@ function parseVersion(v: string): number[] | undefined {
 export function isSupportedVersion(v: string): boolean {
   return (SUPPORTED_VERSIONS as readonly string[]).includes(v);
 }
+
+/** The VERSION answer: the version given on input (or the newest) and every version kovn speaks. */
+export function versionOutput(stdin: string): string {
+  let cniVersion: string = LATEST_VERSION;
+  try {
+    const v = (JSON.parse(stdin) as { cniVersion?: unknown } | null)?.cniVersion;
+    if (typeof v === 'string' && v !== '') cniVersion = v;
+  } catch { /* VERSION input is optional; the newest version answers */ }
+  return JSON.stringify({ cniVersion, supportedVersions: SUPPORTED_VERSIONS });
+}
