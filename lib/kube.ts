@@ -9,8 +9,24 @@ export interface Kube {
   component: string;
 }
 
+type RequestContext = Parameters<KubeConfig['applySecurityAuthentication']>[0];
+
+/**
+ * client-node builds a new undici Agent for every request, so every call paid a TLS handshake on both
+ * ends (the apiserver's CPU under a pod burst): the first Agent is kept and reused, with its pool.
+ */
+class PooledKubeConfig extends KubeConfig {
+  #dispatcher: ReturnType<RequestContext['getDispatcher']>;
+
+  override async applySecurityAuthentication(context: RequestContext): Promise<void> {
+    await super.applySecurityAuthentication(context);
+    this.#dispatcher ??= context.getDispatcher();
+    if (this.#dispatcher) context.setDispatcher(this.#dispatcher);
+  }
+}
+
 export function connectKube(kubeconfigFile: string, component: string): Kube {
-  const kc = new KubeConfig();
+  const kc = new PooledKubeConfig();
   kc.loadFromFile(kubeconfigFile);
   return { kc, core: kc.makeApiClient(CoreV1Api), component };
 }
