@@ -132,6 +132,24 @@ describe('pod networking (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
     assert.equal(await ping('a3', await ip('b1')), true);
   });
 
+  test('a completed pod (restartPolicy Never) gives back its logical port, address and OVS port', { timeout: 3 * 60_000 }, async () => {
+    const manifest = {
+      apiVersion: 'v1', kind: 'Pod', metadata: { name: 'done1', namespace: 'default' },
+      spec: { nodeSelector: { 'kubernetes.io/hostname': 'node-1' }, restartPolicy: 'Never', terminationGracePeriodSeconds: 0,
+        containers: [{ name: 'c', image: 'kovn.local/toolbox:1', imagePullPolicy: 'IfNotPresent', command: ['sh', '-c', 'ip -o addr show eth0; sleep 3'] }] },
+    };
+    await kubectl(['apply', '-f', '-'], { input: JSON.stringify(manifest) });
+    await kubectl(['wait', '--for=jsonpath={.status.phase}=Succeeded', 'pod/done1', '--timeout=120s'], { timeoutMs: 150_000 });
+    const pod = await getPod('done1');
+    assert.match(await kubectl(['logs', 'done1']), /inet 10\.244\./, 'it had its network while it ran');
+    await until('LSP default_done1 removed', async () => (await lsp('default_done1')) === undefined);
+    await until('its address released', () => Promise.resolve(!Object.keys(ipamAllocations(1)).includes(pod.metadata.uid)));
+    await until('its OVS port removed', async () => (await vsctl(1, ['--bare', '--columns=name', 'find', 'Interface', 'external_ids:iface-id=default_done1'])).trim() === '');
+    const runs = await history('default/done1');
+    assert.ok(runs.some((r) => r.changes.some((c) => c.db === 'nb' && c.row === 'default_done1' && c.op === 'delete')), JSON.stringify(runs));
+    await kubectl(['delete', 'pod', 'done1', '--wait=true'], { timeoutMs: 60_000 });
+  });
+
   test('kovn history shows a pod\'s runs with the OVN rows they wrote and the node actions', async () => {
     const runs = await history('default/a1');
     const ctl = runs.filter((r) => r.workflowId === 'Pod/default/a1');
