@@ -21,6 +21,9 @@ const nowMicro = (): V1MicroTime => new V1MicroTime();
 export async function acquireLease(kc: KubeConfig, o: LeaseOptions, onLost: () => void): Promise<{ release(): Promise<void> }> {
   const api = kc.makeApiClient(CoordinationV1Api);
   const spec = (): NonNullable<V1Lease['spec']> => ({ holderIdentity: o.identity, leaseDurationSeconds: o.durationSeconds, renewTime: nowMicro() });
+  // Expiry is judged on this replica's clock: since when has the record stood still (as client-go's
+  // leader election does), never by comparing the holder's renewTime with our clock, which may be skewed.
+  let seen = { record: '', since: Date.now() };
   const tryTake = async (): Promise<boolean> => {
     let lease: V1Lease | undefined;
     try {
@@ -38,8 +41,9 @@ export async function acquireLease(kc: KubeConfig, o: LeaseOptions, onLost: () =
       }
     }
     const s = lease.spec ?? {};
-    const renewed = s.renewTime ? new Date(s.renewTime).getTime() : 0;
-    const expired = Date.now() - renewed > (s.leaseDurationSeconds ?? o.durationSeconds) * 1000;
+    const record = `${s.holderIdentity ?? ''}@${String(s.renewTime ?? '')}`;
+    if (record !== seen.record) seen = { record, since: Date.now() };
+    const expired = !s.holderIdentity || Date.now() - seen.since > (s.leaseDurationSeconds ?? o.durationSeconds) * 1000;
     if (s.holderIdentity !== o.identity && !expired) return false;
     try {
       await api.replaceNamespacedLease({ name: o.name, namespace: o.namespace, body: { ...lease, spec: { ...s, ...spec() } } });
@@ -74,10 +78,14 @@ export async function acquireLease(kc: KubeConfig, o: LeaseOptions, onLost: () =
     }, () => undefined).finally(() => { inFlight = false; });
   }, (o.durationSeconds * 1000) / 3);
   return {
+    /** Gives the lease up at once (a clean shutdown), so a standby need not wait for it to expire. */
     async release() {
       clearInterval(renew);
       held = false;
-      await api.deleteNamespacedLease({ name: o.name, namespace: o.namespace }).catch(() => undefined);
+      // Only while it is still ours: a holder that lost it must not end its successor's term.
+      const lease = await api.readNamespacedLease({ name: o.name, namespace: o.namespace }).catch(() => undefined);
+      if (lease?.spec?.holderIdentity !== o.identity) return;
+      await api.replaceNamespacedLease({ name: o.name, namespace: o.namespace, body: { ...lease, spec: { ...lease.spec, holderIdentity: '' } } }).catch(() => undefined);
     },
   };
 }

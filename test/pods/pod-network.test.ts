@@ -243,6 +243,48 @@ describe('pod networking (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
     assert.match(await exec('n2', ['ip', '-o', 'addr', 'show', 'eth0']), new RegExp(await ip('n2')));
   });
 
+  test('one watching replica: a standby takes the Lease when the holder dies, and at once when it releases it', { timeout: 2 * 60_000 }, async () => {
+    const { KubeConfig, CoordinationV1Api } = await import('@kubernetes/client-node');
+    const { acquireLease } = await import('../../watchers/lease.ts');
+    const { spawn } = await import('node:child_process');
+    const kc = new KubeConfig();
+    kc.loadFromFile(files.adminKubeconfig);
+    const opts = (identity: string) => ({ namespace: 'default', name: 'kovn-test-lease', identity, durationSeconds: 4 });
+    const holderOf = async () => (await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: 'kovn-test-lease', namespace: 'default' })).spec?.holderIdentity;
+    // A contender in a process of its own, so it can die without a word (SIGKILL).
+    const contender = (identity: string) => {
+      const script = `import { KubeConfig } from '@kubernetes/client-node';
+        import { acquireLease } from ${JSON.stringify(new URL('../../watchers/lease.ts', import.meta.url).pathname)};
+        const kc = new KubeConfig(); kc.loadFromFile(${JSON.stringify(files.adminKubeconfig)});
+        await acquireLease(kc, ${JSON.stringify(opts(identity))}, () => process.exit(3));
+        console.log('held');`;
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: new URL('../..', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'inherit'] });
+      const held = new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => { if (d.toString().includes('held')) resolve(); }));
+      return { child, held };
+    };
+    const a = contender('replica-a');
+    await a.held;
+    let bHeld = false;
+    const b = acquireLease(kc, opts('replica-b'), () => undefined).then((l) => { bHeld = true; return l; });
+    await new Promise((r) => setTimeout(r, 6000));
+    assert.equal(bHeld, false, 'the standby waits while the holder renews');
+    assert.equal(await holderOf(), 'replica-a');
+    a.child.kill('SIGKILL');
+    const killedAt = Date.now();
+    const lease = await b;
+    assert.ok(Date.now() - killedAt < 10_000, `taken over ${Date.now() - killedAt} ms after the holder died`);
+    assert.equal(await holderOf(), 'replica-b');
+    const c = contender('replica-c');
+    await new Promise((r) => setTimeout(r, 1500));
+    const releasedAt = Date.now();
+    await lease.release();
+    await c.held;
+    assert.ok(Date.now() - releasedAt < 3000, `taken ${Date.now() - releasedAt} ms after a release, not after expiry`);
+    assert.equal(await holderOf(), 'replica-c');
+    c.child.kill('SIGKILL');
+    await kc.makeApiClient(CoordinationV1Api).deleteNamespacedLease({ name: 'kovn-test-lease', namespace: 'default' });
+  });
+
   test('a DEL that never came: a gone pod\'s port and veth are swept when the agent starts, as a run in the node\'s history', { timeout: 3 * 60_000 }, async () => {
     const pid = runningPid('node-2-kovn-agent');
     assert.ok(pid);
