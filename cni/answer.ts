@@ -5,18 +5,17 @@
  */
 import { parseCniEnv } from './env.ts';
 import type { CniCommand, CniEnv } from './env.ts';
-import {
-  CNI_ERR_DECODE, CNI_ERR_INCOMPATIBLE_VERSION, CNI_ERR_INVALID_NETCONF, CNI_ERR_IO, CNI_ERR_TRY_AGAIN_LATER, errorOutput, isCniError,
-} from './errors.ts';
+import { CNI_ERR_INCOMPATIBLE_VERSION, CNI_ERR_INVALID_NETCONF, CNI_ERR_IO, CNI_ERR_TRY_AGAIN_LATER, errorOutput, isCniError } from './errors.ts';
 import type { CniErrorBody } from './errors.ts';
 import { CniError } from './errors.ts';
+import { configVersion, decodeConfig } from './call.ts';
 import type { PluginAnswer, PluginCall } from './call.ts';
 import { NetConf, VALID_ATTACHMENTS } from './protocol.ts';
 import type { AgentRequest } from './protocol.ts';
 import { CniResult, resultForVersion } from './result.ts';
 import type { CniResultInput } from './result.ts';
 import type { CniHandler } from './server.ts';
-import { LATEST_VERSION, SUPPORTED_VERSIONS, compareVersions, isSupportedVersion, versionOutput } from './versions.ts';
+import { SUPPORTED_VERSIONS, compareVersions, isSupportedVersion, versionOutput } from './versions.ts';
 import { describeIssues } from './zod-issues.ts';
 
 /** The oldest config version that has each command. */
@@ -25,7 +24,7 @@ const MIN_VERSION: Partial<Record<CniCommand, string>> = { CHECK: '0.4.0', STATU
 /** Answers one call; never throws. `log` gets a line per call with its outcome and duration. */
 export async function answer(call: PluginCall, handler: CniHandler, log?: (line: string) => void): Promise<PluginAnswer> {
   const t0 = performance.now();
-  let cniVersion = peekVersion(call.stdin);
+  let cniVersion = configVersion(call.stdin);
   let cniEnv: CniEnv | undefined;
   let what = `CNI ${call.env.CNI_COMMAND ?? '?'}`;
   const took = (): string => `${Math.round(performance.now() - t0)} ms`;
@@ -64,23 +63,8 @@ async function dispatch(req: AgentRequest, handler: CniHandler): Promise<CniResu
   }
 }
 
-/** The config's version for error output, even when the rest of the call is invalid. */
-function peekVersion(stdin: string): string {
-  try {
-    const v = (JSON.parse(stdin) as { cniVersion?: unknown } | null)?.cniVersion;
-    if (typeof v === 'string' && /^\d+\.\d+\.\d+$/.test(v)) return v;
-  } catch { /* reported as a decode error later */ }
-  return LATEST_VERSION;
-}
-
 function parseNetConf(stdin: string): NetConf {
-  let json: unknown;
-  try {
-    json = JSON.parse(stdin);
-  } catch (err) {
-    throw new CniError(CNI_ERR_DECODE, 'failed to decode the network config on stdin', err instanceof Error ? err.message : String(err));
-  }
-  const r = NetConf.safeParse(json);
+  const r = NetConf.safeParse(decodeConfig(stdin));
   if (!r.success) throw new CniError(CNI_ERR_INVALID_NETCONF, 'invalid network config', describeIssues(r.error));
   return r.data;
 }

@@ -3,10 +3,10 @@
  * answer. While the agent restarts, wait for it; when it cannot be reached, say so in CNI's terms.
  */
 import { AgentCallError, callAgent } from './agent-client.ts';
-import { cniVars } from './call.ts';
+import { cniVars, configVersion, decodeConfig } from './call.ts';
 import type { PluginAnswer } from './call.ts';
 import {
-  CNI_ERR_DECODE, CNI_ERR_INVALID_NETCONF, CNI_ERR_IO, CNI_ERR_PLUGIN_NOT_AVAILABLE, CNI_ERR_TRY_AGAIN_LATER, CniError, errorOutput, isCniError,
+  CNI_ERR_INVALID_NETCONF, CNI_ERR_IO, CNI_ERR_PLUGIN_NOT_AVAILABLE, CNI_ERR_TRY_AGAIN_LATER, CniError, errorOutput, isCniError,
 } from './errors.ts';
 import { LATEST_VERSION } from './versions.ts';
 
@@ -51,14 +51,9 @@ export async function runCommand(env: Record<string, string | undefined>, stdin:
 
 /** Reads the agent's socket (and the version and log file) from the config without validating the rest. */
 function peek(stdin: string): Peeked {
-  let json: unknown;
-  try {
-    json = JSON.parse(stdin);
-  } catch (err) {
-    throw new CniError(CNI_ERR_DECODE, 'failed to decode the network config on stdin', err instanceof Error ? err.message : String(err));
-  }
+  const json = decodeConfig(stdin);
   const c = (typeof json === 'object' && json !== null ? json : {}) as Record<string, unknown>;
-  const cniVersion = typeof c.cniVersion === 'string' && /^\d+\.\d+\.\d+$/.test(c.cniVersion) ? c.cniVersion : LATEST_VERSION;
+  const cniVersion = configVersion(stdin);
   if (typeof c.agentSocket !== 'string' || !c.agentSocket.startsWith('/')) {
     throw new CniError(CNI_ERR_INVALID_NETCONF, 'invalid network config', 'agentSocket: an absolute path is required');
   }
