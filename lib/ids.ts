@@ -19,11 +19,6 @@ export const cniWorkflowId = (command: string, namespace: string, name: string, 
 /** A node agent's sweep of orphans, one run per sweep that found any. */
 export const sweepWorkflowId = (node: string, at: Date): string => `Sweep//${node}/${at.toISOString()}`;
 
-export function parseWorkflowId(id: string): { kind: string; namespace: string; name: string } | undefined {
-  const m = /^([A-Za-z]+)\/([^/]*)\/([^/]+)$/.exec(id);
-  return m ? { kind: m[1] ?? '', namespace: m[2] ?? '', name: m[3] ?? '' } : undefined;
-}
-
 export const SA = {
   kind: defineSearchAttributeKey('KovnKind', SearchAttributeType.KEYWORD),
   namespace: defineSearchAttributeKey('KovnNamespace', SearchAttributeType.KEYWORD),

@@ -13,7 +13,9 @@ type RequestContext = Parameters<KubeConfig['applySecurityAuthentication']>[0];
 
 /**
  * client-node builds a new undici Agent for every request, so every call paid a TLS handshake on both
- * ends (the apiserver's CPU under a pod burst): the first Agent is kept and reused, with its pool.
+ * ends (the apiserver's CPU under a pod burst): the first Agent is kept and reused, with its pool. (The
+ * method that builds them is private; the discarded ones never connect. kovn's client certificates are
+ * read once at start, so keeping the first Agent's TLS material changes nothing.)
  */
 class PooledKubeConfig extends KubeConfig {
   #dispatcher: ReturnType<RequestContext['getDispatcher']>;

@@ -88,9 +88,12 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
     /**
      * What a missed DEL left on this node (the agent was down, a sandbox vanished with its runtime): pod
      * ports whose pod UID is no longer bound here, and addresses of such pods older than `minAddressAgeMs`.
-     * Read-only. Ports are read before the pods, so a port plugged meanwhile has its pod in the snapshot.
+     * Read-only. A port is plugged only once its pod is in the cache, so a fresh port is never taken for
+     * an orphan; and nothing is an orphan before the pods have been listed once (an empty cache then
+     * means "not known yet", not "no pods").
      */
     findOrphans(minAddressAgeMs: number): Orphans {
+      if (!pods.synced) return { reason: 'pod-gone', ports: [], addresses: [] };
       const ports = podPorts(ovs);
       const live = pods.liveUids();
       return {
@@ -103,6 +106,7 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
     /** Removes orphans; those findOrphans found only after checking again that their pod is still gone. */
     async removeOrphans(o: Orphans): Promise<Change[]> {
       return classified(async () => {
+        if (o.reason === 'pod-gone' && !pods.synced) throw new Error('the pods of this node have not been listed yet');
         const live = o.reason === 'pod-gone' ? pods.liveUids() : new Set<string>();
         const changes: Change[] = [];
         for (const p of o.ports.filter((x) => !live.has(x.uid))) changes.push(...(await unplug(p.name)));
@@ -158,14 +162,13 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
         const host = hostIfname(a.containerId);
         const ifaceId = podPortName(a.namespace, a.name);
         await plugVeth({ netns: a.netns, ifname: a.ifname, hostIfname: host, mac: a.mac, ips: a.ips, gateways: a.gateways, mtu: cluster.mtu });
+        const changes = await ensurePort(ovs, host, '', {
+          'iface-id': ifaceId, 'iface-id-ver': a.uid, [SANDBOX_KEY]: a.containerId, [POD_KEY]: `${a.namespace}/${a.name}`,
+        });
         // An earlier sandbox of this pod whose DEL never came: two interfaces with one iface-id would make
         // ovn-controller flap the binding between them, so the sandbox kubelet asks for now wins, once its
-        // namespace has proved real (an ADD that fails takes nothing away).
-        const changes: Change[] = [];
+        // own port is in place (kubelet only makes a new sandbox when the old one is dead).
         for (const old of podPorts(ovs).filter((p) => p.ifaceId === ifaceId && p.name !== host)) changes.push(...(await unplug(old.name)));
-        changes.push(...(await ensurePort(ovs, host, '', {
-          'iface-id': ifaceId, 'iface-id-ver': a.uid, [SANDBOX_KEY]: a.containerId, [POD_KEY]: `${a.namespace}/${a.name}`,
-        })));
         changes.push({ db: 'node', table: 'veth', row: `${host}<->${a.ifname}`, op: 'insert' });
         return { mac: a.mac, ips: a.ips, gateways: a.gateways, hostIfname: host, mtu: cluster.mtu, changes, plugMs: Date.now() - t0 };
       });

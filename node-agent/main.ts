@@ -125,14 +125,15 @@ log(`node agent for ${cfg.node} serving ${cfg.cniSocket} (task queue ${taskQueue
 // at once on start and then every period; addresses once older than the period, so an allocation whose
 // pod this agent has not seen yet is kept.
 const SWEEP_MS = 5 * 60_000;
-const sweepOrphans = (): void => void sweep(activities.findOrphans(SWEEP_MS)).catch((err: unknown) => log(`sweep failed: ${String(err)}`));
+const sweepOrphans = (): void => void Promise.resolve().then(() => sweep(activities.findOrphans(SWEEP_MS)))
+  .catch((err: unknown) => log(`sweep failed (tried again in ${SWEEP_MS / 60_000} min): ${String(err)}`));
 sweepOrphans();
 const sweeper = setInterval(sweepOrphans, SWEEP_MS);
 
 const stop = async (): Promise<void> => {
   clearInterval(sweeper);
   await server.close();
-  worker.shutdown();
+  if (worker.getState() === 'RUNNING') worker.shutdown(); // the SDK may have begun it on the same signal
 };
 process.once('SIGTERM', () => void stop());
 process.once('SIGINT', () => void stop());

@@ -8,6 +8,7 @@ export class NodePods {
   readonly #pods = new Map<string, V1Pod>();
   readonly #changes = new Subject<V1Pod>();
   readonly #stop: () => void;
+  #listed = false;
 
   private constructor(stop: () => void) {
     this.#stop = stop;
@@ -16,7 +17,11 @@ export class NodePods {
   static async start(kube: Kube, node: string): Promise<NodePods> {
     const fieldSelector = `spec.nodeName=${node}`;
     const informer = makeInformer(kube.kc, `/api/v1/pods?fieldSelector=${encodeURIComponent(fieldSelector)}`,
-      () => kube.core.listPodForAllNamespaces({ fieldSelector }));
+      async () => {
+        const list = await kube.core.listPodForAllNamespaces({ fieldSelector });
+        self.#listed = true;
+        return list;
+      });
     const self = new NodePods(() => void informer.stop());
     const put = (p: V1Pod): void => {
       self.#pods.set(`${p.metadata?.namespace}/${p.metadata?.name}`, p);
@@ -33,6 +38,14 @@ export class NodePods {
     });
     await informer.start();
     return self;
+  }
+
+  /**
+   * Whether a list of this node's pods has succeeded since the start: before that the cache is empty,
+   * not "no pods" (an apiserver unreachable at start fails the list and the informer goes on).
+   */
+  get synced(): boolean {
+    return this.#listed;
   }
 
   /** UIDs of the pods on this node that still hold their network (not Succeeded or Failed). */

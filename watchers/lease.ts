@@ -41,7 +41,7 @@ export async function acquireLease(kc: KubeConfig, o: LeaseOptions, onLost: () =
       }
     }
     const s = lease.spec ?? {};
-    const record = `${s.holderIdentity ?? ''}@${String(s.renewTime ?? '')}`;
+    const record = lease.metadata?.resourceVersion ?? '';
     if (record !== seen.record) seen = { record, since: Date.now() };
     const expired = !s.holderIdentity || Date.now() - seen.since > (s.leaseDurationSeconds ?? o.durationSeconds) * 1000;
     if (s.holderIdentity !== o.identity && !expired) return false;
@@ -61,7 +61,7 @@ export async function acquireLease(kc: KubeConfig, o: LeaseOptions, onLost: () =
   // (another replica may hold it by then); one renewal at a time.
   let held = true;
   let renewed = Date.now();
-  let inFlight = false;
+  let inFlight: Promise<void> | undefined;
   const lose = (): void => {
     if (!held) return;
     held = false;
@@ -71,21 +71,29 @@ export async function acquireLease(kc: KubeConfig, o: LeaseOptions, onLost: () =
   const renew = setInterval(() => {
     if (inFlight) return;
     if (Date.now() - renewed > o.durationSeconds * 1000) return lose();
-    inFlight = true;
-    tryTake().then((ok) => {
+    inFlight = tryTake().then((ok) => {
       if (ok) renewed = Date.now();
       else lose();
-    }, () => undefined).finally(() => { inFlight = false; });
+    }, () => undefined).finally(() => { inFlight = undefined; });
   }, (o.durationSeconds * 1000) / 3);
   return {
     /** Gives the lease up at once (a clean shutdown), so a standby need not wait for it to expire. */
     async release() {
       clearInterval(renew);
       held = false;
-      // Only while it is still ours: a holder that lost it must not end its successor's term.
-      const lease = await api.readNamespacedLease({ name: o.name, namespace: o.namespace }).catch(() => undefined);
-      if (lease?.spec?.holderIdentity !== o.identity) return;
-      await api.replaceNamespacedLease({ name: o.name, namespace: o.namespace, body: { ...lease, spec: { ...lease.spec, holderIdentity: '' } } }).catch(() => undefined);
+      await inFlight; // a renewal still on its way would make the hand-over below conflict
+      // Only while it is still ours: a holder that lost it must not end its successor's term. A conflict
+      // is someone else's write meanwhile: read again and decide again.
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const lease = await api.readNamespacedLease({ name: o.name, namespace: o.namespace }).catch(() => undefined);
+        if (lease?.spec?.holderIdentity !== o.identity) return;
+        try {
+          await api.replaceNamespacedLease({ name: o.name, namespace: o.namespace, body: { ...lease, spec: { ...lease.spec, holderIdentity: '' } } });
+          return;
+        } catch (err) {
+          if (httpStatus(err) !== 409) return;
+        }
+      }
     },
   };
 }

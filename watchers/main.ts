@@ -134,7 +134,7 @@ const stop = async (): Promise<void> => {
   clearInterval(resync);
   for (const s of subs) s.unsubscribe();
   await lease.release();
-  worker.shutdown();
+  if (worker.getState() === 'RUNNING') worker.shutdown(); // the SDK may have begun it on the same signal
 };
 process.once('SIGTERM', () => void stop());
 process.once('SIGINT', () => void stop());

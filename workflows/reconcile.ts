@@ -4,7 +4,7 @@
  * Deterministic: activities are imported as types only.
  */
 import {
-  ApplicationFailure, CancellationScope, condition, defineSignal, proxyActivities, proxyLocalActivities, setHandler, upsertMemo,
+  ApplicationFailure, CancellationScope, condition, defineSignal, patched, proxyActivities, proxyLocalActivities, setHandler, upsertMemo,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { ControllerActivities } from '../activities/controller.ts';
@@ -73,12 +73,17 @@ async function reconcile(trigger: string, target: { kind: 'Pod' | 'Node'; namesp
   const interruptible = async <T>(fn: () => Promise<T>, stillWanted: () => Promise<boolean>): Promise<T | undefined> => {
     const scope = new CancellationScope();
     const work = scope.run(fn);
+    let done: { value: T } | undefined;
+    const finished = work.then((value) => (done = { value }));
     for (let seen = signals; ;) {
-      const won = await Promise.race([work.then((value) => ({ value })), condition(() => signals !== seen).then(() => undefined)]);
+      const won = await Promise.race([finished, condition(() => signals !== seen).then(() => undefined)]);
       if (won) return won.value;
       seen = signals;
-      if (!(await stillWanted())) break;
+      // Runs started before this look-again existed cancel at once, as their histories say.
+      if (!patched('interrupt-after-a-fresh-look') || !(await stillWanted())) break;
     }
+    // Done while we looked: keep what it did (an address), so the next pass can undo it if need be.
+    if (done) return done.value;
     scope.cancel();
     await work.catch(() => undefined);
     return undefined;

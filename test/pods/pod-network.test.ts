@@ -308,6 +308,41 @@ describe('pod networking (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
     assert.equal(await ping('b1', await ip('n1')), true, 'live pods keep their ports');
   });
 
+  test('an agent started while the apiserver is unreachable sweeps nothing: an unlisted node is not an empty one', { timeout: 3 * 60_000 }, async () => {
+    const { readFileSync, writeFileSync, rmSync } = await import('node:fs');
+    const { spawn } = await import('node:child_process');
+    const { dirs } = await import('../../deploy/local/config.ts');
+    const nd = dirs.node('node-2');
+    const portsBefore = (await vsctl(2, ['list-ports', 'br-int'])).split('\n').filter((n) => n && !n.startsWith('k8s-'));
+    assert.ok(portsBefore.length >= 1, 'node-2 has pod ports');
+    const pid = runningPid('node-2-kovn-agent');
+    assert.ok(pid);
+    process.kill(pid, 'SIGKILL');
+    // The same agent, with a kubeconfig whose apiserver address answers nothing.
+    const cfg = JSON.parse(readFileSync(`${nd}/agent.json`, 'utf8')) as Record<string, unknown>;
+    const kubeconfig = readFileSync(String(cfg.kubeconfig), 'utf8').replace(/https:\/\/[0-9.]+:\d+/, 'https://127.0.0.1:9');
+    writeFileSync(`${nd}/agent-unreachable.kubeconfig`, kubeconfig);
+    writeFileSync(`${nd}/agent-unreachable.json`, JSON.stringify({ ...cfg, kubeconfig: `${nd}/agent-unreachable.kubeconfig`, readyFile: `${nd}/agent-unreachable.ready` }));
+    const agent = spawn('ip', ['netns', 'exec', 'kovn-node-2', process.execPath, new URL('../../node-agent/main.ts', import.meta.url).pathname, `${nd}/agent-unreachable.json`],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    agent.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    agent.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+    try {
+      await until('the agent serves CNI', () => Promise.resolve(out.includes('serving')), 60_000);
+      await new Promise((r) => setTimeout(r, 3000)); // its start-up sweep has had its chance
+      assert.doesNotMatch(out, /sweep \(pod-gone\)/, out);
+      const portsAfter = (await vsctl(2, ['list-ports', 'br-int'])).split('\n').filter((n) => n && !n.startsWith('k8s-'));
+      assert.deepEqual(portsAfter, portsBefore, out);
+    } finally {
+      agent.kill('SIGKILL');
+      rmSync(`${nd}/agent-unreachable.ready`, { force: true });
+    }
+    const up = await kovn(['up', '--nodes', '2']);
+    assert.equal(up.code, 0, up.out);
+    assert.equal(await ping('a1', await ip('b1')), true, 'pods on the node kept their network');
+  });
+
   test('a new sandbox of a pod takes over its port: the old sandbox\'s port and veth go, one interface per iface-id', { timeout: 3 * 60_000 }, async () => {
     await createPods([{ name: 'dup1', node: 'node-1' }]);
     await waitReady(['dup1']);
