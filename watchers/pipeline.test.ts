@@ -14,6 +14,7 @@ test('a burst on one key becomes one dispatch carrying every distinct trigger', 
   src.next({ key: 'default/b', trigger: 'add' });
   assert.deepEqual((await done).sort(), ['default/a', 'default/b']);
   assert.deepEqual(calls.sort(), [['default/a', ['add', 'update']], ['default/b', ['add']]]);
+  src.complete(); // ends the per-key groups, whose idle timers (60 s) would keep the test process alive
 });
 
 test('one key is dispatched in order, one burst at a time; a failed dispatch is retried', async () => {
@@ -33,6 +34,7 @@ test('one key is dispatched in order, one burst at a time; a failed dispatch is 
   await tick(15);
   src.next({ key: 'k', trigger: 'second' });
   for (let i = 0; i < 100 && seen.length < 2; i++) await tick(20);
+  src.complete();
   sub.unsubscribe();
   assert.deepEqual(seen, ['first', 'second']);
 });
