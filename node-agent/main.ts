@@ -6,14 +6,15 @@
  */
 import { dirname, join } from 'node:path';
 import { Client } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import { WorkflowIdConflictPolicy } from '@temporalio/common';
 import { startCniServer } from '../cni/server.ts';
 import type { CniHandler } from '../cni/server.ts';
 import { installCni } from '../cni/install.ts';
 import { CNI_ERR_PLUGIN_NOT_AVAILABLE, CniError } from '../cni/errors.ts';
 import { VALID_ATTACHMENTS } from '../cni/protocol.ts';
-import { NodeAgentConfig, loadConfig, markReady } from '../lib/daemon-config.ts';
+import { NodeAgentConfig, markReady } from '../lib/daemon-config.ts';
+import { startDaemon, workflowSource } from '../lib/daemon.ts';
 import { SA, cniWorkflowId, nodeQueue, sweepWorkflowId } from '../lib/ids.ts';
 import { connectKube } from '../lib/kube.ts';
 import { POD_NETWORKS, PodNetworks, readAnnotation } from '../lib/annotations.ts';
@@ -24,14 +25,7 @@ import { NodePods } from './pod-watch.ts';
 import type { cniAdd, cniDel } from '../workflows/cni.ts';
 import type { sweepNode } from '../workflows/node-sweep.ts';
 
-const cfgFile = process.argv[2];
-if (!cfgFile) {
-  console.error('usage: node-agent/main.ts CONFIG.json');
-  process.exit(2);
-}
-const cfg = loadConfig(cfgFile, NodeAgentConfig);
-Runtime.install({ logger: new DefaultLogger('WARN') });
-const log = (msg: string): void => console.log(`${new Date().toISOString()} ${msg}`);
+const { cfg, log } = startDaemon('node-agent/main.ts', NodeAgentConfig);
 
 const kube = connectKube(cfg.kubeconfig, `kovn-node-agent/${cfg.node}`);
 const ovs = await connectOvs(cfg.ovsSock);
@@ -41,7 +35,7 @@ const taskQueue = nodeQueue(cfg.node);
 const activities = createNodeAgentActivities({ node: cfg.node, chassis: { encapIp: cfg.encapIp, sbRemote: cfg.sbRemote }, ipamFile: cfg.ipamFile, ovs, pods, cluster: cfg.cluster });
 const worker = await Worker.create({
   connection, namespace: cfg.temporal.namespace, taskQueue, activities,
-  ...(cfg.workflowBundle ? { workflowBundle: { codePath: cfg.workflowBundle } } : { workflowsPath: new URL('../workflows/index.ts', import.meta.url).pathname }),
+  ...workflowSource(cfg.workflowBundle),
   maxConcurrentLocalActivityExecutions: 64,
 });
 // The client shares the worker's connection, so a start can hand its first task to this worker (eager).

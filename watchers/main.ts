@@ -6,13 +6,14 @@
  */
 import { hostname } from 'node:os';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { merge } from 'rxjs';
 import { createControllerActivities } from '../activities/controller.ts';
 import { connectNb, ownedPodPorts } from '../activities/nb.ts';
 import { connectSb } from '../activities/sb.ts';
-import { ControllerConfig, loadConfig, markReady } from '../lib/daemon-config.ts';
+import { ControllerConfig, markReady } from '../lib/daemon-config.ts';
+import { startDaemon, workflowSource } from '../lib/daemon.ts';
 import { CONTROLLER_QUEUE, SA, workflowId } from '../lib/ids.ts';
 import { connectKube } from '../lib/kube.ts';
 import { NODE_SUBNETS, POD_NETWORKS, PodNetworks, readAnnotation } from '../lib/annotations.ts';
@@ -25,14 +26,7 @@ import { dispatchKeys } from './pipeline.ts';
 import { Subject } from 'rxjs';
 import { OWNER_NAME, OWNER_TYPE, isKovnOwned } from '../activities/translate/ownership.ts';
 
-const cfgFile = process.argv[2];
-if (!cfgFile) {
-  console.error('usage: watchers/main.ts CONFIG.json');
-  process.exit(2);
-}
-const cfg = loadConfig(cfgFile, ControllerConfig);
-Runtime.install({ logger: new DefaultLogger('WARN') });
-const log = (msg: string): void => console.log(`${new Date().toISOString()} ${msg}`);
+const { cfg, log } = startDaemon('watchers/main.ts', ControllerConfig);
 
 const kube = connectKube(cfg.kubeconfig, 'kovn-controller');
 const nb = await connectNb(cfg.nb);
@@ -41,7 +35,7 @@ const native = await NativeConnection.connect({ address: cfg.temporal.address })
 const worker = await Worker.create({
   connection: native, namespace: cfg.temporal.namespace, taskQueue: CONTROLLER_QUEUE,
   activities: createControllerActivities({ nb, sb, kube, cfg: cfg.cluster }),
-  ...(cfg.workflowBundle ? { workflowBundle: { codePath: cfg.workflowBundle } } : { workflowsPath: new URL('../workflows/index.ts', import.meta.url).pathname }),
+  ...workflowSource(cfg.workflowBundle),
   maxConcurrentLocalActivityExecutions: 64,
   maxConcurrentWorkflowTaskExecutions: 64,
 });
