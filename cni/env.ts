@@ -37,6 +37,16 @@ const optional = <T extends z.ZodType>(s: T) => z.preprocess(unsetIfEmpty, s.opt
 /** CNI_ARGS keys kovn reads; any other key is an error unless IgnoreUnknown is set (as in libcni). */
 const KNOWN_ARGS = new Set(['K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_UID', 'K8S_POD_INFRA_CONTAINER_ID', 'IgnoreUnknown']);
 
+/** A DNS-1123 label (namespaces) and subdomain (pod names), as the apiserver validates them; a UID. */
+const DNS_LABEL = /^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const UID = /^[0-9A-Za-z-]{1,64}$/;
+const ARG_FORMATS: Record<string, { re: RegExp; what: string }> = {
+  K8S_POD_NAMESPACE: { re: DNS_LABEL, what: 'a namespace name (DNS-1123 label)' },
+  K8S_POD_NAME: { re: DNS_SUBDOMAIN, what: 'a pod name (DNS-1123 subdomain)' },
+  K8S_POD_UID: { re: UID, what: 'a pod UID' },
+};
+
 export interface CniArgs {
   K8S_POD_NAMESPACE?: string;
   K8S_POD_NAME?: string;
@@ -65,6 +75,11 @@ export const CniArgsString = z.string().transform((text, ctx): CniArgs => {
       continue;
     }
     out[k] = k === 'IgnoreUnknown' ? ignoreUnknown : v;
+  }
+  // Names become OVN port names, interface ids and API paths: only what Kubernetes itself allows.
+  for (const [k, check] of Object.entries(ARG_FORMATS)) {
+    const v = out[k];
+    if (typeof v === 'string' && v !== '' && !check.re.test(v)) ctx.addIssue({ code: 'custom', path: [k], message: `${JSON.stringify(v.slice(0, 80))} is not ${check.what}` });
   }
   return out;
 });

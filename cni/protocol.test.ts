@@ -28,6 +28,8 @@ describe('parseCniEnv', () => {
     ['a lower-case command', { CNI_COMMAND: 'add', ...base }, '4 invalid environment variables [CNI_COMMAND]'],
     ['an interface name with a colon', { CNI_COMMAND: 'ADD', ...base, CNI_IFNAME: 'eth0:1' }, '4 invalid environment variables [CNI_IFNAME]'],
     ['a CNI_ARGS pair without "="', { CNI_COMMAND: 'ADD', ...base, CNI_ARGS: 'K8S_POD_NAME' }, '4 invalid environment variables [CNI_ARGS]'],
+    ['a pod name that is no DNS name', { CNI_COMMAND: 'ADD', ...base, CNI_ARGS: 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=../Web_1' }, '4 invalid environment variables [CNI_ARGS]'],
+    ['a namespace that is no DNS label', { CNI_COMMAND: 'ADD', ...base, CNI_ARGS: 'K8S_POD_NAMESPACE=a.b;K8S_POD_NAME=web' }, '4 invalid environment variables [CNI_ARGS]'],
   ];
   for (const [name, env, want] of table) it(name, () => assert.equal(codeOf(() => parseCniEnv(env)), want));
 

@@ -12,5 +12,8 @@ export interface RunSummary {
   triggers: string[];
   outcome: string;
   changes: Change[];
+  /** The last failure of a run that is retrying or failed. */
   error?: string;
+  /** What a waiting run waits for ("node node-3 has no subnet yet"). */
+  waitingFor?: string;
 }

@@ -22,3 +22,10 @@ export function startDaemon<T>(script: string, schema: z.ZodType<T>): { cfg: T; 
 export function workflowSource(bundle: string | undefined): { workflowBundle: { codePath: string } } | { workflowsPath: string } {
   return bundle ? { workflowBundle: { codePath: bundle } } : { workflowsPath: new URL('../workflows/index.ts', import.meta.url).pathname };
 }
+
+/**
+ * What fails a workflow run instead of its workflow task: any error that escapes workflow code,
+ * non-determinism included. A bug shows as a failed run (found, read, replayed) within a bound, never
+ * as a task retried forever behind KovnOutcome=running.
+ */
+export const WORKER_FAILURE_TYPES = { '*': ['Error'] };

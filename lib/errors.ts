@@ -5,6 +5,7 @@
  * Errors are told apart by `name` (and fields), never by instanceof: they cross the activity boundary.
  */
 import { ApplicationFailure } from '@temporalio/common';
+import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 
 export interface Classified {
   retryable: boolean;
@@ -60,16 +61,41 @@ export function classify(err: unknown): Classified {
   return { retryable: true, reason: status !== undefined ? `ApiError${status}` : 'Transient', message };
 }
 
+/** A failure Temporal knows how to carry (already classified, or a cancellation): passed on as it is. */
+const isTemporalFailure = (err: unknown): boolean => err instanceof ApplicationFailure || (err as { name?: unknown } | null)?.name === 'CancelledFailure';
+
 /**
- * Runs an activity body, turning a non-retryable failure into an ApplicationFailure that Temporal will
- * not retry, with the classified reason as its type.
+ * Turns what an activity threw into an ApplicationFailure whose type is the classified reason, not
+ * retryable when it can never succeed as it is. Temporal then stops retrying a final failure, and the
+ * workflow reads the reason from the failure's type.
  */
+export function toActivityFailure(err: unknown): unknown {
+  if (isTemporalFailure(err)) return err;
+  const c = classify(err);
+  return ApplicationFailure.create({ message: c.message, type: c.reason, nonRetryable: !c.retryable, cause: err instanceof Error ? err : undefined });
+}
+
+/**
+ * The worker's one activity interceptor for error classification (`interceptors: { activity: [...] }`),
+ * instead of each activity wrapping itself.
+ */
+export const classifyActivityErrors: ActivityInterceptorsFactory = () => ({
+  inbound: {
+    async execute(input, next) {
+      try {
+        return await next(input);
+      } catch (err) {
+        throw toActivityFailure(err);
+      }
+    },
+  },
+});
+
+/** Runs a body outside a worker's activities (the CNI server), classified the same way. */
 export async function classified<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    const c = classify(err);
-    if (!c.retryable) throw ApplicationFailure.nonRetryable(c.message, c.reason);
-    throw err;
+    throw toActivityFailure(err);
   }
 }

@@ -7,6 +7,8 @@ import { Client, Connection } from '@temporalio/client';
 import type { WorkflowExecutionInfo } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import type { RunSummary } from './change.ts';
+import { KINDS } from './kinds.ts';
+import type { Kind } from './kinds.ts';
 
 export interface HistoryRun {
   workflowId: string;
@@ -19,6 +21,7 @@ export interface HistoryRun {
   outcome: string;
   changes: RunSummary['changes'];
   error?: string;
+  waitingFor?: string;
 }
 
 export async function connectTemporal(address: string, namespace: string): Promise<{ client: Client; close(): Promise<void> }> {
@@ -36,14 +39,16 @@ function toRun(w: Omit<WorkflowExecutionInfo, 'raw'>): HistoryRun {
   return {
     workflowId: w.workflowId, runId: w.runId, type: w.type, status: w.status.name,
     start: start.toISOString(), durationMs: close ? close.getTime() - start.getTime() : null,
-    triggers: summary.triggers ?? [], outcome: summary.outcome ?? (w.status.name === 'RUNNING' ? 'running' : w.status.name.toLowerCase()),
-    changes: summary.changes ?? [], ...(summary.error ? { error: summary.error } : {}),
+    // A run that failed (or was terminated) says so whatever its memo last said.
+    triggers: summary.triggers ?? [],
+    outcome: w.status.name === 'RUNNING' || w.status.name === 'COMPLETED' || w.status.name === 'CONTINUED_AS_NEW' ? summary.outcome ?? w.status.name.toLowerCase() : w.status.name.toLowerCase(),
+    changes: summary.changes ?? [], ...(summary.error ? { error: summary.error } : {}), ...(summary.waitingFor ? { waitingFor: summary.waitingFor } : {}),
   };
 }
 
 /** Every run of an object's changes, the controller's and its nodes', oldest first. */
-export async function history(client: Client, kind: string, namespace: string, name: string): Promise<HistoryRun[]> {
-  const query = `KovnKind=${q(kind)} AND KovnName=${q(name)}${kind === 'Node' ? '' : ` AND KovnNamespace=${q(namespace)}`}`;
+export async function history(client: Client, kind: Kind, namespace: string, name: string): Promise<HistoryRun[]> {
+  const query = `KovnKind=${q(kind)} AND KovnName=${q(name)}${KINDS[kind].scope === 'Cluster' ? '' : ` AND KovnNamespace=${q(namespace)}`}`;
   const runs: HistoryRun[] = [];
   for await (const w of client.workflow.list({ query })) runs.push(toRun(w));
   return runs.sort((a, b) => a.start.localeCompare(b.start));
@@ -57,6 +62,7 @@ export function formatHistory(runs: HistoryRun[]): string {
     lines.push(`${r.start}  ${r.status.padEnd(10)} ${r.outcome.padEnd(10)} ${dur.padStart(9)}  ${r.workflowId} (${r.type})`);
     if (r.triggers.length) lines.push(`    trigger: ${r.triggers.join('; ')}`);
     for (const c of r.changes) lines.push(`    ${c.op.padEnd(6)} ${c.db}:${c.table} ${c.row}`);
+    if (r.waitingFor) lines.push(`    waiting for: ${r.waitingFor}`);
     if (r.error) lines.push(`    error: ${r.error}`);
   }
   return lines.join('\n');

@@ -3,11 +3,12 @@
  * Node built-ins, so workflows import it too.
  */
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
+import type { Kind } from './kinds.ts';
 
 export const CONTROLLER_QUEUE = 'kovn';
 export const nodeQueue = (node: string): string => `kovn-node-${node}`;
 
-export type Kind = 'Pod' | 'Node';
+export type { Kind } from './kinds.ts';
 
 /** `<Kind>/<namespace>/<name>`, e.g. `Pod/default/web`, `Node//node-1`. */
 export const workflowId = (kind: Kind, namespace: string, name: string): string => `${kind}/${namespace}/${name}`;
@@ -27,5 +28,10 @@ export const SA = {
   outcome: defineSearchAttributeKey('KovnOutcome', SearchAttributeType.KEYWORD),
 };
 
-/** How a run ended: converged, deleted (the object is gone and so is its network), skipped, failed. */
-export type Outcome = 'running' | 'converged' | 'deleted' | 'skipped' | 'failed';
+/**
+ * Where a run stands (KovnOutcome): running a pass; converged, deleted (the object is gone and so is its
+ * network) or skipped (nothing of kovn's to do); waiting for something else (its node, say) and looking
+ * again; retrying after a retryable failure (the last error is in the memo); failed for good (an Event
+ * says why; `kovn replay` re-runs it).
+ */
+export type Outcome = 'running' | 'converged' | 'deleted' | 'skipped' | 'waiting' | 'retrying' | 'failed';

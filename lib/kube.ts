@@ -1,4 +1,5 @@
 /** Kubernetes access for kovn's daemons: typed reads, merge patches of annotations, Events. */
+import { createHash } from 'node:crypto';
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 
@@ -85,24 +86,37 @@ export async function annotateNode(k: Kube, name: string, annotations: Record<st
   }
 }
 
-/** Records an Event on an object, where `kubectl describe` shows it to the object's author. */
-export async function recordEvent(k: Kube, obj: { kind: 'Pod' | 'Node'; namespace?: string; name: string; uid?: string },
+/**
+ * Records an Event on an object, where `kubectl describe` shows it to the object's author. The same
+ * reason and message on the same object again is one series: the Event's name is derived from them, so
+ * a repeat bumps its count and lastTimestamp (as client-go's correlator does) instead of adding one.
+ */
+export async function recordEvent(k: Kube, obj: { kind: string; apiVersion?: string; namespace?: string; name: string; uid?: string },
   type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
   const namespace = obj.namespace || 'default';
   const now = new Date();
+  const text = message.slice(0, 1000);
+  const series = createHash('sha256').update([obj.kind, obj.namespace ?? '', obj.name, obj.uid ?? '', type, reason, text, k.component].join('\0')).digest('hex').slice(0, 16);
+  const name = `${obj.name.slice(0, 200)}.${series}`;
   try {
     await k.core.createNamespacedEvent({
       namespace,
       body: {
-        metadata: { generateName: `${obj.name}.`, namespace },
-        involvedObject: { kind: obj.kind, name: obj.name, ...(obj.namespace ? { namespace: obj.namespace } : {}), ...(obj.uid ? { uid: obj.uid } : {}), apiVersion: 'v1' },
-        reason, message: message.slice(0, 1000), type,
+        metadata: { name, namespace },
+        involvedObject: { kind: obj.kind, name: obj.name, ...(obj.namespace ? { namespace: obj.namespace } : {}), ...(obj.uid ? { uid: obj.uid } : {}), apiVersion: obj.apiVersion ?? 'v1' },
+        reason, message: text, type,
         source: { component: k.component },
         firstTimestamp: now, lastTimestamp: now, count: 1,
         reportingComponent: k.component, reportingInstance: k.component,
       },
     });
   } catch (err) {
-    rethrow(err, `record event on ${obj.kind} ${obj.name}`);
+    if (httpStatus(err) !== 409) rethrow(err, `record event on ${obj.kind} ${obj.name}`);
+    try {
+      const ev = await k.core.readNamespacedEvent({ name, namespace });
+      await k.core.patchNamespacedEvent({ name, namespace, body: { count: (ev.count ?? 1) + 1, lastTimestamp: now } }, merge);
+    } catch (e) {
+      rethrow(e, `update event series on ${obj.kind} ${obj.name}`);
+    }
   }
 }

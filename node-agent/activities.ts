@@ -6,7 +6,9 @@
 import { POD_NETWORKS, PodNetworks, readAnnotation } from '../lib/annotations.ts';
 import type { Change } from '../lib/change.ts';
 import type { ClusterConfig } from '../lib/cluster-config.ts';
-import { InvalidInputError, classified } from '../lib/errors.ts';
+import { z } from 'zod';
+import { formatCidr, overlaps, parseCidr } from '../lib/cidr.ts';
+import { InvalidInputError } from '../lib/errors.ts';
 import { mgmtPort, nodeAddresses, macFromIp } from '../activities/translate/topology.ts';
 import { podPortName } from '../activities/translate/pod.ts';
 import { CNI_ERR_TRY_AGAIN_LATER, CniError } from '../cni/errors.ts';
@@ -54,7 +56,42 @@ export interface Orphans {
   addresses: { uid: string; pod: string; ips: string[] }[];
 }
 
+/**
+ * The inputs the controller's workflows send this agent, validated at the edge: a workflow (or anyone
+ * who can start one on this node's queue) never gets an address outside the cluster's networks, a
+ * subnet of the wrong size, or a pod key that is no Kubernetes name.
+ */
+function inputSchemas(cluster: ClusterConfig) {
+  const uid = z.string().regex(/^[0-9A-Za-z-]{1,64}$/, 'not a pod UID');
+  const pod = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/, 'not namespace/name').max(317);
+  const subnet = z.string().refine((s) => {
+    try {
+      const c = parseCidr(s);
+      return formatCidr(c) === s && cluster.clusterNetworks.some((n) => {
+        const net = parseCidr(n.cidr);
+        return net.family === c.family && c.prefix === n.hostPrefix && overlaps(net, c);
+      });
+    } catch {
+      return false;
+    }
+  }, 'not a node subnet of the cluster networks');
+  const subnets = z.array(subnet).min(1).max(cluster.clusterNetworks.length);
+  return {
+    allocate: z.object({ uid, pod, subnets }),
+    release: z.object({ uid }),
+    setup: z.object({ subnets }),
+  };
+}
+
+function parseInput<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
+  const r = schema.safeParse(input);
+  if (r.success) return r.data;
+  const first = r.error.issues[0];
+  throw new InvalidInputError('InvalidActivityInput', `${what}: ${first?.path.join('.') || '(input)'}: ${first?.message ?? 'invalid'}`);
+}
+
 export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, cluster }: NodeAgentDeps) {
+  const inputs = inputSchemas(cluster);
   // The store is keyed by the node's subnets, which only setupNode sets: a release or an allocation
   // never re-keys it (that would drop every allocation and hand addresses out twice).
   let ipam: Ipam | undefined;
@@ -67,22 +104,20 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
 
   return {
     /** The pod's addresses (the same ones on every call for one pod UID), persisted before returning. */
-    async allocateAddress({ uid, pod, subnets }: { uid: string; pod: string; subnets: string[] }): Promise<{ ips: string[]; created: boolean }> {
-      return classified(async () => {
-        let i = current();
-        if (!i || i.subnets.length === 0) i = ipam = Ipam.open(ipamFile, subnets);
-        if (i.subnets.join() !== subnets.join()) throw new Error(`node subnets are changing (${i.subnets.join()} -> ${subnets.join()}); waiting for the node's setup`);
-        const had = i.get(uid);
-        return Promise.resolve({ ips: i.allocate(uid, pod).ips, created: !had });
-      });
+    async allocateAddress(input: { uid: string; pod: string; subnets: string[] }): Promise<{ ips: string[]; created: boolean }> {
+      const { uid, pod, subnets } = parseInput(inputs.allocate, input, 'allocateAddress');
+      let i = current();
+      if (!i || i.subnets.length === 0) i = ipam = Ipam.open(ipamFile, subnets);
+      if (i.subnets.join() !== subnets.join()) throw new Error(`node subnets are changing (${i.subnets.join()} -> ${subnets.join()}); waiting for the node's setup`);
+      const had = i.get(uid);
+      return Promise.resolve({ ips: i.allocate(uid, pod).ips, created: !had });
     },
 
-    async releaseAddress({ uid }: { uid: string }): Promise<{ released: boolean; ips: string[] }> {
-      return classified(async () => {
-        const i = current();
-        const ips = i?.get(uid)?.ips ?? [];
-        return Promise.resolve({ released: i?.release(uid) ?? false, ips });
-      });
+    async releaseAddress(input: { uid: string }): Promise<{ released: boolean; ips: string[] }> {
+      const { uid } = parseInput(inputs.release, input, 'releaseAddress');
+      const i = current();
+      const ips = i?.get(uid)?.ips ?? [];
+      return Promise.resolve({ released: i?.release(uid) ?? false, ips });
     },
 
     /**
@@ -105,91 +140,82 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
 
     /** Removes orphans; those findOrphans found only after checking again that their pod is still gone. */
     async removeOrphans(o: Orphans): Promise<Change[]> {
-      return classified(async () => {
-        if (o.reason === 'pod-gone' && !pods.synced) throw new Error('the pods of this node have not been listed yet');
-        const live = o.reason === 'pod-gone' ? pods.liveUids() : new Set<string>();
-        const changes: Change[] = [];
-        for (const p of o.ports.filter((x) => !live.has(x.uid))) changes.push(...(await unplug(p.name)));
-        for (const a of o.addresses.filter((x) => !live.has(x.uid))) {
-          if (current()?.release(a.uid)) changes.push({ db: 'node', table: 'ipam', row: `${a.pod} ${a.ips.join(',')}`, op: 'delete' });
-        }
-        return changes;
-      });
+      if (o.reason === 'pod-gone' && !pods.synced) throw new Error('the pods of this node have not been listed yet');
+      const live = o.reason === 'pod-gone' ? pods.liveUids() : new Set<string>();
+      const changes: Change[] = [];
+      for (const p of o.ports.filter((x) => !live.has(x.uid))) changes.push(...(await unplug(p.name)));
+      for (const a of o.addresses.filter((x) => !live.has(x.uid))) {
+        if (current()?.release(a.uid)) changes.push({ db: 'node', table: 'ipam', row: `${a.pod} ${a.ips.join(',')}`, op: 'delete' });
+      }
+      return changes;
     },
 
-    async setupNode({ subnets }: { subnets: string[] }): Promise<{ chassisId: string; changes: Change[] }> {
-      return classified(async () => {
-        const i = current();
-        if (!i || i.subnets.join() !== subnets.join()) ipam = Ipam.open(ipamFile, subnets);
-        const changes = await ensureChassis(ovs, { systemId: node, ...chassis });
-        const chassisId = systemId(ovs) ?? node;
-        const name = mgmtPort(node);
-        changes.push(...(await ensurePort(ovs, name, 'internal', { 'iface-id': name })));
-        const { gateway, mgmt } = nodeAddresses(subnets);
-        const routes = cluster.clusterNetworks.map((n) => {
-          const gw = gateway.find((g) => g.includes(':') === n.cidr.includes(':'));
-          return { dst: n.cidr, via: (gw ?? '').split('/')[0] ?? '' };
-        });
-        await configureMgmtPort(name, macFromIp(mgmt[0] ?? ''), mgmt, routes, cluster.mtu);
-        return { chassisId, changes };
+    async setupNode(input: { subnets: string[] }): Promise<{ chassisId: string; changes: Change[] }> {
+      const { subnets } = parseInput(inputs.setup, input, 'setupNode');
+      const i = current();
+      if (!i || i.subnets.join() !== subnets.join()) ipam = Ipam.open(ipamFile, subnets);
+      const changes = await ensureChassis(ovs, { systemId: node, ...chassis });
+      const chassisId = systemId(ovs) ?? node;
+      const name = mgmtPort(node);
+      changes.push(...(await ensurePort(ovs, name, 'internal', { 'iface-id': name })));
+      const { gateway, mgmt } = nodeAddresses(subnets);
+      const routes = cluster.clusterNetworks.map((n) => {
+        const gw = gateway.find((g) => g.includes(':') === n.cidr.includes(':'));
+        return { dst: n.cidr, via: (gw ?? '').split('/')[0] ?? '' };
       });
+      await configureMgmtPort(name, macFromIp(mgmt[0] ?? ''), mgmt, routes, cluster.mtu);
+      return { chassisId, changes };
     },
 
     /** CNI ADD, step 1: the controller's share, written when the pod was bound: its pod-networks annotation. */
     async waitPodNetwork(a: { namespace: string; name: string; uid: string }): Promise<{ ips: string[]; mac: string; gateways: string[]; waitedMs: number }> {
-      return classified(async () => {
-        const t0 = Date.now();
-        const pod = await pods.waitFor(a.namespace, a.name, (p) => {
-          if (a.uid && p.metadata?.uid !== a.uid) return false;
-          try {
-            return readAnnotation(p.metadata?.annotations, POD_NETWORKS, PodNetworks)?.default !== undefined;
-          } catch {
-            return false;
-          }
-        }, 60_000, `annotation ${POD_NETWORKS}`).catch((err: unknown) => {
-          throw new CniError(CNI_ERR_TRY_AGAIN_LATER, 'pod network not ready', err instanceof Error ? err.message : String(err));
-        });
-        const net = readAnnotation(pod.metadata?.annotations, POD_NETWORKS, PodNetworks)?.default;
-        if (!net) throw new InvalidInputError('NoPodNetwork', `pod ${a.namespace}/${a.name} has no default network`);
-        return { ips: net.ip_addresses, mac: net.mac_address, gateways: net.gateway_ips ?? [], waitedMs: Date.now() - t0 };
+      const t0 = Date.now();
+      const pod = await pods.waitFor(a.namespace, a.name, (p) => {
+        if (a.uid && p.metadata?.uid !== a.uid) return false;
+        try {
+          return readAnnotation(p.metadata?.annotations, POD_NETWORKS, PodNetworks)?.default !== undefined;
+        } catch {
+          return false;
+        }
+      }, 60_000, `annotation ${POD_NETWORKS}`).catch((err: unknown) => {
+        throw new CniError(CNI_ERR_TRY_AGAIN_LATER, 'pod network not ready', err instanceof Error ? err.message : String(err));
       });
+      const net = readAnnotation(pod.metadata?.annotations, POD_NETWORKS, PodNetworks)?.default;
+      if (!net) throw new InvalidInputError('NoPodNetwork', `pod ${a.namespace}/${a.name} has no default network`);
+      return { ips: net.ip_addresses, mac: net.mac_address, gateways: net.gateway_ips ?? [], waitedMs: Date.now() - t0 };
     },
 
     /** CNI ADD, step 2: veth pair, addresses and routes in the pod, OVS port with the OVN interface id. */
     async plugPod(a: PodAttachment & { ips: string[]; mac: string; gateways: string[] }): Promise<AttachmentResult & { plugMs: number }> {
-      return classified(async () => {
-        const t0 = Date.now();
-        const host = hostIfname(a.containerId);
-        const ifaceId = podPortName(a.namespace, a.name);
-        await plugVeth({ netns: a.netns, ifname: a.ifname, hostIfname: host, mac: a.mac, ips: a.ips, gateways: a.gateways, mtu: cluster.mtu });
-        const changes = await ensurePort(ovs, host, '', {
-          'iface-id': ifaceId, 'iface-id-ver': a.uid, [SANDBOX_KEY]: a.containerId, [POD_KEY]: `${a.namespace}/${a.name}`,
-        });
-        // An earlier sandbox of this pod whose DEL never came: two interfaces with one iface-id would make
-        // ovn-controller flap the binding between them, so the sandbox kubelet asks for now wins, once its
-        // own port is in place (kubelet only makes a new sandbox when the old one is dead).
-        for (const old of podPorts(ovs).filter((p) => p.ifaceId === ifaceId && p.name !== host)) changes.push(...(await unplug(old.name)));
-        changes.push({ db: 'node', table: 'veth', row: `${host}<->${a.ifname}`, op: 'insert' });
-        return { mac: a.mac, ips: a.ips, gateways: a.gateways, hostIfname: host, mtu: cluster.mtu, changes, plugMs: Date.now() - t0 };
+      const t0 = Date.now();
+      const host = hostIfname(a.containerId);
+      const ifaceId = podPortName(a.namespace, a.name);
+      await plugVeth({ netns: a.netns, ifname: a.ifname, hostIfname: host, mac: a.mac, ips: a.ips, gateways: a.gateways, mtu: cluster.mtu });
+      const changes = await ensurePort(ovs, host, '', {
+        'iface-id': ifaceId, 'iface-id-ver': a.uid, [SANDBOX_KEY]: a.containerId, [POD_KEY]: `${a.namespace}/${a.name}`,
       });
+      // An earlier sandbox of this pod whose DEL never came: two interfaces with one iface-id would make
+      // ovn-controller flap the binding between them, so the sandbox kubelet asks for now wins, once its
+      // own port is in place (kubelet only makes a new sandbox when the old one is dead).
+      for (const old of podPorts(ovs).filter((p) => p.ifaceId === ifaceId && p.name !== host)) changes.push(...(await unplug(old.name)));
+      changes.push({ db: 'node', table: 'veth', row: `${host}<->${a.ifname}`, op: 'insert' });
+      return { mac: a.mac, ips: a.ips, gateways: a.gateways, hostIfname: host, mtu: cluster.mtu, changes, plugMs: Date.now() - t0 };
     },
 
     /** CNI ADD, step 3: ovn-controller has bound the port and installed its flows. */
     async waitInstalled({ hostIfname: host }: { hostIfname: string }): Promise<{ waitedMs: number }> {
-      return classified(async () => {
-        const t0 = Date.now();
-        await waitOvnInstalled(ovs, host, 30_000);
-        return { waitedMs: Date.now() - t0 };
-      });
+      const t0 = Date.now();
+      await waitOvnInstalled(ovs, host, 30_000);
+      return { waitedMs: Date.now() - t0 };
     },
 
     /** CNI DEL: the OVS port and the veth pair; idempotent (also when the pod is gone from the API). */
     async unplugPod({ containerId }: { containerId: string }): Promise<Change[]> {
-      return classified(() => unplug(hostIfname(containerId)));
+      return unplug(hostIfname(containerId));
     },
 
     async checkPod(a: PodAttachment & { ips: string[]; mac: string }): Promise<void> {
-      return classified(() => checkVeth({ netns: a.netns, ifname: a.ifname, hostIfname: hostIfname(a.containerId), mac: a.mac, ips: a.ips, gateways: [], mtu: cluster.mtu }));
+      return checkVeth({ netns: a.netns, ifname: a.ifname, hostIfname: hostIfname(a.containerId), mac: a.mac, ips: a.ips, gateways: [], mtu: cluster.mtu });
     },
   };
 }

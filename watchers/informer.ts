@@ -1,7 +1,7 @@
 /**
  * Kubernetes changes as an RxJS stream of object keys (level-driven: keys, never diffs). Changes that
- * do not touch networking are dropped; a failed informer restarts with backoff; a periodic resync
- * re-emits every key so nothing missed stays missed.
+ * do not touch networking are dropped; a failed informer restarts with backoff. The informer's store is
+ * kept for the periodic resync, which compares it with the NB cache (see watchers/main.ts).
  */
 import { makeInformer } from '@kubernetes/client-node';
 import type { KubeConfig, KubernetesObject, ListPromise } from '@kubernetes/client-node';
@@ -9,7 +9,7 @@ import { Observable } from 'rxjs';
 
 export interface KeyEvent {
   key: string;
-  /** What happened, for the run's history: "add", "update: spec.nodeName", "delete", "resync". */
+  /** What happened, for the run's history: "add", "update", "delete", "resync: ...". */
   trigger: string;
 }
 
@@ -17,8 +17,9 @@ export interface InformerSource<T extends KubernetesObject> {
   kc: KubeConfig;
   path: string;
   list: ListPromise<T>;
-  key: (obj: T) => string;
-  /** The fields that matter to networking, compared between old and new to drop irrelevant updates. */
+  /** The keys an object maps to (its own key for the primary object; a secondary watch maps to others). */
+  keys: (obj: T) => string[];
+  /** The fields that matter, compared between old and new to drop irrelevant updates. */
   relevant: (obj: T) => unknown;
   /**
    * Whether kovn has anything to do for the object now (default: always). Objects for which it is false
@@ -26,48 +27,67 @@ export interface InformerSource<T extends KubernetesObject> {
    * actionable is seen.
    */
   actionable?: (obj: T) => boolean;
-  resyncMs: number;
+  /** An added object (the informer's list) that needs nothing now, e.g. already in sync: no event. */
+  skipAdd?: (obj: T) => boolean;
+  log: (msg: string) => void;
 }
 
-export function watchKeys<T extends KubernetesObject>(src: InformerSource<T>): Observable<KeyEvent> {
-  return new Observable<KeyEvent>((sub) => {
-    const informer = makeInformer<T>(src.kc, src.path, src.list);
+/** A running informer: its key events and its store (what the apiserver last said). */
+export interface Informer<T extends KubernetesObject> {
+  events$: Observable<KeyEvent>;
+  /** The objects the informer holds now; empty until its first list. */
+  list: () => readonly T[];
+  /** Whether the first list has completed (an empty store before it means "not known yet"). */
+  synced: () => boolean;
+}
+
+export function informer<T extends KubernetesObject>(src: InformerSource<T>): Informer<T> {
+  let store: (() => readonly T[]) | undefined;
+  let listed = false;
+  const list: ListPromise<T> = async () => {
+    const r = await src.list();
+    listed = true;
+    return r;
+  };
+  const events$ = new Observable<KeyEvent>((sub) => {
+    const inf = makeInformer<T>(src.kc, src.path, list);
+    store = () => inf.list();
     const seen = new Map<string, string>();
+    const id = (o: T): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
     const fingerprint = (o: T): string => JSON.stringify(src.relevant(o));
     const actionable = (o: T): boolean => src.actionable?.(o) ?? true;
-    informer.on('add', (o) => {
-      const k = src.key(o);
-      seen.set(k, fingerprint(o));
-      if (actionable(o)) sub.next({ key: k, trigger: 'add' });
+    const emit = (o: T, trigger: string): void => {
+      if (actionable(o)) for (const key of src.keys(o)) sub.next({ key, trigger });
+    };
+    inf.on('add', (o) => {
+      seen.set(id(o), fingerprint(o));
+      if (!src.skipAdd?.(o)) emit(o, 'add');
     });
-    informer.on('update', (o) => {
-      const k = src.key(o);
+    inf.on('update', (o) => {
       const fp = fingerprint(o);
-      if (seen.get(k) === fp) return; // a status heartbeat or another field networking ignores
-      seen.set(k, fp);
-      if (actionable(o)) sub.next({ key: k, trigger: 'update' });
+      if (seen.get(id(o)) === fp) return; // a status heartbeat or another field networking ignores
+      seen.set(id(o), fp);
+      emit(o, 'update');
     });
-    informer.on('delete', (o) => {
-      const k = src.key(o);
-      seen.delete(k);
-      if (actionable(o)) sub.next({ key: k, trigger: 'delete' });
+    inf.on('delete', (o) => {
+      seen.delete(id(o));
+      emit(o, 'delete');
     });
     let delay = 500;
     let stopped = false;
-    informer.on('error', (err: unknown) => {
+    inf.on('error', (err: unknown) => {
       if (stopped) return;
-      console.error(`informer ${src.path}: ${err instanceof Error ? err.message : String(err)}; restarting in ${delay} ms`);
-      setTimeout(() => void informer.start().then(() => { delay = 500; }, () => undefined), delay);
+      src.log(`informer ${src.path}: ${err instanceof Error ? err.message : String(err)}; restarting in ${delay} ms`);
+      setTimeout(() => void inf.start().then(() => { delay = 500; }, () => undefined), delay);
       delay = Math.min(delay * 2, 30_000);
     });
-    const resync = setInterval(() => {
-      for (const o of informer.list()) if (actionable(o)) sub.next({ key: src.key(o), trigger: 'resync' });
-    }, src.resyncMs);
-    informer.start().catch((err: unknown) => sub.error(err));
+    inf.start().catch((err: unknown) => sub.error(err));
     return () => {
       stopped = true;
-      clearInterval(resync);
-      void informer.stop();
+      store = undefined;
+      listed = false;
+      void inf.stop();
     };
   });
+  return { events$, list: () => store?.() ?? [], synced: () => listed && store !== undefined };
 }

@@ -9,7 +9,7 @@ const tick = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms)
 test('a burst on one key becomes one dispatch carrying every distinct trigger', async () => {
   const src = new Subject<KeyEvent>();
   const calls: [string, string[]][] = [];
-  const done = firstValueFrom(dispatchKeys(src, (key, triggers) => { calls.push([key, triggers]); return Promise.resolve(); }, 20).pipe(take(2), toArray()));
+  const done = firstValueFrom(dispatchKeys(src, (key, triggers) => { calls.push([key, triggers]); return Promise.resolve(); }, { windowMs: 20 }).pipe(take(2), toArray()));
   for (const t of ['add', 'update', 'update', 'update']) src.next({ key: 'default/a', trigger: t });
   src.next({ key: 'default/b', trigger: 'add' });
   assert.deepEqual((await done).sort(), ['default/a', 'default/b']);
@@ -29,7 +29,7 @@ test('one key is dispatched in order, one burst at a time; a failed dispatch is 
     inFlight--;
     if (failures-- > 0) throw new Error('Temporal unavailable');
     seen.push(triggers.join(','));
-  }, 10).subscribe();
+  }, { windowMs: 10 }).subscribe();
   src.next({ key: 'k', trigger: 'first' });
   await tick(15);
   src.next({ key: 'k', trigger: 'second' });
@@ -37,4 +37,36 @@ test('one key is dispatched in order, one burst at a time; a failed dispatch is 
   src.complete();
   sub.unsubscribe();
   assert.deepEqual(seen, ['first', 'second']);
+});
+
+test('dispatches across keys are bounded: never more than `concurrency` at once, and all complete', async () => {
+  const src = new Subject<KeyEvent>();
+  let inFlight = 0;
+  let peak = 0;
+  const done = firstValueFrom(dispatchKeys(src, async () => {
+    peak = Math.max(peak, ++inFlight);
+    await tick(20);
+    inFlight--;
+  }, { windowMs: 5, concurrency: 3 }).pipe(take(12), toArray()));
+  for (let i = 0; i < 12; i++) src.next({ key: `ns/p${i}`, trigger: 'add' });
+  assert.equal((await done).length, 12);
+  assert.equal(peak, 3);
+  src.complete();
+});
+
+test('a dispatch that can never succeed is logged once as final and not retried', async () => {
+  const src = new Subject<KeyEvent>();
+  const logs: string[] = [];
+  let calls = 0;
+  const sub = dispatchKeys(src, () => {
+    calls++;
+    return Promise.reject(Object.assign(new Error('bad request'), { statusCode: 400 }));
+  }, { windowMs: 5, log: (m) => logs.push(m) }).subscribe();
+  src.next({ key: 'ns/bad', trigger: 'add' });
+  await tick(300);
+  src.complete();
+  sub.unsubscribe();
+  assert.equal(calls, 1);
+  assert.equal(logs.length, 1);
+  assert.match(logs[0] ?? '', /ns\/bad failed for good \(ApiError400\)/);
 });

@@ -1,4 +1,7 @@
-// Every workflow type kovn's workers run (the bundle entry point).
-export { reconcileNode, reconcilePod, changed } from './reconcile.ts';
+// Every workflow type kovn's workers run (the bundle entry point): one line per kind of the registry
+// (lib/kinds.ts), plus the node agents' own runs.
+export { changed } from './reconcile.ts';
+export { reconcileNode } from './node.ts';
+export { reconcilePod } from './pod.ts';
 export { cniAdd, cniDel } from './cni.ts';
 export { sweepNode } from './node-sweep.ts';

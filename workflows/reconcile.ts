@@ -1,68 +1,97 @@
 /**
- * One workflow type per root kind, one workflow ID per object. A run reconciles the object until it
- * converges, takes every change signalled meanwhile, then completes: one run = one auditable change.
- * Deterministic: activities are imported as types only.
+ * The one reconcile loop every kind's workflow runs on (one workflow ID per object): a pass observes
+ * the object and converges it; a signal during a pass loops again; a retryable failure ends the pass as
+ * `retrying` (the error in the memo, an Event on the object), waits with capped backoff or until the
+ * next signal, and observes again, as controller-runtime requeues. A run completes when a pass
+ * converges with no signal pending: one run = one auditable change. Nothing waits unbounded: every
+ * activity attempt has a timeout and a few attempts; a failure that can never succeed fails the run
+ * with an Event (`kovn replay` re-runs it). Deterministic: activities are imported as types only.
  */
 import {
-  ApplicationFailure, CancellationScope, condition, defineSignal, patched, proxyActivities, proxyLocalActivities, setHandler, upsertMemo,
-  upsertSearchAttributes,
+  ApplicationFailure, CancellationScope, allHandlersFinished, condition, continueAsNew, defineSignal, patched, proxyActivities,
+  proxyLocalActivities, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
-import type { ControllerActivities } from '../activities/controller.ts';
+import type { CommonActivities } from '../activities/common.ts';
 import type { NodeAgentActivities } from '../node-agent/activities.ts';
 import type { RunSummary } from '../lib/change.ts';
 import { SA, nodeQueue } from '../lib/ids.ts';
 import type { Outcome } from '../lib/ids.ts';
+import type { ObjectRef } from '../lib/kinds.ts';
 
 /** Sent by the watchers (signalWithStart) whenever the object changes; the payload says what happened. */
 export const changed = defineSignal<[string]>('changed');
 
-// Reads run as local activities (no server round trip). Writes run as regular activities: a local
-// activity's result is lost with its workflow task when a signal races the run's completion, and the
-// retry then finds nothing left to change, so the history would not show what the run wrote.
-// Retries have no cap: a pod converges or says why.
-const retry = { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' } as const;
-const local = proxyLocalActivities<Pick<ControllerActivities, 'observePod' | 'observeNode'>>({
-  startToCloseTimeout: '60s',
-  localRetryThreshold: '10s',
-  retry,
-});
-const ctl = proxyActivities<Omit<ControllerActivities, 'observePod' | 'observeNode'>>({ startToCloseTimeout: '60s', retry });
+/** Every run's input: the object's key parts and what started it. */
+export interface ReconcileInput { namespace?: string; name: string; trigger: string }
+
+// Bounded attempts everywhere: a failure that outlives them ends the pass as `retrying`, and the loop
+// (not the activity) waits and looks again, so the run says what it is waiting on.
+const attempts = { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 3 } as const;
 
 /**
- * The node agent's activities, on the node's own task queue. They are quick, so a short timeout: an
- * agent killed while it held a task is noticed in seconds and the task goes to its successor.
+ * Reads run as local activities (no server round trip). Writes run as regular activities: a local
+ * activity's result is lost with its workflow task when a signal races the run's completion, and the
+ * retry then finds nothing left to change, so the history would not show what the run wrote.
  */
-const onNode = (node: string) => proxyActivities<NodeAgentActivities>({ taskQueue: nodeQueue(node), startToCloseTimeout: '15s', retry });
+export const reads = <T extends object>() => proxyLocalActivities<T>({ startToCloseTimeout: '30s', localRetryThreshold: '10s', retry: attempts });
+export const writes = <T extends object>() => proxyActivities<T>({ startToCloseTimeout: '60s', retry: attempts });
+
+/**
+ * The node agent's activities, on the node's own task queue. Quick, so short timeouts: an agent that is
+ * down (nothing picks the task up) or killed while it held one is noticed in seconds, and the pass ends
+ * as `retrying` with "node agent ... did not answer" instead of waiting silently.
+ */
+export const onNode = (node: string) => proxyActivities<NodeAgentActivities>({
+  taskQueue: nodeQueue(node), startToCloseTimeout: '15s', scheduleToCloseTimeout: '40s', retry: attempts,
+});
+
+const common = writes<CommonActivities>();
+
+/** What a pass returns: done (an outcome), waiting for something outside the object, or interrupted. */
+export type PassResult = 'converged' | 'deleted' | 'skipped' | 'interrupted' | { waiting: string };
 
 /** What a pass of a reconcile loop gets: the summary, and a way to wait that a new change interrupts. */
-interface Pass {
+export interface Pass {
   s: RunSummary;
   /**
-   * Runs a wait on a node agent that a newer change can make moot (the pod or node was deleted, or its
-   * agent is gone for good). On a signal, `stillWanted` takes a fresh look: while it holds the wait goes
-   * on (the pass after it takes the change); otherwise the wait is cancelled and the loop starts over.
-   * Resolves undefined when interrupted.
+   * Runs a wait on a node agent that a newer change can make moot (the pod or node was deleted). On a
+   * signal, `stillWanted` takes a fresh look: while it holds the wait goes on (the pass after it takes
+   * the change); otherwise the wait is cancelled and the loop starts over. Resolves undefined when
+   * interrupted.
    */
   interruptible: <T>(fn: () => Promise<T>, stillWanted: () => Promise<boolean>) => Promise<T | undefined>;
 }
 
-interface FailureLike { type?: unknown; message?: unknown; cause?: unknown }
-
-/** The reason and message of a non-retryable activity failure (ActivityFailure wraps ApplicationFailure). */
-function reasonOf(err: unknown): { reason: string; message: string } {
-  const cause = (err as FailureLike).cause as FailureLike | undefined;
-  const src = cause ?? (err as FailureLike);
-  return { reason: typeof src.type === 'string' ? src.type : 'Failed', message: typeof src.message === 'string' ? src.message : String(err) };
-}
+interface FailureLike { type?: unknown; message?: unknown; cause?: unknown; nonRetryable?: unknown; name?: unknown }
 
 /**
- * Runs `once` until no signal arrived during it, then records the outcome (search attribute) and the
- * summary (memo). A non-retryable failure is put on the object (an Event) and fails the run, so it can
- * be found and replayed.
+ * The reason, message and finality of a failure seen by the workflow. Activity failures wrap the
+ * ApplicationFailure the activity interceptor made (type = the classified reason); anything else is
+ * workflow code's own error (a bug): retried by the loop, its message shown, never a stuck task.
  */
-async function reconcile(trigger: string, target: { kind: 'Pod' | 'Node'; namespace?: string; name: string },
-  once: (p: Pass) => Promise<Outcome | 'interrupted'>): Promise<RunSummary> {
-  const summary: RunSummary = { triggers: trigger ? [trigger] : [], outcome: 'running', changes: [] };
+export function failureOf(err: unknown): { reason: string; message: string; final: boolean } {
+  const e = err as FailureLike;
+  const cause = e.cause as FailureLike | undefined;
+  const src = cause && typeof cause === 'object' ? cause : e;
+  // A timeout or a cancelled attempt carries no type: name it after what failed.
+  const reason = typeof src.type === 'string' && src.type ? src.type : typeof src.name === 'string' ? src.name : 'Error';
+  const base = typeof src.message === 'string' && src.message ? src.message : String(err);
+  const what = typeof e.message === 'string' && e.message && src !== e ? ` (${e.message})` : '';
+  return { reason, message: `${base}${what}`, final: src.nonRetryable === true };
+}
+
+/** Seconds to wait after the n-th failed pass in a row: 1, 2, 4 ... capped at 30. */
+export const backoffMs = (n: number): number => Math.min(1000 * 2 ** Math.max(0, n - 1), 30_000);
+
+/** Past this many events a run continues as new, so a long-retrying object never grows a huge history. */
+const MAX_HISTORY = 2_000;
+
+/**
+ * Runs `pass` until it converges with no signal pending, then records the outcome (search attribute)
+ * and the summary (memo).
+ */
+export async function reconcile(target: ObjectRef, input: ReconcileInput, pass: (p: Pass) => Promise<PassResult>): Promise<RunSummary> {
+  const summary: RunSummary = { triggers: input.trigger ? [input.trigger] : [], outcome: 'running', changes: [] };
   let dirty = true;
   let signals = 0;
   setHandler(changed, (t) => {
@@ -70,6 +99,11 @@ async function reconcile(trigger: string, target: { kind: 'Pod' | 'Node'; namesp
     dirty = true;
     signals++;
   });
+  const record = (outcome: Outcome): void => {
+    summary.outcome = outcome;
+    upsertSearchAttributes([{ key: SA.outcome, value: outcome }]);
+    upsertMemo({ summary });
+  };
   const interruptible = async <T>(fn: () => Promise<T>, stillWanted: () => Promise<boolean>): Promise<T | undefined> => {
     const scope = new CancellationScope();
     const work = scope.run(fn);
@@ -88,78 +122,59 @@ async function reconcile(trigger: string, target: { kind: 'Pod' | 'Node'; namesp
     await work.catch(() => undefined);
     return undefined;
   };
-  try {
-    while (dirty) {
-      dirty = false;
-      const outcome = await once({ s: summary, interruptible });
-      if (outcome !== 'interrupted') summary.outcome = outcome;
+
+  let failures = 0;
+  let waits = 0;
+  while (dirty) {
+    dirty = false;
+    let result: PassResult;
+    try {
+      result = await pass({ s: summary, interruptible });
+    } catch (err) {
+      const f = failureOf(err);
+      summary.error = `${f.reason}: ${f.message}`;
+      if (f.final) {
+        record('failed');
+        await common.recordFailure({ ...target, type: 'Warning', reason: f.reason, message: f.message }).catch(() => undefined);
+        throw ApplicationFailure.nonRetryable(f.message, f.reason);
+      }
+      failures++;
+      record('retrying');
+      // One Event series per object and reason (its count grows), not a new Event per retry.
+      await common.recordFailure({ ...target, type: 'Warning', reason: f.reason, message: `retrying: ${f.message}` }).catch(() => undefined);
+      await condition(() => dirty, backoffMs(failures));
+      dirty = true;
+      await maybeContinueAsNew(input, summary);
+      continue;
     }
-  } catch (err) {
-    const { reason, message } = reasonOf(err);
-    summary.outcome = 'failed';
-    summary.error = `${reason}: ${message}`;
-    upsertSearchAttributes([{ key: SA.outcome, value: 'failed' }]);
-    upsertMemo({ summary });
-    await ctl.recordFailure({ ...target, reason, message });
-    throw ApplicationFailure.nonRetryable(message, reason);
+    if (result === 'interrupted') {
+      dirty = true;
+      continue;
+    }
+    failures = 0;
+    if (typeof result === 'object') {
+      // Not an error of the object's: something it needs is not there yet. Look again soon, or at once
+      // when the object changes.
+      summary.waitingFor = result.waiting;
+      record('waiting');
+      await condition(() => dirty, backoffMs(++waits));
+      dirty = true;
+      await maybeContinueAsNew(input, summary);
+      continue;
+    }
+    waits = 0;
+    delete summary.error;
+    delete summary.waitingFor;
+    summary.outcome = result;
   }
-  upsertSearchAttributes([{ key: SA.outcome, value: summary.outcome }]);
-  upsertMemo({ summary });
+  record(summary.outcome as Outcome);
   return summary;
 }
 
-export interface PodInput { namespace: string; name: string; trigger: string }
-
-/** A pod's network: address from its node's agent, logical switch port, pod-networks annotation. */
-export async function reconcilePod({ namespace, name, trigger }: PodInput): Promise<RunSummary> {
-  return reconcile(trigger, { kind: 'Pod', namespace, name }, async ({ s, interruptible }) => {
-    const obs = await local.observePod({ namespace, name });
-    if (obs.node) upsertSearchAttributes([{ key: SA.node, value: obs.node }]);
-    // A port left by a deleted pod or by an earlier incarnation of this name: remove it, free its address.
-    const stale = obs.port && (obs.state !== 'active' || obs.port.uid !== obs.uid || obs.port.node !== obs.node);
-    if (stale && obs.port) {
-      // The address first, the port last: while the port exists, every later pass retries the release.
-      if (obs.port.node && obs.port.uid && obs.portNodeExists) {
-        const node = obs.port.node;
-        const uid = obs.port.uid;
-        const r = await interruptible(() => onNode(node).releaseAddress({ uid }), async () => (await local.observePod({ namespace, name })).portNodeExists === true);
-        if (!r) return 'interrupted';
-        if (r.released) s.changes.push({ db: 'node', table: 'IPAM', row: `${node}:${r.ips.join(',')}`, op: 'delete' });
-      }
-      s.changes.push(...(await ctl.deletePodPort({ namespace, name })));
-    }
-    if (obs.state !== 'active' || !obs.node || !obs.uid || !obs.nodeSubnets) {
-      return obs.state === 'absent' ? 'deleted' : 'skipped';
-    }
-    const { node, uid, nodeSubnets } = obs;
-    const alloc = await interruptible(() => onNode(node).allocateAddress({ uid, pod: `${namespace}/${name}`, subnets: nodeSubnets }), async () => {
-      const now = await local.observePod({ namespace, name });
-      return now.state === 'active' && now.uid === uid && now.node === node;
-    });
-    if (!alloc) return 'interrupted';
-    if (alloc.created) s.changes.push({ db: 'node', table: 'IPAM', row: `${obs.node}:${alloc.ips.join(',')}`, op: 'insert' });
-    s.changes.push(...(await ctl.ensurePodNetwork({ namespace, name, uid: obs.uid, node: obs.node, ips: alloc.ips, nodeSubnets: obs.nodeSubnets })));
-    return 'converged';
-  });
-}
-
-export interface NodeInput { name: string; trigger: string }
-
-/** A node's network: subnets, switch, router link, management port, chassis; removed with the node. */
-export async function reconcileNode({ name, trigger }: NodeInput): Promise<RunSummary> {
-  return reconcile(trigger, { kind: 'Node', name }, async ({ s, interruptible }) => {
-    const obs = await local.observeNode({ name });
-    if (!obs.exists) {
-      s.changes.push(...(await ctl.deleteNodeNetwork({ name })));
-      return 'deleted';
-    }
-    s.changes.push(...(await ctl.ensureClusterTopology()));
-    const net = await ctl.ensureNodeNetwork({ name });
-    s.changes.push(...net.changes);
-    const setup = await interruptible(() => onNode(name).setupNode({ subnets: net.subnets }), async () => (await local.observeNode({ name })).exists);
-    if (!setup) return 'interrupted';
-    s.changes.push(...setup.changes);
-    s.changes.push(...(await ctl.annotateNode({ name, subnets: net.subnets, chassisId: setup.chassisId })));
-    return 'converged';
-  });
+async function maybeContinueAsNew(input: ReconcileInput, summary: RunSummary): Promise<void> {
+  const info = workflowInfo();
+  if (!info.continueAsNewSuggested && info.historyLength < MAX_HISTORY) return;
+  await condition(allHandlersFinished);
+  upsertMemo({ summary });
+  await continueAsNew<(i: ReconcileInput) => Promise<RunSummary>>({ ...input, trigger: `continued: ${summary.triggers.slice(-3).join(', ')}` });
 }

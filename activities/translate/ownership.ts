@@ -8,7 +8,10 @@ export const OWNER_NAME = 'k8s.ovn.org/name';
 export const ROW_ID = 'k8s.ovn.org/id';
 export const CONTROLLER = 'kovn';
 
-export type OwnerType = 'Cluster' | 'Node' | 'Pod';
+import { isOwnerType } from '../../lib/kinds.ts';
+import type { OwnerType } from '../../lib/kinds.ts';
+
+export type { OwnerType };
 
 export interface Owner {
   type: OwnerType;
@@ -26,5 +29,5 @@ export function ownerOf(ext: Record<string, string> | undefined): Owner | undefi
   if (!isKovnOwned(ext)) return undefined;
   const type = ext?.[OWNER_TYPE];
   const name = ext?.[OWNER_NAME];
-  return (type === 'Cluster' || type === 'Node' || type === 'Pod') && name !== undefined ? { type, name } : undefined;
+  return type !== undefined && isOwnerType(type) && name !== undefined ? { type, name } : undefined;
 }

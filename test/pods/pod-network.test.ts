@@ -249,14 +249,14 @@ describe('pod networking (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
     const { spawn } = await import('node:child_process');
     const kc = new KubeConfig();
     kc.loadFromFile(files.adminKubeconfig);
-    const opts = (identity: string) => ({ namespace: 'default', name: 'kovn-test-lease', identity, durationSeconds: 4 });
+    const opts = (identity: string) => ({ namespace: 'default', name: 'kovn-test-lease', identity, durationSeconds: 4, renewDeadlineSeconds: 3, retryPeriodSeconds: 1 });
     const holderOf = async () => (await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: 'kovn-test-lease', namespace: 'default' })).spec?.holderIdentity;
     // A contender in a process of its own, so it can die without a word (SIGKILL).
     const contender = (identity: string) => {
       const script = `import { KubeConfig } from '@kubernetes/client-node';
         import { acquireLease } from ${JSON.stringify(new URL('../../watchers/lease.ts', import.meta.url).pathname)};
         const kc = new KubeConfig(); kc.loadFromFile(${JSON.stringify(files.adminKubeconfig)});
-        await acquireLease(kc, ${JSON.stringify(opts(identity))}, () => process.exit(3));
+        const l = await acquireLease(kc, ${JSON.stringify(opts(identity))}); void l.lost.then(() => process.exit(3));
         console.log('held');`;
       const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: new URL('../..', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'inherit'] });
       const held = new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => { if (d.toString().includes('held')) resolve(); }));
@@ -265,7 +265,7 @@ describe('pod networking (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
     const a = contender('replica-a');
     await a.held;
     let bHeld = false;
-    const b = acquireLease(kc, opts('replica-b'), () => undefined).then((l) => { bHeld = true; return l; });
+    const b = acquireLease(kc, opts('replica-b')).then((l) => { bHeld = true; return l; });
     await new Promise((r) => setTimeout(r, 6000));
     assert.equal(bHeld, false, 'the standby waits while the holder renews');
     assert.equal(await holderOf(), 'replica-a');

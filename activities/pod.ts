@@ -1,0 +1,98 @@
+/**
+ * The Pod kind's activities: its read (observePod, run local) apart from its writes (the logical
+ * switch port and the `k8s.ovn.org/pod-networks` annotation; regular activities). Built by a factory
+ * that receives their clients; failures are classified by the worker's activity interceptor.
+ */
+import { POD_NETWORKS, PodNetworks, readAnnotation } from '../lib/annotations.ts';
+import type { Change } from '../lib/change.ts';
+import { annotatePod, getNode, getPod, recordEvent } from '../lib/kube.ts';
+import type { ControllerDeps } from './common.ts';
+import { deleteOwned, ensurePodPort, switchSubnets } from './nb.ts';
+import type { NbClient } from './nb.ts';
+import type { ClusterConfig } from '../lib/cluster-config.ts';
+import { podNetworks, podPort, podPortName } from './translate/pod.ts';
+
+export interface PodKey { namespace: string; name: string }
+
+export interface PodObservation {
+  /** waiting: bound to a node whose network is not set up yet; nodeGone: bound to a node that does not exist. */
+  state: 'absent' | 'hostNetwork' | 'unscheduled' | 'terminal' | 'nodeGone' | 'waiting' | 'active';
+  uid?: string;
+  node?: string;
+  /** The node's subnets as the Northbound DB holds them (the source of truth). */
+  nodeSubnets?: string[];
+  /** The pod's existing logical port: which pod incarnation and node it was written for. */
+  port?: { uid?: string; node?: string };
+  /** Whether the pod's node still exists (an address can only be released on a live node). */
+  portNodeExists?: boolean;
+}
+
+/** The node's subnets held by its switch in NB (v4 `subnet`, v6 `ipv6_prefix` with the configured host prefix). */
+export function nodeSubnetsInNb(nb: NbClient, cfg: ClusterConfig, node: string): string[] | undefined {
+  const s = switchSubnets(nb).get(node);
+  if (!s) return undefined;
+  const v6 = s.ipv6Prefix ? cfg.clusterNetworks.find((n) => n.cidr.includes(':')) : undefined;
+  return [...(s.subnet ? [s.subnet] : []), ...(s.ipv6Prefix && v6 ? [`${s.ipv6Prefix}/${v6.hostPrefix}`] : [])];
+}
+
+const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+export default function createPodActivities({ nb, kube, cfg }: ControllerDeps) {
+  const reads = {
+    async observePod({ namespace, name }: PodKey): Promise<PodObservation> {
+      const lsp = nb.cache.table('Logical_Switch_Port').byIndex({ name: podPortName(namespace, name) });
+      const port = lsp ? { uid: lsp.options['iface-id-ver'], node: lsp.options['requested-chassis'] } : undefined;
+      const portNodeExists = port?.node ? (await getNode(kube, port.node)) !== undefined : undefined;
+      const pod = await getPod(kube, namespace, name);
+      const base = { ...(port ? { port } : {}), ...(portNodeExists === undefined ? {} : { portNodeExists }) };
+      // A pod being deleted keeps its network through its grace period (preStop hooks, draining):
+      // it is released once the pod is terminal or gone.
+      if (!pod) return { state: 'absent', ...base };
+      const uid = pod.metadata?.uid ?? '';
+      if (pod.spec?.hostNetwork) return { state: 'hostNetwork', uid, ...base };
+      const node = pod.spec?.nodeName;
+      if (!node) return { state: 'unscheduled', uid, ...base };
+      if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') return { state: 'terminal', uid, node, ...base };
+      const nodeSubnets = nodeSubnetsInNb(nb, cfg, node);
+      if (!nodeSubnets?.length) {
+        const exists = node === port?.node ? portNodeExists : (await getNode(kube, node)) !== undefined;
+        return { state: exists ? 'waiting' : 'nodeGone', uid, node, ...base };
+      }
+      return { state: 'active', uid, node, nodeSubnets, ...base };
+    },
+  };
+
+  const writes = {
+    /** The pod's logical port and its k8s.ovn.org/pod-networks annotation. */
+    async ensurePodNetwork(p: PodKey & { uid: string; node: string; ips: string[]; nodeSubnets: string[] }): Promise<Change[]> {
+      const changes = await ensurePodPort(nb, p.node, podPort({ namespace: p.namespace, name: p.name, uid: p.uid, node: p.node }, p.ips));
+      const pod = await getPod(kube, p.namespace, p.name);
+      if (!pod || pod.metadata?.uid !== p.uid) return changes; // gone meanwhile: the next run cleans up
+      const want = podNetworks(p.ips, p.nodeSubnets);
+      let have: PodNetworks | undefined;
+      try {
+        have = readAnnotation(pod.metadata.annotations, POD_NETWORKS, PodNetworks);
+      } catch (err) {
+        // Someone else wrote garbage where kovn keeps the pod's network: say so on the pod, then replace it.
+        await recordEvent(kube, { kind: 'Pod', namespace: p.namespace, name: p.name, uid: p.uid }, 'Warning', 'InvalidAnnotation',
+          `${err instanceof Error ? err.message : String(err)}; kovn replaces it with the pod's network`);
+      }
+      if (!sameJson(have?.default, want.default)) {
+        // Guarded by the resourceVersion read above: a pod recreated under the same name meanwhile gets
+        // a 409 (retried), never this incarnation's addresses.
+        await annotatePod(kube, p.namespace, p.name, { [POD_NETWORKS]: JSON.stringify({ ...(have ?? {}), ...want }) }, pod.metadata.resourceVersion);
+        changes.push({ db: 'k8s', table: 'Pod', row: `${p.namespace}/${p.name}`, op: 'update' });
+      }
+      return changes;
+    },
+
+    async deletePodPort({ namespace, name }: PodKey): Promise<Change[]> {
+      return deleteOwned(nb, { type: 'Pod', name: `${namespace}/${name}` });
+    },
+  };
+  return { reads, writes };
+}
+
+export type PodActivities = ReturnType<typeof createPodActivities>;
+export type PodReads = PodActivities['reads'];
+export type PodWrites = PodActivities['writes'];

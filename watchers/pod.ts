@@ -1,0 +1,57 @@
+/**
+ * The Pod kind's watch: bound, non-host-network pods (and any pod whose logical port is still there to
+ * remove); a change matters when its incarnation, node, host networking, deletion, terminal phase, or
+ * the agreement of its pod-networks annotation with its port changes.
+ */
+import type { V1Pod } from '@kubernetes/client-node';
+import { POD_NETWORKS, PodNetworks, readAnnotation } from '../lib/annotations.ts';
+import { ownedPodPorts } from '../activities/nb.ts';
+import { podPortName } from '../activities/translate/pod.ts';
+import type { Watch, WatchContext } from './watch.ts';
+
+const portOf = (p: V1Pod, { nb }: WatchContext) =>
+  nb.cache.table('Logical_Switch_Port').byIndex({ name: podPortName(p.metadata?.namespace ?? '', p.metadata?.name ?? '') });
+
+const terminal = (p: V1Pod): boolean => p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed';
+const wantsNetwork = (p: V1Pod): boolean => Boolean(p.spec?.nodeName) && p.spec?.hostNetwork !== true && !terminal(p);
+
+/**
+ * Whether the pod's k8s.ovn.org/pod-networks disagrees with its logical port. kovn's own write agrees,
+ * so it does not start another run; garbage or a stale value written by someone else does.
+ */
+function annotationTampered(p: V1Pod, ctx: WatchContext): boolean {
+  const port = portOf(p, ctx);
+  if (!port) return false;
+  try {
+    const net = readAnnotation(p.metadata?.annotations, POD_NETWORKS, PodNetworks)?.default;
+    // Absent is what a pod looks like between its port and its annotation being written: not a change.
+    if (!net) return false;
+    const want = (port.addresses[0] ?? '').split(' ');
+    return want[0] !== net.mac_address || net.ip_addresses.some((a) => !want.includes(a.split('/')[0] ?? ''));
+  } catch {
+    return true;
+  }
+}
+
+const watch: Watch<V1Pod> = {
+  kind: 'Pod',
+  path: '/api/v1/pods',
+  list: ({ kube }) => () => kube.core.listPodForAllNamespaces(),
+  relevant: (p, ctx) => [p.metadata?.uid, p.spec?.nodeName, p.spec?.hostNetwork, p.metadata?.deletionTimestamp, terminal(p), annotationTampered(p, ctx)],
+  // A pod not yet bound, or on the host's network, has no network of kovn's to make: no run until it is
+  // bound, unless a port of its name is there to remove.
+  actionable: (p, ctx) => (Boolean(p.spec?.nodeName) && p.spec?.hostNetwork !== true) || portOf(p, ctx) !== undefined,
+  inSync: (p, ctx) => {
+    const port = portOf(p, ctx);
+    if (!wantsNetwork(p)) return port === undefined;
+    if (!port || port.options['iface-id-ver'] !== p.metadata?.uid || port.options['requested-chassis'] !== p.spec?.nodeName) return false;
+    try {
+      return readAnnotation(p.metadata?.annotations, POD_NETWORKS, PodNetworks)?.default !== undefined && !annotationTampered(p, ctx);
+    } catch {
+      return false;
+    }
+  },
+  ownerKeys: ({ nb }) => ownedPodPorts(nb).map((p) => p.owner),
+};
+
+export default watch;
