@@ -8,10 +8,10 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { CONFLIST_NAME, PLUGIN_SCRIPT, installCni, uninstallCni } from './install.ts';
+import { CONFLIST_NAME, PLUGIN_DIR, PLUGIN_SCRIPT, installCni, uninstallCni } from './install.ts';
 import { runPlugin, startTestAgent, tempDir } from './test-support.ts';
 import type { TestHandler } from './test-support.ts';
 
@@ -31,8 +31,16 @@ describe('installCni', () => {
     assert.deepEqual(first, { binary: join(binDir, 'kovn'), conflist: join(confDir, CONFLIST_NAME), binaryChanged: true, conflistChanged: true });
     const wrapper = await readFile(first.binary, 'utf8');
     assert.ok(wrapper.startsWith('#!/bin/sh\n'));
-    assert.ok(wrapper.includes(`exec '${process.execPath}' '${PLUGIN_SCRIPT}' "$@"`));
+    // The runtime runs a root-owned copy in its bin dir, never the checkout's file.
+    const copy = join(binDir, PLUGIN_DIR, 'plugin.ts');
+    assert.ok(wrapper.includes(`exec '${process.execPath}' '${copy}' "$@"`), wrapper);
+    assert.ok(!wrapper.includes(PLUGIN_SCRIPT));
     assert.equal((await stat(first.binary)).mode & 0o777, 0o755);
+    for (const f of [copy, join(binDir, PLUGIN_DIR, 'plugin-command.ts'), join(binDir, PLUGIN_DIR, 'agent-client.ts')]) {
+      const st = await stat(f);
+      assert.deepEqual([st.uid, st.mode & 0o777], [0, 0o644], f);
+      assert.equal(await readFile(f, 'utf8'), await readFile(join(dirname(PLUGIN_SCRIPT), basename(f)), 'utf8'));
+    }
     assert.deepEqual(JSON.parse(await readFile(first.conflist, 'utf8')), {
       cniVersion: '1.0.0', cniVersions: ['1.0.0', '1.1.0'], name: 'kovn', plugins: [{ type: 'kovn', agentSocket: '/run/kovn/cni.sock', mtu: 1400 }],
     });
@@ -40,7 +48,8 @@ describe('installCni', () => {
     const changed = await installCni({ ...opts, mtu: 1380 });
     assert.deepEqual([changed.binaryChanged, changed.conflistChanged], [false, true]);
     // No temp files left behind for the runtime to trip over.
-    assert.deepEqual([...await readdir(binDir), ...await readdir(confDir)].sort(), [CONFLIST_NAME, 'kovn']);
+    assert.deepEqual([...await readdir(binDir), ...await readdir(confDir)].sort(), [CONFLIST_NAME, 'kovn', PLUGIN_DIR]);
+    assert.ok((await readdir(join(binDir, PLUGIN_DIR))).every((f) => !f.startsWith('.')));
   });
 
   it('the wrapper answers VERSION with containerd\'s bare environment (no node on PATH)', async () => {
@@ -60,7 +69,7 @@ describe('installCni', () => {
     const binDir = join(dir, 'bin3');
     const confDir = join(dir, 'conf3');
     await installCni({ binDir, confDir, agentSocket: '/run/kovn/cni.sock', nodeBin: process.execPath });
-    assert.deepEqual(await uninstallCni({ binDir, confDir }), { removed: [join(confDir, CONFLIST_NAME), join(binDir, 'kovn')] });
+    assert.deepEqual(await uninstallCni({ binDir, confDir }), { removed: [join(confDir, CONFLIST_NAME), join(binDir, 'kovn'), join(binDir, PLUGIN_DIR)] });
     assert.deepEqual(await uninstallCni({ binDir, confDir }), { removed: [] });
   });
 });

@@ -1,10 +1,10 @@
 /**
- * Puts kovn's CNI plugin where the container runtime looks: an executable wrapper in the CNI bin dir
- * and `10-kovn.conflist` in the conf dir. The conflist goes last: its presence is what turns the node
+ * Puts kovn's CNI plugin where the container runtime looks: a root-owned copy of the plugin and an
+ * executable wrapper in the CNI bin dir, and `10-kovn.conflist` in the conf dir. The conflist goes last: its presence is what turns the node
  * Ready, so the agent calls this only once its CNI server is serving.
  */
-import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, chown, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { describeIssues } from './zod-issues.ts';
@@ -48,14 +48,51 @@ export interface InstallCniResult {
   conflistChanged: boolean;
 }
 
-/** Writes the wrapper, then the conflist, each atomically and only when its content differs. */
+/** Where the plugin's own copy lives, beside its wrapper in the runtime's bin dir. */
+export const PLUGIN_DIR = `${PLUGIN_NAME}.d`;
+
+/** The plugin script and every module it imports (relative imports only: the plugin needs no package). */
+async function pluginSources(entry: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  const visit = async (file: string): Promise<void> => {
+    if (files.has(file)) return;
+    const text = await readFile(file, 'utf8');
+    files.set(file, text);
+    for (const m of text.matchAll(/(?:from|import\()\s*'(\.\/[^']+\.ts)'/g)) await visit(join(dirname(file), m[1] ?? ''));
+  };
+  await visit(entry);
+  return files;
+}
+
+/**
+ * Copies the plugin into `<binDir>/kovn.d/`, root-owned and writable by root only, so what the runtime
+ * runs as root never comes from a checkout that someone else may write. Returns whether anything changed.
+ */
+async function installPluginCopy(binDir: string, entry: string): Promise<{ script: string; changed: boolean }> {
+  const dir = join(binDir, PLUGIN_DIR);
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  await chown(dir, 0, 0);
+  await chmod(dir, 0o755);
+  let changed = await writeAtomic(join(dir, 'package.json'), '{"type":"module"}\n', 0o644);
+  const sources = await pluginSources(entry);
+  const root = dirname(entry);
+  for (const [file, text] of sources) {
+    const rel = relative(root, file);
+    if (rel.startsWith('..')) throw new Error(`CNI plugin module ${file} is outside ${root}`);
+    changed = (await writeAtomic(join(dir, rel), text, 0o644)) || changed;
+  }
+  return { script: join(dir, basename(entry)), changed };
+}
+
+/** Writes the plugin's copy and wrapper, then the conflist, each atomically and only when its content differs. */
 export async function installCni(options: InstallCniOptions): Promise<InstallCniResult> {
   const r = InstallCniOptions.safeParse(options);
   if (!r.success) throw new Error(`installCni: ${describeIssues(r.error)}`);
   const o = r.data;
   const binary = join(o.binDir, PLUGIN_NAME);
   const conflist = join(o.confDir, CONFLIST_NAME);
-  const binaryChanged = await writeAtomic(binary, wrapperScript(o.nodeBin, o.pluginScript, o.compileCacheDir), 0o755);
+  const copy = await installPluginCopy(o.binDir, o.pluginScript);
+  const binaryChanged = (await writeAtomic(binary, wrapperScript(o.nodeBin, copy.script, o.compileCacheDir), 0o755)) || copy.changed;
   const conflistChanged = await writeAtomic(conflist, conflistJson(o), 0o644);
   return { binary, conflist, binaryChanged, conflistChanged };
 }
@@ -68,9 +105,9 @@ export interface UninstallCniResult {
 /** Removes the conflist first (no new pods come to kovn), then the wrapper. Missing files are fine. */
 export async function uninstallCni(options: { binDir: string; confDir: string }): Promise<UninstallCniResult> {
   const removed: string[] = [];
-  for (const path of [join(options.confDir, CONFLIST_NAME), join(options.binDir, PLUGIN_NAME)]) {
-    const existed = await readFile(path).then(() => true, () => false);
-    await rm(path, { force: true });
+  for (const path of [join(options.confDir, CONFLIST_NAME), join(options.binDir, PLUGIN_NAME), join(options.binDir, PLUGIN_DIR)]) {
+    const existed = await stat(path).then(() => true, () => false);
+    await rm(path, { force: true, recursive: true });
     if (existed) removed.push(path);
   }
   return { removed };
@@ -102,6 +139,7 @@ async function writeAtomic(path: string, content: string, mode: number): Promise
   const current = await readFile(path, 'utf8').catch(() => undefined);
   if (current === content) {
     await chmod(path, mode);
+    await chown(path, 0, 0);
     return false;
   }
   await mkdir(join(path, '..'), { recursive: true });
@@ -110,6 +148,7 @@ async function writeAtomic(path: string, content: string, mode: number): Promise
   try {
     await writeFile(tmp, content, { mode });
     await chmod(tmp, mode); // writeFile's mode is masked by the umask
+    await chown(tmp, 0, 0); // root's: the runtime runs it as root
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });

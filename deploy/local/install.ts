@@ -5,12 +5,40 @@ import { step, info, elapsed } from './progress.ts';
 import { GO_TOOLS, buildTool, isBuilt, toolDir } from './tools.ts';
 import { run, runRaw } from '../../lib/exec.ts';
 
-/** Debian packages the box needs: the OVN/OVS data plane, the container runtime, and tools its steps call. */
-export const APT_PACKAGES = [
-  'ovn-central', 'ovn-host', 'openvswitch-switch', 'python3-openvswitch',
-  'containerd', 'runc', 'busybox-static',
-  'iproute2', 'iptables', 'ethtool', 'conntrack', 'socat', 'curl', 'openssl', 'util-linux', 'tar', 'procps', 'kmod',
-];
+/**
+ * Every host binary the box, its daemons, the tests and the benchmarks call, with the Debian package
+ * that brings it. The install step installs the packages and then checks the binaries, so a tool that
+ * only a developer's machine happened to have fails the install (and so `npm test`) at once, by name.
+ */
+export const HOST_TOOLS: Record<string, string> = {
+  // the data plane and its tools
+  'ovsdb-server': 'openvswitch-switch', 'ovs-vswitchd': 'openvswitch-switch', 'ovs-vsctl': 'openvswitch-switch',
+  'ovs-appctl': 'openvswitch-switch', 'ovsdb-tool': 'openvswitch-switch', 'ovsdb-client': 'openvswitch-switch',
+  'ovn-northd': 'ovn-central', 'ovn-nbctl': 'ovn-central', 'ovn-sbctl': 'ovn-central', 'ovn-controller': 'ovn-host',
+  // the container runtime (kubelet also calls mount, iptables and conntrack)
+  containerd: 'containerd', ctr: 'containerd', runc: 'runc', mount: 'mount', umount: 'mount',
+  iptables: 'iptables', conntrack: 'conntrack',
+  // namespaces, links and probes: the box, the node agent's plug script, the suites
+  ip: 'iproute2', nsenter: 'util-linux', ethtool: 'ethtool', ping: 'iputils-ping', socat: 'socat', curl: 'curl',
+  openssl: 'openssl', tar: 'tar', ps: 'procps', sh: 'dash', bash: 'bash', sha256sum: 'coreutils', busybox: 'busybox-static',
+  // the independent OVSDB client the ovsdb suite checks against (OVS's Python IDL)
+  python3: 'python3-openvswitch',
+};
+
+/** Debian packages the box needs: those of HOST_TOOLS, plus kernel module tools its steps call. */
+export const APT_PACKAGES = [...new Set([...Object.values(HOST_TOOLS), 'python3', 'kmod'])];
+
+/** Host tools not on PATH (python3 is Debian's, with OVS's IDL importable). */
+export async function missingTools(): Promise<string[]> {
+  const out: string[] = [];
+  for (const [tool, pkg] of Object.entries(HOST_TOOLS)) {
+    const ok = tool === 'python3'
+      ? (await runRaw('/usr/bin/python3', ['-c', 'import ovs.db.idl'])).code === 0
+      : (await runRaw('sh', ['-c', 'command -v "$1"', 'sh', tool], { env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' } })).code === 0;
+    if (!ok) out.push(`${tool} (Debian package ${pkg})`);
+  }
+  return out;
+}
 
 async function missingPackages(): Promise<string[]> {
   const r = await runRaw('dpkg-query', ['-W', '-f=${Package} ${db:Status-Status}\n', ...APT_PACKAGES]);
@@ -49,5 +77,7 @@ export async function install(): Promise<void> {
     await buildImage();
     return '';
   });
+  const absent = await missingTools();
+  if (absent.length) throw new Error(`host tools missing after the install: ${absent.join(', ')}`);
   info(`install complete in ${elapsed(t0)}`);
 }

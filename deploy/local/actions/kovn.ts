@@ -24,7 +24,10 @@ function bundleFile(): string {
 }
 const node24 = process.execPath;
 
-/** kovn's identities (client certificates bound by deploy/rbac/kovn.yaml) and its RBAC. */
+/**
+ * kovn's identities (client certificates bound by deploy/rbac/kovn.yaml), its RBAC, and the admission
+ * policy that keeps k8s.ovn.org/* annotations kovn's own (deploy/policy/annotations.yaml).
+ */
 export async function kovnAccess(nodes: number): Promise<void> {
   await ensureCert('kovn-controller', '/CN=kovn-controller');
   writeKubeconfig(join(dirs.pki, 'kovn-controller.kubeconfig'), 'https://127.0.0.1:6443', 'kovn-controller');
@@ -34,7 +37,7 @@ export async function kovnAccess(nodes: number): Promise<void> {
     await ensureCert(`kovn-node-${p.name}`, `/O=kovn:nodes/CN=kovn-node:${p.name}`);
     writeKubeconfig(join(p.dir, 'kovn-agent.kubeconfig'), `https://${NET.cpIp}:6443`, `kovn-node-${p.name}`);
   }
-  await kubectl(['apply', '-f', join(REPO, 'deploy/rbac/kovn.yaml')]);
+  await kubectl(['apply', '-f', join(REPO, 'deploy/rbac/kovn.yaml'), '-f', join(REPO, 'deploy/policy/annotations.yaml')]);
 }
 
 /**
