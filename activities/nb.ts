@@ -1,196 +1,520 @@
 /**
- * kovn's writes to the OVN Northbound database. Desired rows come from the pure translation functions;
- * here they are diffed against the client's cache and applied in one transaction per object change,
- * creates guarded by `wait` operations, every row stamped with its owner. Each function returns what it
- * changed, for the run's history.
+ * kovn's writes to the OVN Northbound database, through one generic, owner-scoped layer (in the spirit
+ * of OVN-Kubernetes' libovsdb ops): an owner's desired rows are diffed against the client's cache and
+ * applied in one transaction, creates guarded by `wait`s, only differing columns (and map keys) written,
+ * children attached to and moved between parents, the owner's extra rows pruned. Every op that targets a
+ * row by uuid is preceded by a `wait` for the cached values the plan relied on, so a plan made from a
+ * stale cache commits nothing; it is then re-planned from the refreshed cache. Lookups go through
+ * indexes only (name, owner, reverse reference). Each function returns what it changed.
  */
+import { filter, firstValueFrom, map, race, timer } from 'rxjs';
 import { OvsdbClient, opsFor } from '../ovsdb/index.ts';
-import type { Operation } from '../ovsdb/index.ts';
+import type { Operation, TableCache, TableSchema, WaitOp } from '../ovsdb/index.ts';
 import { ovnNorthboundModel } from '../ovsdb/models/ovn-nb.ts';
 import type { OvnNorthboundTables } from '../ovsdb/models/ovn-nb.ts';
-import { OWNER_NAME, OWNER_TYPE, ROW_ID, isKovnOwned } from './translate/ownership.ts';
-import { InvalidInputError } from '../lib/errors.ts';
+import { OWNER_NAME, OWNER_TYPE, ROW_ID, isKovnOwned, ownerOf } from './translate/ownership.ts';
+import { InvalidInputError, StalePlanError } from '../lib/errors.ts';
 import type { Owner } from './translate/ownership.ts';
-import type { DesiredRouterPort, DesiredSwitch, DesiredSwitchPort, SwitchAttachment } from './translate/topology.ts';
+import type { DesiredSwitchPort, SwitchAttachment } from './translate/topology.ts';
 import { CLUSTER_ROUTER } from './translate/topology.ts';
-
-export type NbClient = OvsdbClient<OvnNorthboundTables>;
-
 import type { Change } from '../lib/change.ts';
 
 export type { Change };
 
-const ops = opsFor<OvnNorthboundTables>();
+type NB = OvnNorthboundTables;
+export type NbClient = OvsdbClient<NB>;
 
-/** Connects to the Northbound DB and replicates the tables kovn reconciles, indexed by owner and id. */
+const ops = opsFor<NB>();
+
+/** Northbound tables whose rows kovn names and owns: each has `name` and `external_ids`. */
+export type NamedTable = {
+  [T in keyof NB]: NB[T] extends { name: string; external_ids: Record<string, string> } ? T : never;
+}[keyof NB];
+
+/** The tables kovn writes; what a prune looks through unless told otherwise. */
+export const OWNED_TABLES: readonly NamedTable[] = ['Logical_Switch', 'Logical_Switch_Port', 'Logical_Router', 'Logical_Router_Port'];
+
+/** Map columns whose keys kovn manages one by one, leaving other keys to whoever set them. */
+type MapColumn<T extends NamedTable> = { [K in keyof NB[T]]-?: NB[T][K] extends Record<string, string> ? K : never }[keyof NB[T]] & string;
+
+/** The columns of a row kovn manages: any but its uuid and name; map columns key by key. */
+export type ManagedColumns<T extends NamedTable> = Partial<Omit<NB[T], '_uuid' | 'name'>>;
+
+/** Where a row hangs: the parent row (by name) whose reference set `column` holds it. */
+export interface ParentRef {
+  readonly table: NamedTable;
+  readonly name: string;
+  /** A set of strong references to the child's table, e.g. Logical_Switch `ports`. */
+  readonly column: string;
+}
+
+/** One row an owner wants, identified by table and name. */
+export interface DesiredRow<T extends NamedTable = NamedTable> {
+  readonly table: T;
+  readonly name: string;
+  readonly columns: ManagedColumns<T>;
+  readonly parent?: ParentRef;
+  /** Map keys kovn manages that must be absent (deleted when present, unless `columns` sets them). */
+  readonly clear?: { readonly [K in MapColumn<T>]?: readonly string[] };
+  /** Extra waits sent only when the row is created, e.g. an atomic subnet claim. */
+  readonly createGuard?: readonly Operation[];
+}
+
+/** A desired row of any named table, typed by its table. */
+export type AnyDesiredRow = { [T in NamedTable]: DesiredRow<T> }[NamedTable];
+
+/** A typed DesiredRow: `desired('Logical_Switch', 'node-1', { other_config: {...} })`. */
+export function desired<T extends NamedTable>(table: T, name: string, columns: ManagedColumns<T>, more: Omit<DesiredRow<T>, 'table' | 'name' | 'columns'> = {}): DesiredRow<T> {
+  return { table, name, columns, ...more };
+}
+
+export interface SyncOptions {
+  /** Delete the owner's rows (in `tables`) that are not desired. Per-object writes prune; shared topology does not. */
+  readonly prune?: boolean;
+  /** Tables to prune; default OWNED_TABLES. */
+  readonly tables?: readonly NamedTable[];
+  /** Transaction comment (shows in ovsdb-server logs). */
+  readonly comment?: string;
+  /** Plans sent before giving up on a stale cache (default 5). */
+  readonly attempts?: number;
+  /** Called when a sent plan is found stale and is re-planned. */
+  readonly onRetry?: (e: { readonly attempt: number; readonly error: unknown }) => void;
+}
+
+/** A planned transaction: its operations and the changes it makes; empty `changes` means nothing to do. */
+export interface SyncPlan {
+  readonly ops: Operation[];
+  readonly changes: Change[];
+  /** Tables the plan read, to know when the cache has caught up after a stale plan. */
+  readonly tables: ReadonlySet<string>;
+  /** Indexes in `ops` of the caller's create guards (DesiredRow.createGuard). */
+  readonly guards: ReadonlySet<number>;
+}
+
+/** Connects to the Northbound DB and replicates the tables kovn reconciles, indexed by owner, name and reference. */
 export async function connectNb(endpoints: readonly string[]): Promise<NbClient> {
   const nb = await OvsdbClient.connect({ endpoints, database: 'OVN_Northbound', model: ovnNorthboundModel, leaderOnly: true });
-  const owned = { externalIdIndexes: [ROW_ID, OWNER_NAME] };
+  const owned = { externalIdIndexes: [ROW_ID, OWNER_NAME, OWNER_TYPE] };
+  // Switches and routers have no schema index on name: a column index stands in; on `ports` it tells
+  // which switch or router holds a port.
   await nb.monitor({
-    Logical_Switch: { ...owned, columns: ['name', 'other_config', 'external_ids', 'ports'] },
+    Logical_Switch: { ...owned, columns: ['name', 'other_config', 'external_ids', 'ports'], columnIndexes: ['name', 'ports'] },
     Logical_Switch_Port: { ...owned, columns: ['name', 'type', 'addresses', 'port_security', 'options', 'external_ids', 'up'] },
-    Logical_Router: { ...owned, columns: ['name', 'external_ids', 'ports'] },
+    Logical_Router: { ...owned, columns: ['name', 'external_ids', 'ports'], columnIndexes: ['name', 'ports'] },
     Logical_Router_Port: { ...owned, columns: ['name', 'mac', 'networks', 'external_ids'] },
   });
   return nb;
 }
 
-const sameMap = (a: Record<string, string>, b: Record<string, string>): boolean =>
-  Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([k, v]) => b[k] === v);
-const sameList = (a: readonly string[], b: readonly string[]): boolean =>
-  a.length === b.length && [...a].sort().every((v, i) => v === [...b].sort()[i]);
+// ---- the generic layer ------------------------------------------------------------------------------
 
-/** A transaction under construction, with the changes it will make. */
-class Txn {
+type Row = { readonly _uuid: string } & Readonly<Record<string, unknown>>;
+
+const tableCache = (nb: NbClient, table: string): TableCache<Row> => nb.cache.table(table as NamedTable) as unknown as TableCache<Row>;
+
+function schemaOf(nb: NbClient, table: string): TableSchema {
+  const t = nb.schema.tables.get(table);
+  if (!t) throw new Error(`no table ${table} in ${nb.schema.name}`);
+  return t;
+}
+
+/** Rows of `table` named `name`: through the schema's unique index, else the monitor's column index. */
+function rowsNamed(nb: NbClient, table: string, name: string): Row[] {
+  const tc = tableCache(nb, table);
+  if (schemaOf(nb, table).indexes.some((i) => i.length === 1 && i[0] === 'name')) {
+    const r = tc.byIndex({ name });
+    return r ? [r] : [];
+  }
+  return [...tc.byColumn('name', name)].sort((a, b) => a._uuid.localeCompare(b._uuid));
+}
+
+/** The rows that hold `uuid` in a strong reference set (which switch holds this port), via column indexes. */
+function holdersOf(nb: NbClient, table: string, uuid: string): { table: string; column: string; row: Row }[] {
+  const out: { table: string; column: string; row: Row }[] = [];
+  for (const [ptable, column] of referrers(nb, table)) {
+    for (const row of tableCache(nb, ptable).byColumn(column, uuid)) out.push({ table: ptable, column, row });
+  }
+  return out;
+}
+
+/** Monitored (table, column) pairs that strongly reference `table` and have a column index. */
+function referrers(nb: NbClient, table: string): [string, string][] {
+  const out: [string, string][] = [];
+  for (const [ptable, t] of nb.schema.tables) {
+    for (const [column, c] of t.columns) {
+      if (c.kind === 'set' && c.key.refTable === table && c.key.refType === 'strong' && tableCache(nb, ptable).hasColumnIndex(column)) out.push([ptable, column]);
+    }
+  }
+  return out;
+}
+
+const humanTable = (table: string): string => table.replace(/_/g, ' ').toLowerCase();
+
+/** The error for a row kovn would have to modify but does not own. */
+function foreignRow(table: string, name: string): InvalidInputError {
+  const reason = table.endsWith('_Port') ? 'ForeignPort' : `Foreign${table.split('_').at(-1) ?? table}`;
+  return new InvalidInputError(reason, `${humanTable(table)} ${name} exists and is not owned by kovn; remove it, then replay this change`);
+}
+
+const owns = (owner: Owner, r: Row): boolean => {
+  const o = ownerOf(r.external_ids as Record<string, string> | undefined);
+  return o?.type === owner.type && o.name === owner.name;
+};
+
+/** The existing row a desired (table, name) is, or undefined; throws if a row of that name is not kovn's. */
+function existing(nb: NbClient, owner: Owner, table: string, name: string): Row | undefined {
+  const rows = rowsNamed(nb, table, name);
+  if (rows.some((r) => !isKovnOwned(r.external_ids as Record<string, string> | undefined))) throw foreignRow(table, name);
+  return rows.find((r) => owns(owner, r)) ?? rows[0];
+}
+
+const sortedJson = (v: unknown): string => JSON.stringify(Array.isArray(v) ? [...(v as unknown[])].map((x) => JSON.stringify(x)).sort() : v);
+
+/** How a planned row stands: new (inserted under a named uuid) or existing (by uuid). */
+type Resolved =
+  | { readonly kind: 'new'; readonly want: AnyDesiredRow; readonly named: string; readonly refs: Map<string, string[]> }
+  | { readonly kind: 'existing'; readonly want: AnyDesiredRow | undefined; readonly row: Row; readonly table: string };
+
+/** A transaction under construction. Waits go first: they check the state the plan read, before any write. */
+class Planner {
   readonly nb: NbClient;
-  readonly ops: Operation[] = [];
+  readonly owner: Owner;
+  readonly waits: Operation[] = [];
+  readonly inserts: { depth: number; op: Operation }[] = [];
+  readonly writes: Operation[] = [];
+  readonly deletes: Operation[] = [];
   readonly changes: Change[] = [];
+  readonly tables = new Set<string>();
+  readonly guards = new Set<Operation>();
+  readonly #waited = new Set<string>();
   #n = 0;
-  constructor(nb: NbClient, comment: string) {
+
+  constructor(nb: NbClient, owner: Owner) {
     this.nb = nb;
-    this.ops.push(ops.comment(comment));
+    this.owner = owner;
   }
-  name(prefix: string): string {
-    return `${prefix}${this.#n++}`;
+
+  named(): string {
+    return `row${this.#n++}`;
   }
+
   change(table: string, row: string, op: Change['op']): void {
-    this.changes.push({ db: 'nb', table, row, op });
+    if (!this.changes.some((c) => c.table === table && c.row === row && c.op === op)) this.changes.push({ db: 'nb', table, row, op });
   }
-  async commit(): Promise<Change[]> {
-    if (this.changes.length === 0) return [];
-    await this.nb.transact(this.ops);
-    return this.changes;
-  }
-}
 
-const byName = <R extends { name: string }>(rows: R[], name: string): R | undefined => rows.find((r) => r.name === name);
+  /** Fails the transaction unless the row still holds its cached values in `columns`. */
+  waitRow(table: string, row: Row, columns: readonly string[]): void {
+    const cols = [...new Set(['name', ...columns])].sort();
+    this.#wait(`${table}|${row._uuid}|${cols.join(',')}`, {
+      op: 'wait', table, where: [['_uuid', '==', row._uuid]], columns: cols, until: '==', timeout: 0,
+      rows: [Object.fromEntries(cols.map((c) => [c, row[c]]))],
+    });
+  }
 
-/**
- * Where a new port goes: an existing parent row (by uuid), or a list of named-uuids that the parent
- * inserted in the same transaction will reference.
- */
-type Parent = { uuid: string } | { pending: string[] };
+  /** Fails the transaction unless the parent still exists and does (or does not) hold `child`. */
+  waitMembership(table: string, parent: Row, column: string, child: string | undefined, holds: boolean): void {
+    const where: unknown[] = [['_uuid', '==', parent._uuid]];
+    if (child !== undefined) where.push([column, holds ? 'includes' : 'excludes', [child]]);
+    this.#wait(`${table}|${parent._uuid}|${column}|${child ?? ''}|${holds}`, {
+      op: 'wait', table, where, columns: ['name'], until: '==', timeout: 0, rows: [{ name: parent.name }],
+    });
+  }
 
-/** Ensures a switch port on a switch. */
-function ensureSwitchPort(t: Txn, swRef: Parent, want: DesiredSwitchPort): void {
-  const cur = t.nb.cache.table('Logical_Switch_Port').byIndex({ name: want.name });
-  const row = { name: want.name, type: want.type, addresses: want.addresses, port_security: want.port_security, options: want.options, external_ids: want.external_ids };
-  if (!cur) {
-    const named = t.name('lsp');
-    t.ops.push(ops.wait('Logical_Switch_Port', [['name', '==', want.name]], { until: '==', rows: [], columns: ['name'], timeout: 0 }));
-    t.ops.push(ops.insert('Logical_Switch_Port', row, named));
-    if ('uuid' in swRef) t.ops.push(ops.mutate('Logical_Switch', [['_uuid', '==', swRef.uuid]], [['ports', 'insert', [named]]]));
-    else swRef.pending.push(named);
-    t.change('Logical_Switch_Port', want.name, 'insert');
-    return;
+  /** Fails the transaction if a row of this name appeared meanwhile (the create guard). */
+  waitAbsent(table: string, name: string): void {
+    this.#wait(`${table}|absent|${name}`, { op: 'wait', table, where: [['name', '==', name]], columns: ['name'], until: '==', rows: [], timeout: 0 });
   }
-  if (!isKovnOwned(cur.external_ids)) {
-    // Never touch a row kovn does not own: the object cannot converge until its owner removes it.
-    throw new InvalidInputError('ForeignPort', `logical switch port ${want.name} exists and is not owned by kovn; remove it, then replay this change`);
+
+  #wait(key: string, op: WaitOp): void {
+    if (this.#waited.has(key)) return;
+    this.#waited.add(key);
+    this.waits.push(op);
   }
-  const differs = cur.type !== want.type || !sameList(cur.addresses, want.addresses) || !sameList(cur.port_security, want.port_security) ||
-    !sameMap(cur.options, want.options) || !sameMap(cur.external_ids, want.external_ids);
-  if (differs) {
-    t.ops.push(ops.update('Logical_Switch_Port', [['_uuid', '==', cur._uuid]], row));
-    t.change('Logical_Switch_Port', want.name, 'update');
-  }
-  // A port of the same name on another switch (the pod moved nodes) is moved to this one.
-  if ('uuid' in swRef) {
-    const sws = t.nb.cache.table('Logical_Switch').all();
-    const holder = sws.find((s) => s.ports.includes(cur._uuid));
-    if (holder?._uuid !== swRef.uuid) {
-      if (holder) t.ops.push(ops.mutate('Logical_Switch', [['_uuid', '==', holder._uuid]], [['ports', 'delete', [cur._uuid]]]));
-      t.ops.push(ops.mutate('Logical_Switch', [['_uuid', '==', swRef.uuid]], [['ports', 'insert', [cur._uuid]]]));
-      t.change('Logical_Switch_Port', want.name, 'update');
-    }
+
+  ops(comment: string): Operation[] {
+    const inserts = [...this.inserts].sort((a, b) => b.depth - a.depth).map((i) => i.op);
+    return [ops.comment(comment), ...this.waits, ...inserts, ...this.writes, ...this.deletes];
   }
 }
 
 /**
- * Ensures a router. A new router is inserted by `finish()`, after the ports that reference it by
- * named-uuid (a named-uuid can only be used by operations that follow its insert).
+ * Plans, from the cache alone, the transaction that makes `owner`'s rows what `rows` say (see syncOwned).
+ * Throws InvalidInputError for a row that exists and is not kovn's, and a plain (retryable) Error when
+ * a parent does not exist yet.
  */
-function ensureRouter(t: Txn, name: string, externalIds: Record<string, string>): { parent: Parent; finish: () => void } {
-  const cur = byName(t.nb.cache.table('Logical_Router').all(), name);
-  if (cur) {
-    if (!sameMap(cur.external_ids, externalIds)) {
-      t.ops.push(ops.update('Logical_Router', [['_uuid', '==', cur._uuid]], { external_ids: externalIds }));
-      t.change('Logical_Router', name, 'update');
-    }
-    return { parent: { uuid: cur._uuid }, finish: () => undefined };
+export function planSync(nb: NbClient, owner: Owner, rows: readonly AnyDesiredRow[], opts: Pick<SyncOptions, 'prune' | 'tables' | 'comment'> = {}): SyncPlan {
+  const p = new Planner(nb, owner);
+  const byKey = new Map<string, Resolved>();
+  const key = (table: string, name: string): string => `${table}\u0000${name}`;
+  for (const want of rows) {
+    if (byKey.has(key(want.table, want.name))) throw new Error(`${want.table} ${want.name} is desired twice`);
+    p.tables.add(want.table);
+    const cur = existing(nb, owner, want.table, want.name);
+    byKey.set(key(want.table, want.name), cur
+      ? { kind: 'existing', want, row: cur, table: want.table }
+      : { kind: 'new', want, named: p.named(), refs: new Map() });
   }
-  const pending: string[] = [];
-  t.ops.push(ops.wait('Logical_Router', [['name', '==', name]], { until: '==', rows: [], columns: ['name'], timeout: 0 }));
-  return {
-    parent: { pending },
-    finish: () => {
-      t.ops.push(ops.insert('Logical_Router', { name, external_ids: externalIds, ports: pending }, t.name('lr')));
-      t.change('Logical_Router', name, 'insert');
-    },
+  const parentOf = (ref: ParentRef): Resolved => {
+    p.tables.add(ref.table);
+    const mine = byKey.get(key(ref.table, ref.name));
+    if (mine) return mine;
+    const rowsOfName = rowsNamed(nb, ref.table, ref.name);
+    if (rowsOfName.length === 0) throw new Error(`${humanTable(ref.table)} ${ref.name} does not exist yet`);
+    const row = rowsOfName.find((r) => isKovnOwned(r.external_ids as Record<string, string> | undefined));
+    if (!row) throw foreignRow(ref.table, ref.name);
+    const r: Resolved = { kind: 'existing', want: undefined, row, table: ref.table };
+    byKey.set(key(ref.table, ref.name), r);
+    return r;
   };
+  for (const r of [...byKey.values()]) {
+    if (!r.want) continue;
+    if (r.kind === 'new') planInsert(p, r, parentOf);
+    else planUpdate(p, r.want, r.row, parentOf);
+  }
+  for (const r of byKey.values()) {
+    if (r.kind === 'new') p.inserts.push({ depth: depthOf(r.want, byKey, key), op: insertOp(r) });
+  }
+  if (opts.prune) planPrune(p, new Set([...byKey.values()].flatMap((r) => (r.kind === 'existing' && r.want ? [r.row._uuid] : []))), opts.tables ?? OWNED_TABLES);
+  const planned = p.ops(opts.comment ?? `kovn: ${owner.type} ${owner.name}`);
+  const guards = new Set(planned.flatMap((o, i) => (p.guards.has(o) ? [i] : [])));
+  return { ops: planned, changes: p.changes, tables: p.tables, guards };
 }
 
-function ensureRouterPort(t: Txn, router: Parent, want: DesiredRouterPort): void {
-  const cur = t.nb.cache.table('Logical_Router_Port').byIndex({ name: want.name });
-  const row = { name: want.name, mac: want.mac, networks: want.networks, external_ids: want.external_ids };
-  if (cur) {
-    if (cur.mac !== want.mac || !sameList(cur.networks, want.networks) || !sameMap(cur.external_ids, want.external_ids)) {
-      t.ops.push(ops.update('Logical_Router_Port', [['_uuid', '==', cur._uuid]], row));
-      t.change('Logical_Router_Port', want.name, 'update');
-    }
-    return;
+/** How many desired ancestors a row has: children are inserted before the parents that reference them. */
+function depthOf(want: AnyDesiredRow, byKey: Map<string, Resolved>, key: (t: string, n: string) => string): number {
+  let depth = 0;
+  for (let ref = want.parent; ref; ) {
+    const parent = byKey.get(key(ref.table, ref.name));
+    if (!parent?.want) break;
+    if (++depth > byKey.size) throw new Error(`${want.table} ${want.name}: parents form a cycle`);
+    ref = parent.want.parent;
   }
-  const named = t.name('lrp');
-  t.ops.push(ops.wait('Logical_Router_Port', [['name', '==', want.name]], { until: '==', rows: [], columns: ['name'], timeout: 0 }));
-  t.ops.push(ops.insert('Logical_Router_Port', row, named));
-  if ('uuid' in router) t.ops.push(ops.mutate('Logical_Router', [['_uuid', '==', router.uuid]], [['ports', 'insert', [named]]]));
-  else router.pending.push(named);
-  t.change('Logical_Router_Port', want.name, 'insert');
+  return depth;
+}
+
+function insertOp(r: Extract<Resolved, { kind: 'new' }>): Operation {
+  const row: Record<string, unknown> = { name: r.want.name, ...r.want.columns };
+  for (const [column, children] of r.refs) row[column] = [...((row[column] as string[] | undefined) ?? []), ...children];
+  return { op: 'insert', table: r.want.table, row, uuidName: r.named };
+}
+
+/** Checks that `column` of `table` is a set of references to `child` rows. */
+function checkRefColumn(nb: NbClient, ref: ParentRef, child: string): void {
+  const c = schemaOf(nb, ref.table).columns.get(ref.column);
+  if (c?.kind !== 'set' || c.key.refTable !== child) throw new Error(`${ref.table}.${ref.column} is not a set of references to ${child}`);
+}
+
+function planInsert(p: Planner, r: Extract<Resolved, { kind: 'new' }>, parentOf: (ref: ParentRef) => Resolved): void {
+  const { want } = r;
+  for (const g of want.createGuard ?? []) {
+    p.guards.add(g);
+    p.waits.push(g);
+  }
+  p.waitAbsent(want.table, want.name);
+  p.change(want.table, want.name, 'insert');
+  if (!want.parent) return;
+  checkRefColumn(p.nb, want.parent, want.table);
+  const parent = parentOf(want.parent);
+  if (parent.kind === 'new') addRef(parent, want.parent.column, r.named);
+  else {
+    p.waitMembership(want.parent.table, parent.row, want.parent.column, undefined, true);
+    p.writes.push({ op: 'mutate', table: want.parent.table, where: [['_uuid', '==', parent.row._uuid]], mutations: [[want.parent.column, 'insert', [r.named]]] });
+  }
+}
+
+const addRef = (parent: Extract<Resolved, { kind: 'new' }>, column: string, child: string): void => {
+  parent.refs.set(column, [...(parent.refs.get(column) ?? []), child]);
+};
+
+/** Updates only what differs; map columns key by key. Re-parents the row when its parent changed. */
+function planUpdate(p: Planner, want: AnyDesiredRow, cur: Row, parentOf: (ref: ParentRef) => Resolved): void {
+  const schema = schemaOf(p.nb, want.table);
+  const read = ['external_ids']; // ownership was read
+  const set: Record<string, unknown> = {};
+  const mutations: unknown[] = [];
+  const columns = want.columns as Record<string, unknown>;
+  const clear = (want.clear ?? {}) as Record<string, readonly string[] | undefined>;
+  for (const column of new Set([...Object.keys(columns), ...Object.keys(clear)])) {
+    const c = schema.columns.get(column);
+    if (!c) throw new Error(`${want.table} has no column ${column}`);
+    if (!(column in cur)) throw new Error(`${want.table}.${column} is not monitored: kovn cannot tell what it holds`);
+    read.push(column);
+    const have = cur[column];
+    const to = columns[column];
+    if (c.kind === 'map') {
+      const h = (have ?? {}) as Record<string, string>;
+      const w = (to ?? {}) as Record<string, string>;
+      const changed = Object.keys(w).filter((k) => h[k] !== w[k]);
+      const gone = (clear[column] ?? []).filter((k) => !(k in w) && k in h);
+      const del = [...changed.filter((k) => k in h), ...gone];
+      // A map's insert never overwrites a key: changed keys go first, then come back with their new value.
+      if (del.length > 0) mutations.push([column, 'delete', del]);
+      if (changed.length > 0) mutations.push([column, 'insert', Object.fromEntries(changed.map((k) => [k, w[k]]))]);
+    } else if (column in columns && (c.kind === 'set' ? sortedJson(have) !== sortedJson(to) : have !== to)) {
+      set[column] = to;
+    }
+  }
+  const where = [['_uuid', '==', cur._uuid]];
+  const differs = Object.keys(set).length > 0 || mutations.length > 0;
+  if (Object.keys(set).length > 0) p.writes.push({ op: 'update', table: want.table, where, row: set });
+  if (mutations.length > 0) p.writes.push({ op: 'mutate', table: want.table, where, mutations });
+  if (differs) p.change(want.table, want.name, 'update');
+  const moved = want.parent ? planParent(p, want, want.parent, cur, parentOf) : false;
+  if (differs || moved) p.waitRow(want.table, cur, read);
+}
+
+/** Attaches an existing row to its desired parent and detaches it from any other; true if it moved. */
+function planParent(p: Planner, want: AnyDesiredRow, ref: ParentRef, cur: Row, parentOf: (ref: ParentRef) => Resolved): boolean {
+  checkRefColumn(p.nb, ref, want.table);
+  if (!tableCache(p.nb, ref.table).hasColumnIndex(ref.column)) throw new Error(`${ref.table}.${ref.column} has no column index: monitor it with columnIndexes`);
+  const parent = parentOf(ref);
+  const target = parent.kind === 'existing' ? parent.row._uuid : undefined;
+  const holders = tableCache(p.nb, ref.table).byColumn(ref.column, cur._uuid);
+  let moved = false;
+  for (const h of holders) {
+    if (h._uuid === target) continue;
+    detach(p, ref.table, ref.column, h, cur._uuid);
+    moved = true;
+  }
+  if (parent.kind === 'new') {
+    addRef(parent, ref.column, cur._uuid);
+    moved = true;
+  } else if (!holders.some((h) => h._uuid === target)) {
+    p.waitMembership(ref.table, parent.row, ref.column, cur._uuid, false);
+    p.writes.push({ op: 'mutate', table: ref.table, where: [['_uuid', '==', parent.row._uuid]], mutations: [[ref.column, 'insert', [cur._uuid]]] });
+    moved = true;
+  }
+  if (moved) p.change(want.table, want.name, 'update');
+  return moved;
+}
+
+function detach(p: Planner, table: string, column: string, holder: Row, child: string): void {
+  p.tables.add(table);
+  p.waitMembership(table, holder, column, child, true);
+  p.writes.push({ op: 'mutate', table, where: [['_uuid', '==', holder._uuid]], mutations: [[column, 'delete', [child]]] });
+}
+
+/** Deletes the owner's rows that are not desired; non-root rows are detached from their holders first. */
+function planPrune(p: Planner, keep: ReadonlySet<string>, tables: readonly NamedTable[]): void {
+  const dead: { table: string; row: Row }[] = [];
+  for (const table of tables) {
+    p.tables.add(table);
+    for (const row of tableCache(p.nb, table).byExternalId(OWNER_NAME, p.owner.name)) {
+      if (owns(p.owner, row) && !keep.has(row._uuid)) dead.push({ table, row });
+    }
+  }
+  const deadIds = new Set(dead.map((d) => d.row._uuid));
+  for (const { table, row } of dead) {
+    p.waitRow(table, row, ['external_ids']);
+    if (!schemaOf(p.nb, table).isRoot) {
+      // A holder deleted in the same transaction drops its references by itself.
+      for (const h of holdersOf(p.nb, table, row._uuid)) if (!deadIds.has(h.row._uuid)) detach(p, h.table, h.column, h.row, row._uuid);
+    }
+    p.deletes.push({ op: 'delete', table, where: [['_uuid', '==', row._uuid]] });
+    p.change(table, row.name as string, 'delete');
+  }
+}
+
+/** Why a sent plan failed, when re-planning from a fresher cache may fix it. */
+function staleness(err: unknown, plan: SyncPlan): 'wait' | 'guard' | 'reference' | 'reconnect' | undefined {
+  const e = err as { name?: unknown; failed?: { op?: unknown; index?: unknown }; inDoubt?: unknown } | undefined;
+  if (e?.name === 'OvsdbTimedOutError' && e.failed?.op === 'wait') return typeof e.failed.index === 'number' && plan.guards.has(e.failed.index) ? 'guard' : 'wait';
+  if (e?.name === 'OvsdbReferentialIntegrityError') return 'reference';
+  if (e?.name === 'OvsdbDisconnectedError' && e.inDoubt === true) return 'reconnect';
+  return undefined;
+}
+
+/** Resolves once connected (a reconnect has resynced the cache by then), or after `ms`. */
+function whenConnected(nb: NbClient, ms: number): Promise<void> {
+  if (nb.connected) return Promise.resolve();
+  return firstValueFrom(race(nb.connection$.pipe(filter((e) => e.state === 'connected')), timer(ms)).pipe(map(() => undefined)), { defaultValue: undefined });
+}
+
+/** Resolves when the cache applied a change to one of `tables`, or after `ms`. */
+function cacheCatchUp(nb: NbClient, tables: ReadonlySet<string>, ms: number): Promise<void> {
+  return firstValueFrom(race(nb.events$.pipe(filter((e) => tables.has(e.table))), timer(ms)).pipe(map(() => undefined)), { defaultValue: undefined });
 }
 
 /**
- * Ensures a switch linked to the cluster router (plus extra ports), in one transaction with the router
- * itself when it is new. `guard` adds wait operations for new switches (e.g. "no switch has this subnet").
+ * Makes the owner's rows what `rows` say, in one transaction: creates what is missing (guarded by a
+ * `wait` that no row of that name exists), updates only the columns that differ and, in map columns,
+ * only the keys that differ (a key someone else set survives), attaches new rows to their parent and
+ * moves rows whose parent changed, and with `prune` deletes the owner's rows that are not desired. A
+ * row of a wanted name that kovn does not own is never modified: InvalidInputError ('ForeignPort' for
+ * ports). Commits nothing and returns [] when nothing differs.
+ *
+ * A plan found stale when sent (a wait failed, a reference broke, the connection dropped with it in
+ * flight) committed nothing: it is re-planned from the cache once the cache caught up, up to
+ * `attempts` times, then StalePlanError (retryable) is thrown.
  */
-function ensureAttachment(t: Txn, router: Parent, att: SwitchAttachment, extraPorts: DesiredSwitchPort[], guard: Operation[] = []): void {
-  const cur = byName(t.nb.cache.table('Logical_Switch').all(), att.sw.name);
-  if (cur) {
-    if (!sameMap(cur.other_config, att.sw.other_config) || !sameMap(cur.external_ids, att.sw.external_ids)) {
-      t.ops.push(ops.update('Logical_Switch', [['_uuid', '==', cur._uuid]], { other_config: att.sw.other_config, external_ids: att.sw.external_ids }));
-      t.change('Logical_Switch', att.sw.name, 'update');
+export async function syncOwned(nb: NbClient, owner: Owner, rows: readonly AnyDesiredRow[], opts: SyncOptions = {}): Promise<Change[]> {
+  const attempts = opts.attempts ?? 5;
+  let sent: string | undefined;
+  // A plan lost in flight with the connection may have committed: if nothing is left to do, it did.
+  let inDoubt: Change[] | undefined;
+  for (let attempt = 1; ; attempt++) {
+    // A cache from before a reconnect is stale by definition: plan from the resynced one.
+    await whenConnected(nb, 10_000);
+    const plan = planSync(nb, owner, rows, opts);
+    if (plan.changes.length === 0) return inDoubt ?? [];
+    const json = JSON.stringify(plan.ops);
+    try {
+      await nb.transact(plan.ops);
+      return plan.changes;
+    } catch (err) {
+      const why = staleness(err, plan);
+      if (!why) throw err;
+      // The caller's guard (a subnet claim) read something else: only the caller can plan anew.
+      if (why === 'guard') throw new StalePlanError(`${owner.type} ${owner.name}: a create guard no longer holds`, attempt, { cause: err });
+      inDoubt = why === 'reconnect' ? plan.changes : undefined;
+      // The same plan failing twice on a reference is kovn's own mistake, not a stale cache.
+      if (why === 'reference' && json === sent) throw err;
+      if (attempt >= attempts) {
+        throw new StalePlanError(`${owner.type} ${owner.name}: the Northbound cache was still stale after ${attempts} plan(s)`, attempts, { cause: err });
+      }
+      opts.onRetry?.({ attempt, error: err });
+      sent = json;
+      await cacheCatchUp(nb, plan.tables, 25 * 2 ** (attempt - 1));
     }
-    for (const p of [att.switchPort, ...extraPorts]) ensureSwitchPort(t, { uuid: cur._uuid }, p);
-  } else {
-    t.ops.push(...guard);
-    t.ops.push(ops.wait('Logical_Switch', [['name', '==', att.sw.name]], { until: '==', rows: [], columns: ['name'], timeout: 0 }));
-    const pending: string[] = [];
-    for (const p of [att.switchPort, ...extraPorts]) ensureSwitchPort(t, { pending }, p);
-    insertSwitch(t, att.sw, t.name('ls'), pending);
   }
-  ensureRouterPort(t, router, att.routerPort);
 }
 
-function insertSwitch(t: Txn, sw: DesiredSwitch, named: string, ports: string[]): void {
-  t.ops.push(ops.insert('Logical_Switch', { name: sw.name, other_config: sw.other_config, external_ids: sw.external_ids, ports }, named));
-  t.change('Logical_Switch', sw.name, 'insert');
+// ---- kovn's rows, through the generic layer ---------------------------------------------------------
+
+const ownerFrom = (ext: Record<string, string>): Owner => {
+  const o = ownerOf(ext);
+  if (!o) throw new Error(`desired row has no kovn owner in external_ids: ${JSON.stringify(ext)}`);
+  return o;
+};
+
+const switchPortRow = (p: DesiredSwitchPort, sw: string): DesiredRow<'Logical_Switch_Port'> => desired('Logical_Switch_Port', p.name, {
+  type: p.type, addresses: p.addresses, port_security: p.port_security, options: p.options, external_ids: p.external_ids,
+}, { parent: { table: 'Logical_Switch', name: sw, column: 'ports' } });
+
+/** other_config keys of a node switch: a key a node no longer has (a family dropped) is removed. */
+const SUBNET_KEYS = ['subnet', 'exclude_ips', 'ipv6_prefix'];
+
+/** A switch linked to the cluster router: the switch, its router-type port and the router's port. */
+function attachmentRows(att: SwitchAttachment, createGuard: readonly Operation[] = []): AnyDesiredRow[] {
+  return [
+    desired('Logical_Switch', att.sw.name, { other_config: att.sw.other_config, external_ids: att.sw.external_ids }, { clear: { other_config: SUBNET_KEYS }, createGuard }),
+    switchPortRow(att.switchPort, att.sw.name),
+    desired('Logical_Router_Port', att.routerPort.name, { mac: att.routerPort.mac, networks: att.routerPort.networks, external_ids: att.routerPort.external_ids },
+      { parent: { table: 'Logical_Router', name: CLUSTER_ROUTER, column: 'ports' } }),
+  ];
 }
 
-/** The cluster router and the join switch. */
+/** The cluster router and the join switch (shared topology: nothing is pruned). */
 export async function ensureClusterTopology(nb: NbClient, topo: { router: { name: string; external_ids: Record<string, string> }; join: SwitchAttachment }): Promise<Change[]> {
-  const t = new Txn(nb, 'kovn: cluster topology');
-  const router = ensureRouter(t, topo.router.name, topo.router.external_ids);
-  ensureAttachment(t, router.parent, topo.join, []);
-  router.finish();
-  return t.commit();
+  const rows = [desired('Logical_Router', topo.router.name, { external_ids: topo.router.external_ids }), ...attachmentRows(topo.join)];
+  return syncOwned(nb, ownerFrom(topo.router.external_ids), rows, { comment: 'kovn: cluster topology' });
 }
 
 /** A node's switch, its router link and its management port; `guard` protects a new subnet claim. */
 export async function ensureNodeTopology(nb: NbClient, node: string, att: SwitchAttachment & { mgmt: DesiredSwitchPort }, guard: Operation[]): Promise<Change[]> {
-  const t = new Txn(nb, `kovn: Node ${node}`);
-  const lr = byName(nb.cache.table('Logical_Router').all(), CLUSTER_ROUTER);
-  if (!lr) throw new Error(`${CLUSTER_ROUTER} does not exist yet`);
-  ensureAttachment(t, { uuid: lr._uuid }, att, [att.mgmt], guard);
-  return t.commit();
+  if (rowsNamed(nb, 'Logical_Router', CLUSTER_ROUTER).length === 0) throw new Error(`${CLUSTER_ROUTER} does not exist yet`);
+  const rows = [...attachmentRows(att, guard), switchPortRow(att.mgmt, att.sw.name)];
+  return syncOwned(nb, ownerFrom(att.sw.external_ids), rows, { prune: true, comment: `kovn: Node ${node}` });
 }
 
 /** Wait guard: no switch holds this subnet in other_config (an atomic subnet claim). */
@@ -198,48 +522,28 @@ export function noSwitchWithSubnet(key: 'subnet' | 'ipv6_prefix', value: string)
   return ops.wait('Logical_Switch', [['other_config', 'includes', { [key]: value }]], { until: '==', rows: [], columns: ['name'], timeout: 0 });
 }
 
-/** Subnets held by switches (v4 `subnet`, v6 `ipv6_prefix`), by switch name. */
+/**
+ * Subnets held by switches (v4 `subnet`, v6 `ipv6_prefix`), by switch name. A scan of every switch on
+ * purpose: subnet allocation must see the subnets of all nodes (and of switches kovn does not own).
+ */
 export function switchSubnets(nb: NbClient): Map<string, { subnet?: string; ipv6Prefix?: string }> {
   return new Map((nb.cache.table('Logical_Switch').all()).map((s) => [s.name, { subnet: s.other_config.subnet, ipv6Prefix: s.other_config.ipv6_prefix }]));
 }
 
-/** A pod's logical switch port on its node's switch. */
+/** A pod's logical switch port on its node's switch (moved there from another switch if need be). */
 export async function ensurePodPort(nb: NbClient, node: string, port: DesiredSwitchPort): Promise<Change[]> {
-  const sw = byName(nb.cache.table('Logical_Switch').all(), node);
-  if (!sw) throw new Error(`switch of node ${node} does not exist yet`);
-  const t = new Txn(nb, `kovn: Pod port ${port.name}`);
-  ensureSwitchPort(t, { uuid: sw._uuid }, port);
-  return t.commit();
+  if (rowsNamed(nb, 'Logical_Switch', node).length === 0) throw new Error(`switch of node ${node} does not exist yet`);
+  return syncOwned(nb, ownerFrom(port.external_ids), [switchPortRow(port, node)], { prune: true, comment: `kovn: Pod port ${port.name}` });
 }
 
 /** Deletes every row kovn owns for an owner: ports detached from their switch/router, switches deleted. */
 export async function deleteOwned(nb: NbClient, owner: Owner): Promise<Change[]> {
-  const t = new Txn(nb, `kovn: delete ${owner.type} ${owner.name}`);
-  const mine = <R extends { external_ids: Record<string, string> }>(rows: R[]): R[] =>
-    rows.filter((r) => isKovnOwned(r.external_ids) && r.external_ids[OWNER_TYPE] === owner.type && r.external_ids[OWNER_NAME] === owner.name);
-  const switches = nb.cache.table('Logical_Switch').all();
-  const routers = nb.cache.table('Logical_Router').all();
-  const deadSwitches = new Set(mine(switches).map((s) => s._uuid));
-  for (const p of mine(nb.cache.table('Logical_Switch_Port').all())) {
-    const holder = switches.find((s) => s.ports.includes(p._uuid));
-    if (holder && !deadSwitches.has(holder._uuid)) t.ops.push(ops.mutate('Logical_Switch', [['_uuid', '==', holder._uuid]], [['ports', 'delete', [p._uuid]]]));
-    t.change('Logical_Switch_Port', p.name, 'delete');
-  }
-  for (const p of mine(nb.cache.table('Logical_Router_Port').all())) {
-    const holder = routers.find((r) => r.ports.includes(p._uuid));
-    if (holder) t.ops.push(ops.mutate('Logical_Router', [['_uuid', '==', holder._uuid]], [['ports', 'delete', [p._uuid]]]));
-    t.change('Logical_Router_Port', p.name, 'delete');
-  }
-  for (const s of mine(switches)) {
-    t.ops.push(ops.delete('Logical_Switch', [['_uuid', '==', s._uuid]]));
-    t.change('Logical_Switch', s.name, 'delete');
-  }
-  return t.commit();
+  return syncOwned(nb, owner, [], { prune: true, comment: `kovn: delete ${owner.type} ${owner.name}` });
 }
 
 /** Pod ports kovn owns, with their owner key ("ns/name"), for startup sync. */
 export function ownedPodPorts(nb: NbClient): { name: string; owner: string; uid?: string; node?: string }[] {
-  return (nb.cache.table('Logical_Switch_Port').all())
-    .filter((p) => isKovnOwned(p.external_ids) && p.external_ids[OWNER_TYPE] === 'Pod')
+  return nb.cache.table('Logical_Switch_Port').byExternalId(OWNER_TYPE, 'Pod')
+    .filter((p) => isKovnOwned(p.external_ids))
     .map((p) => ({ name: p.name, owner: p.external_ids[OWNER_NAME] ?? '', uid: p.options['iface-id-ver'], node: p.options['requested-chassis'] }));
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AnnotationError } from './annotations.ts';
-import { InvalidInputError, classify } from './errors.ts';
+import { InvalidInputError, StalePlanError, classify } from './errors.ts';
 
 test('errors are classified by name and fields into retryable or not', () => {
   const ovsdb = (name: string, retryable: boolean): Error => Object.assign(new Error('x'), { name, retryable });
@@ -9,6 +9,8 @@ test('errors are classified by name and fields into retryable or not', () => {
   const table: [unknown, boolean, string][] = [
     [new AnnotationError('k8s.ovn.org/node-subnets', 'bad'), false, 'InvalidAnnotation'],
     [new InvalidInputError('NoSubnet', 'node has no subnet'), false, 'NoSubnet'],
+    [new StalePlanError('still stale', 5), true, 'StalePlan'],
+    [{ name: 'StalePlanError', message: 'across an activity boundary' }, true, 'StalePlan'],
     [ovsdb('OvsdbConstraintViolationError', false), false, 'OvsdbRejected'],
     [ovsdb('OvsdbTimedOutError', true), true, 'OvsdbTransient'],
     [ovsdb('OvsdbDisconnectedError', true), true, 'OvsdbTransient'],

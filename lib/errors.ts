@@ -24,6 +24,19 @@ export class InvalidInputError extends Error {
   }
 }
 
+/**
+ * A write planned from a cache that was still stale after re-planning it a few times (say, another
+ * writer kept changing the same rows). Nothing was committed; retrying later will see a fresher cache.
+ */
+export class StalePlanError extends Error {
+  override readonly name = 'StalePlanError';
+  readonly attempts: number;
+  constructor(message: string, attempts: number, options?: ErrorOptions) {
+    super(message, options);
+    this.attempts = attempts;
+  }
+}
+
 interface ErrorLike {
   name?: unknown;
   message?: unknown;
@@ -49,6 +62,7 @@ export function classify(err: unknown): Classified {
   const name = typeof e.name === 'string' ? e.name : 'Error';
   const message = typeof e.message === 'string' ? e.message : String(err);
   if (name === 'InvalidInputError' && typeof e.reason === 'string') return { retryable: false, reason: e.reason, message };
+  if (name === 'StalePlanError') return { retryable: true, reason: 'StalePlan', message };
   // A CNI error is the answer the runtime gets; its code travels in the reason.
   if (name === 'CniError' && typeof e.code === 'number') return { retryable: false, reason: `CniError:${e.code}`, message };
   const fixed = NON_RETRYABLE_NAMES[name];

@@ -10,8 +10,8 @@ import {
 } from './errors.ts';
 import { modelProblems, modelSchema } from './model.ts';
 import type { DatabaseModel, TableMap } from './model.ts';
-import { applyUpdates, applyUpdates2, dropUnseen, monitorRequests, monitoredColumns } from './monitor.ts';
-import type { ApplyStats, ApplyTarget, MonitorMethod, MonitorSpec } from './monitor.ts';
+import { applyUpdates, applyUpdates2, completeTables, dropUnseen, monitorRequests, monitoredColumns } from './monitor.ts';
+import type { ApplyStats, ApplyTarget, MissingRow, MonitorMethod, MonitorSpec } from './monitor.ts';
 import type { Operation, OperationResult } from './ops.ts';
 import { RpcConnection } from './rpc.ts';
 import { parseSchema } from './schema.ts';
@@ -69,8 +69,10 @@ export interface MonitorSync {
 /** A running monitor. */
 export interface MonitorHandle {
   readonly id: string;
-  /** The last sync (first monitor reply, or the reply after a reconnect). */
+  /** The last sync (first monitor reply, the reply after a reconnect, or after a resync). */
   readonly lastSync: MonitorSync;
+  /** Full resyncs done because an update named a row the cache did not have (the cache was out of sync). */
+  readonly resyncs: number;
   /** Sends monitor_cancel; cached rows stay. */
   cancel(): Promise<void>;
 }
@@ -82,6 +84,9 @@ interface MonitorState {
   lastTxnId: string | undefined;
   lastSync: MonitorSync;
   readonly target: ApplyTarget;
+  /** Between sending a resync and applying its snapshot: updates of the old monitor are dropped. */
+  resyncing: boolean;
+  resyncs: number;
 }
 
 interface Waiter {
@@ -221,10 +226,10 @@ export class OvsdbClient<M extends TableMap = TableMap> {
     }
     const method = opts.method ?? this.#opts.monitorMethod ?? 'monitor_cond_since';
     const tables = spec as MonitorSpec<TableMap>;
-    const target: ApplyTarget = { cache: this.cache, schema, columns: monitoredColumns(schema, tables) };
+    const target: ApplyTarget = { cache: this.cache, schema, columns: monitoredColumns(schema, tables), complete: completeTables(tables) };
     const state: MonitorState = {
       id: `kovn-${++this.#monitorSeq}`, spec: tables, method, lastTxnId: undefined,
-      lastSync: { method, found: undefined, rows: 0 }, target,
+      lastSync: { method, found: undefined, rows: 0 }, target, resyncing: false, resyncs: 0,
     };
     // Validate conditions/columns before registering.
     monitorRequests(schema, state.spec, method === 'monitor' ? 'monitor' : 'monitor_cond');
@@ -254,6 +259,9 @@ export class OvsdbClient<M extends TableMap = TableMap> {
       id: state.id,
       get lastSync() {
         return state.lastSync;
+      },
+      get resyncs() {
+        return state.resyncs;
       },
       cancel: async () => {
         this.#monitors.delete(state.id);
@@ -343,7 +351,7 @@ export class OvsdbClient<M extends TableMap = TableMap> {
   #configureCache(state: MonitorState): void {
     for (const [t, m] of Object.entries(state.spec)) {
       const table = this.schema.tables.get(t)!;
-      this.cache.table(t).configure(table, m?.columns, m?.externalIdIndexes ?? []);
+      this.cache.table(t).configure(table, m?.columns, m?.externalIdIndexes ?? [], m?.columnIndexes ?? []);
     }
   }
 
@@ -462,26 +470,14 @@ export class OvsdbClient<M extends TableMap = TableMap> {
 
   async #syncMonitor(rpc: RpcConnection, m: MonitorState): Promise<void> {
     const schema = this.schema;
-    const target = m.target;
-    const stats: ApplyStats = { rows: 0 };
-    const seen = new Map<string, Set<string>>(Object.keys(m.spec).map((t) => [t, new Set<string>()]));
     for (;;) {
       const requests = monitorRequests(schema, m.spec, m.method);
+      const since = m.method === 'monitor_cond_since';
+      const params = [this.#opts.database, m.id, requests, ...(since ? [m.lastTxnId ?? ZERO_UUID] : [])];
       try {
-        if (m.method === 'monitor_cond_since') {
-          const r = (await rpc.request(m.method, [this.#opts.database, m.id, requests, m.lastTxnId ?? ZERO_UUID])) as [boolean, string, unknown];
-          const [found, last, updates] = r;
-          applyUpdates2(target, updates, stats, found ? undefined : seen);
-          if (!found) dropUnseen(this.cache, seen);
-          m.lastTxnId = last;
-          m.lastSync = { method: m.method, found, rows: stats.rows };
-        } else {
-          const updates = await rpc.request(m.method, [this.#opts.database, m.id, requests]);
-          const apply = m.method === 'monitor' ? applyUpdates : applyUpdates2;
-          apply(target, updates, stats, seen);
-          dropUnseen(this.cache, seen);
-          m.lastSync = { method: m.method, found: undefined, rows: stats.rows };
-        }
+        // Applied while the reply is dispatched, so that no update following it on the wire is
+        // applied before it (an await would let the rest of the socket chunk through first).
+        await rpc.requestRaw(m.method, JSON.stringify(params), (reply) => this.#applySnapshot(rpc, m, reply));
         return;
       } catch (err) {
         // Older servers: fall back to the previous monitor method.
@@ -494,23 +490,73 @@ export class OvsdbClient<M extends TableMap = TableMap> {
     }
   }
 
+  /** A monitor reply: a full snapshot (replaces the cached tables) or, when found, the changes since. */
+  #applySnapshot(rpc: RpcConnection, m: MonitorState, reply: unknown): void {
+    const stats: ApplyStats = { rows: 0 };
+    const seen = new Map<string, Set<string>>(Object.keys(m.spec).map((t) => [t, new Set<string>()]));
+    m.resyncing = false;
+    let missing: MissingRow[];
+    if (m.method === 'monitor_cond_since') {
+      const [found, last, updates] = reply as [boolean, string, unknown];
+      missing = applyUpdates2(m.target, updates, stats, found ? undefined : seen);
+      if (!found) dropUnseen(this.cache, seen);
+      m.lastTxnId = last;
+      m.lastSync = { method: m.method, found, rows: stats.rows };
+    } else {
+      missing = (m.method === 'monitor' ? applyUpdates : applyUpdates2)(m.target, reply, stats, seen);
+      dropUnseen(this.cache, seen);
+      m.lastSync = { method: m.method, found: undefined, rows: stats.rows };
+    }
+    if (missing.length > 0) this.#outOfSync(rpc, m, missing);
+  }
+
+  /**
+   * An update named a row the cache lacks: an update was lost, and the cached rows cannot be trusted.
+   * Re-requests the full snapshot on the same connection (as a reconnect does), dropping the old
+   * monitor's updates until it arrives; if that fails, the connection is replaced and the reconnect
+   * does it.
+   */
+  #outOfSync(rpc: RpcConnection, m: MonitorState, missing: readonly MissingRow[]): void {
+    // Whatever sync comes next (this resync or a reconnect's) must be a full one.
+    m.lastTxnId = undefined;
+    if (m.resyncing) return;
+    m.resyncing = true;
+    m.resyncs++;
+    const what = missing.slice(0, 3).map((r) => `${r.op} of ${r.table} ${r.uuid}`).join(', ');
+    this.#warnings.next(new Error(`monitor ${m.id}: cache out of sync (${what}${missing.length > 3 ? ', ...' : ''} not cached); resyncing`));
+    const resync = async (): Promise<void> => {
+      await rpc.request('monitor_cancel', [m.id]);
+      if (this.#monitors.get(m.id) === m) await this.#syncMonitor(rpc, m);
+    };
+    resync().catch((err: unknown) => {
+      m.resyncing = false;
+      if (!rpc.closed) rpc.close(new OvsdbDisconnectedError(`resync of monitor ${m.id} failed: ${err instanceof Error ? err.message : String(err)}`, true));
+    });
+  }
+
   #onNotification(rpc: RpcConnection, method: string, params: unknown[]): void {
     if (method === 'update2' && params[0] === SERVER_MONITOR) {
       this.#onServerUpdate(rpc, params[1]);
       return;
     }
     const m = typeof params[0] === 'string' ? this.#monitors.get(params[0]) : undefined;
+    // A resync's snapshot supersedes whatever the old monitor still sends.
+    const live = m && !m.resyncing ? m : undefined;
+    const check = (missing: MissingRow[]): void => {
+      if (live && missing.length > 0) this.#outOfSync(rpc, live, missing);
+    };
     switch (method) {
       case 'update':
-        if (m) applyUpdates(m.target, params[1]);
+        if (live) check(applyUpdates(live.target, params[1]));
         break;
       case 'update2':
-        if (m) applyUpdates2(m.target, params[1]);
+        if (live) check(applyUpdates2(live.target, params[1]));
         break;
       case 'update3':
-        if (m) {
-          applyUpdates2(m.target, params[2]);
-          m.lastTxnId = params[1] as string;
+        if (live) {
+          const missing = applyUpdates2(live.target, params[2]);
+          live.lastTxnId = params[1] as string;
+          check(missing);
         }
         break;
       case 'locked':

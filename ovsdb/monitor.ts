@@ -19,6 +19,12 @@ export interface TableMonitor<R> {
   readonly select?: { readonly initial?: boolean; readonly insert?: boolean; readonly delete?: boolean; readonly modify?: boolean };
   /** external_ids keys to index for `byExternalId`. */
   readonly externalIdIndexes?: readonly string[];
+  /**
+   * Columns to index by value for `byColumn` (non-unique): a scalar by its value, a set by each
+   * element. On a reference set (e.g. Logical_Switch `ports`) it is the reverse reference: which rows
+   * hold a uuid. On `name` of a table without a schema index (Logical_Switch) it is the lookup by name.
+   */
+  readonly columnIndexes?: readonly (keyof R & string)[];
 }
 
 /** Tables to monitor, by name. */
@@ -58,6 +64,27 @@ export interface ApplyTarget {
   readonly cache: Cache;
   readonly schema: DatabaseSchema;
   readonly columns: ReadonlyMap<string, readonly string[]>;
+  /**
+   * Tables whose every matching row the cache holds (initial rows and inserts selected): there, a
+   * modify or delete of a row the cache lacks means the cache is out of sync. Absent: every table.
+   */
+  readonly complete?: ReadonlySet<string>;
+}
+
+/** An update for a row the cache does not have: the cache missed something and needs a resync. */
+export interface MissingRow {
+  readonly table: string;
+  readonly uuid: string;
+  readonly op: 'modify' | 'delete';
+}
+
+/** Tables of a spec whose monitor replicates every matching row (so a missing row is a lost update). */
+export function completeTables(spec: MonitorSpec<TableMap>): Set<string> {
+  const out = new Set<string>();
+  for (const [tname, m] of Object.entries(spec)) {
+    if (m && m.select?.initial !== false && m.select?.insert !== false) out.add(tname);
+  }
+  return out;
 }
 
 /** Monitored columns per table of a spec. */
@@ -95,33 +122,46 @@ function fullRow(table: TableSchema, wire: Row, uuid: string, columns: readonly 
   return row;
 }
 
-/** Applies RFC 7047 <table-updates> (monitor/update): each row carries its full new state. */
-export function applyUpdates(target: ApplyTarget, updates: unknown, stats?: ApplyStats, seen?: Map<string, Set<string>>): void {
+/**
+ * Applies RFC 7047 <table-updates> (monitor/update): each row carries its full new state. Returns the
+ * updates (a modify carries `old`) for rows the cache lacked: non-empty means the cache is out of sync.
+ */
+export function applyUpdates(target: ApplyTarget, updates: unknown, stats?: ApplyStats, seen?: Map<string, Set<string>>): MissingRow[] {
   const { cache, schema } = target;
+  const missing: MissingRow[] = [];
   for (const [tname, rows] of Object.entries(updates as Record<string, Record<string, { old?: Row; new?: Row }>>)) {
     const table = schema.tables.get(tname);
     if (!table) continue;
     const tc = cache.table(tname) as unknown as TableCache;
     const columns = target.columns.get(tname);
+    const complete = !target.complete || target.complete.has(tname);
     for (const [uuid, u] of Object.entries(rows)) {
       if (stats) stats.rows++;
+      const prev = tc.raw(uuid);
+      if (!prev && u.old && complete) missing.push({ table: tname, uuid, op: u.new ? 'modify' : 'delete' });
       if (u.new) {
-        const prev = tc.raw(uuid);
         seen?.get(tname)?.add(uuid);
         putIfChanged(tc, uuid, prev, fullRow(table, u.new, uuid, columns));
       } else tc.remove(uuid);
     }
   }
+  return missing;
 }
 
-/** Applies <table-updates2> (monitor_cond/update2, monitor_cond_since/update3). */
-export function applyUpdates2(target: ApplyTarget, updates: unknown, stats?: ApplyStats, seen?: Map<string, Set<string>>): void {
+/**
+ * Applies <table-updates2> (monitor_cond/update2, monitor_cond_since/update3). Returns the modifies and
+ * deletes of rows the cache lacked (the change cannot be applied): non-empty means the cache is out of
+ * sync and the monitor needs a full resync.
+ */
+export function applyUpdates2(target: ApplyTarget, updates: unknown, stats?: ApplyStats, seen?: Map<string, Set<string>>): MissingRow[] {
   const { cache, schema } = target;
+  const missing: MissingRow[] = [];
   for (const [tname, rows] of Object.entries(updates as Record<string, Record<string, Record<string, Row>>>)) {
     const table = schema.tables.get(tname);
     if (!table) continue;
     const tc = cache.table(tname) as unknown as TableCache;
     const columns = target.columns.get(tname);
+    const complete = !target.complete || target.complete.has(tname);
     for (const uuid in rows) {
       const u = rows[uuid]!;
       if (stats) stats.rows++;
@@ -132,9 +172,14 @@ export function applyUpdates2(target: ApplyTarget, updates: unknown, stats?: App
       else if (u.modify) {
         const old = tc.raw(uuid);
         if (old) tc.put(uuid, applyDiff(table, old, u.modify));
-      } else if (u.delete !== undefined) tc.remove(uuid);
+        else if (complete) missing.push({ table: tname, uuid, op: 'modify' });
+      } else if (u.delete !== undefined) {
+        if (tc.raw(uuid)) tc.remove(uuid);
+        else if (complete) missing.push({ table: tname, uuid, op: 'delete' });
+      }
     }
   }
+  return missing;
 }
 
 /** After a full snapshot (first sync or a resync), drops cached rows the snapshot did not contain. */

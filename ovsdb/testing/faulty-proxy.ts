@@ -1,5 +1,6 @@
 // A real unix-socket relay in front of a real ovsdb-server that can inject raw bytes towards the
-// client or silently swallow the server's replies, to test the client's handling of a broken peer.
+// client, silently swallow the server's replies, hold them back for a while (a client whose monitor
+// updates lag) or drop the connections, to test the client's handling of a broken or slow peer.
 import net from 'node:net';
 
 export class FaultyProxy {
@@ -8,6 +9,8 @@ export class FaultyProxy {
   readonly #server: net.Server;
   readonly #clients = new Set<net.Socket>();
   readonly #muted = new WeakSet<net.Socket>();
+  readonly #held = new Map<net.Socket, Buffer[]>();
+  #holding = false;
   /** Client connections accepted so far. */
   accepted = 0;
 
@@ -35,6 +38,25 @@ export class FaultyProxy {
     for (const c of this.#clients) this.#muted.add(c);
   }
 
+  /** From now on, server->client bytes are held back, in order, until release(). */
+  hold(): void {
+    this.#holding = true;
+  }
+
+  /** Delivers what was held back, then relays as before. */
+  release(): void {
+    this.#holding = false;
+    for (const [c, chunks] of this.#held) for (const d of chunks) c.write(d);
+    this.#held.clear();
+  }
+
+  /** Cuts every current connection (what was held back is lost), as a network failure would; new ones relay freely. */
+  dropCurrent(): void {
+    this.#holding = false;
+    this.#held.clear();
+    for (const c of this.#clients) c.destroy();
+  }
+
   close(): Promise<void> {
     for (const c of this.#clients) c.destroy();
     return new Promise((resolve) => this.#server.close(() => resolve()));
@@ -45,8 +67,10 @@ export class FaultyProxy {
     this.#clients.add(client);
     const up = net.connect({ path: this.#upstream });
     client.on('data', (d) => up.write(d));
-    up.on('data', (d) => {
-      if (!this.#muted.has(client)) client.write(d);
+    up.on('data', (d: Buffer) => {
+      if (this.#muted.has(client)) return;
+      if (this.#holding) this.#held.set(client, [...(this.#held.get(client) ?? []), d]);
+      else client.write(d);
     });
     const end = (): void => {
       this.#clients.delete(client);
