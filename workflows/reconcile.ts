@@ -22,7 +22,13 @@ import type { ObjectRef } from '../lib/kinds.ts';
 export const changed = defineSignal<[string]>('changed');
 
 /** Every run's input: the object's key parts and what started it. */
-export interface ReconcileInput { namespace?: string; name: string; trigger: string }
+export interface ReconcileInput {
+  namespace?: string;
+  name: string;
+  trigger: string;
+  /** Events after which a run continues as new (default 2,000; lower only in tests). */
+  maxHistory?: number;
+}
 
 // Bounded attempts everywhere: a failure that outlives them ends the pass as `retrying`, and the loop
 // (not the activity) waits and looks again, so the run says what it is waiting on.
@@ -173,7 +179,7 @@ export async function reconcile(target: ObjectRef, input: ReconcileInput, pass: 
 
 async function maybeContinueAsNew(input: ReconcileInput, summary: RunSummary): Promise<void> {
   const info = workflowInfo();
-  if (!info.continueAsNewSuggested && info.historyLength < MAX_HISTORY) return;
+  if (!info.continueAsNewSuggested && info.historyLength < (input.maxHistory ?? MAX_HISTORY)) return;
   await condition(allHandlersFinished);
   upsertMemo({ summary });
   await continueAsNew<(i: ReconcileInput) => Promise<RunSummary>>({ ...input, trigger: `continued: ${summary.triggers.slice(-3).join(', ')}` });

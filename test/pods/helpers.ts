@@ -126,3 +126,81 @@ export function useBox(upArgs: string[]): void {
     await kovn(['down']);
   });
 }
+
+/**
+ * kubectl flags for the break-glass group: the admission policy lets it set k8s.ovn.org/* annotations
+ * (tests that write garbage or forged values there on purpose).
+ */
+export const BREAK_GLASS = ['--as=kovn-test-operator', '--as-group=system:masters', '--as-group=kovn:break-glass'];
+
+interface PodList { items: (PodJson & { spec: { nodeName?: string; hostNetwork?: boolean } })[] }
+
+/**
+ * Proves that every named pod has one network and nobody else has it: its logical port's addresses,
+ * its k8s.ovn.org/pod-networks annotation, its status.podIPs and its node's allocation for its UID
+ * agree; no address is held twice anywhere; and no node holds an allocation for a UID that is not a
+ * live pod.
+ */
+export async function assertNetworksAgree(names: string[]): Promise<void> {
+  const all = (await kubectlJson<PodList>(['get', 'pods', '-A'])).items;
+  const live = new Set(all.filter((p) => p.status.phase !== 'Succeeded' && p.status.phase !== 'Failed').map((p) => p.metadata.uid));
+  const nodes = [...new Set(all.map((p) => p.spec.nodeName).filter((n): n is string => /^node-\d+$/.test(n ?? '')))];
+  const allocations = new Map<string, { pod: string; ips: string[] }>();
+  for (const n of nodes) for (const [uid, a] of Object.entries(ipamAllocations(Number(n.slice(5))))) allocations.set(uid, a);
+  const bare = (a: string): string => a.split('/')[0] ?? '';
+  for (const name of names) {
+    const pod = all.find((p) => p.metadata.namespace === 'default' && p.metadata.name === name);
+    assert.ok(pod, `pod ${name} exists`);
+    const net = (JSON.parse(pod.metadata.annotations?.['k8s.ovn.org/pod-networks'] ?? '{}') as { default?: { ip_addresses: string[]; mac_address: string } }).default;
+    assert.ok(net, `${name} has its pod-networks annotation`);
+    const annotated = net.ip_addresses.map(bare);
+    assert.deepEqual((pod.status.podIPs ?? []).map((x) => x.ip), annotated, `${name}: status.podIPs = annotation`);
+    const port = await lsp(`default_${name}`);
+    assert.ok(port, `${name} has its logical port`);
+    // ovn-nbctl's JSON: a set of one is the value itself, a larger one ["set", [...]].
+    const addr = JSON.parse(port.addresses) as string | ['set', string[]];
+    const [mac, ...portIps] = (typeof addr === 'string' ? addr : addr[1][0] ?? '').split(' ');
+    assert.deepEqual([mac, portIps], [net.mac_address, annotated], `${name}: logical port addresses = annotation`);
+    const alloc = allocations.get(pod.metadata.uid);
+    assert.deepEqual(alloc?.ips.map(bare), annotated, `${name}: its node's allocation for UID ${pod.metadata.uid} = annotation`);
+  }
+  const held = [...allocations.values()].flatMap((a) => a.ips.map(bare));
+  assert.equal(new Set(held).size, held.length, `no address allocated twice: ${held.join(' ')}`);
+  const dead = [...allocations.entries()].filter(([uid]) => !live.has(uid)).map(([uid, a]) => `${a.pod} (${uid})`);
+  assert.deepEqual(dead, [], 'no allocation for a UID that is not a live pod');
+}
+
+interface StatusJson { components: { name: string; healthy: boolean; pid: number | null }[]; nodes: { components: { name: string; healthy: boolean; pid: number | null }[] }[] }
+
+/** Whether `kovn status --json` says the component runs healthy. */
+export async function healthy(name: string): Promise<boolean> {
+  const { kovn } = await import('../box/helpers.ts');
+  const r = await kovn(['status', '--json']);
+  const s = JSON.parse(r.out) as StatusJson;
+  return [...s.components, ...s.nodes.flatMap((n) => n.components)].some((c) => c.name === name && c.healthy);
+}
+
+/** SIGKILLs a supervised daemon and waits until its supervisor has it back, healthy, under a new pid. */
+export async function killAndWaitBack(name: string): Promise<void> {
+  const { runningPid } = await import('../../deploy/local/proc.ts');
+  const pid = runningPid(name);
+  assert.ok(pid, `${name} runs`);
+  process.kill(pid, 'SIGKILL');
+  await until(`${name} restarted by its supervisor`, () => Promise.resolve(((p) => p !== undefined && p !== pid)(runningPid(name))), 30_000);
+  await until(`${name} healthy again`, () => healthy(name), 60_000);
+}
+
+/** `kovn stop NAME`: the component stays down until bringBack. */
+export async function holdDown(name: string): Promise<void> {
+  const { kovn } = await import('../box/helpers.ts');
+  const r = await kovn(['stop', name]);
+  assert.equal(r.code, 0, r.out);
+}
+
+/** `kovn start NAME`, then healthy. */
+export async function bringBack(name: string): Promise<void> {
+  const { kovn } = await import('../box/helpers.ts');
+  const r = await kovn(['start', name]);
+  assert.equal(r.code, 0, r.out);
+  await until(`${name} healthy`, () => healthy(name), 60_000);
+}

@@ -4,12 +4,11 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { kubectl, kubectlJson } from '../../deploy/local/kubectl.ts';
-import { runningPid } from '../../deploy/local/proc.ts';
 import { files } from '../../deploy/local/config.ts';
 import { run } from '../../lib/exec.ts';
 import { kovn } from '../box/helpers.ts';
 import {
-  cni, createPods, events, exec, getPod, httpGet, ipamAllocations, lsp, nbctl, ping, pingFromNode, sandboxOf, until, useBox, vsctl, waitReady,
+  BREAK_GLASS, assertNetworksAgree, bringBack, cni, createPods, holdDown, killAndWaitBack, events, exec, getPod, httpGet, ipamAllocations, lsp, nbctl, ping, pingFromNode, sandboxOf, until, useBox, vsctl, waitReady,
 } from './helpers.ts';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -179,7 +178,7 @@ describe('pod networking (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
   });
 
   test('garbage in k8s.ovn.org/pod-networks gets an Event and is repaired; other pods are unaffected', async () => {
-    await kubectl(['annotate', 'pod', 'b2', '--overwrite', 'k8s.ovn.org/pod-networks={"default":{"ip_addresses":["nonsense"]}}']);
+    await kubectl([...BREAK_GLASS, 'annotate', 'pod', 'b2', '--overwrite', 'k8s.ovn.org/pod-networks={"default":{"ip_addresses":["nonsense"]}}']);
     const ev = await until('an InvalidAnnotation event', async () => (await events('Pod', 'b2')).find((e) => e.reason === 'InvalidAnnotation'));
     assert.match(ev.message, /k8s\.ovn\.org\/pod-networks/);
     await until('annotation repaired', async () => (await getPod('b2')).metadata.annotations?.['k8s.ovn.org/pod-networks']?.includes(await ip('b2')));
@@ -188,7 +187,7 @@ describe('pod networking (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
 
   test('a malformed node-subnets annotation gets an Event and is rewritten from the allocation', async () => {
     const before = (await kubectlJson<{ metadata: { annotations: Record<string, string> } }>(['get', 'node', 'node-2'])).metadata.annotations['k8s.ovn.org/node-subnets'];
-    await kubectl(['annotate', 'node', 'node-2', '--overwrite', 'k8s.ovn.org/node-subnets=garbage']);
+    await kubectl([...BREAK_GLASS, 'annotate', 'node', 'node-2', '--overwrite', 'k8s.ovn.org/node-subnets=garbage']);
     const ev = await until('an InvalidAnnotation event on the node', async () => (await events('Node', 'node-2')).find((e) => e.reason === 'InvalidAnnotation'));
     assert.match(ev.message, /node-subnets/);
     await until('node-subnets rewritten', async () =>
@@ -201,11 +200,7 @@ describe('pod networking (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
       'external_ids:k8s.ovn.org/owner-controller=kovn', 'external_ids:k8s.ovn.org/owner-type=Pod', 'external_ids:k8s.ovn.org/name=default/ghost',
       'external_ids:k8s.ovn.org/id=lsp:default_ghost']);
     await nbctl(['lsp-add', 'node-1', 'someone-elses-port']);
-    const pid = runningPid('kovn-controller');
-    assert.ok(pid);
-    process.kill(pid, 'SIGKILL');
-    const up = await kovn(['up', '--nodes', '2']);
-    assert.equal(up.code, 0, up.out);
+    await killAndWaitBack('kovn-controller');
     await until('orphaned port removed', async () => (await lsp('default_ghost')) === undefined);
     assert.ok(await lsp('someone-elses-port'), 'a port kovn does not own stays');
     await nbctl(['lsp-del', 'someone-elses-port']);
@@ -213,31 +208,17 @@ describe('pod networking (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
 
   test('the controller killed in the middle of pods\' workflows: after restart they converge, no duplicates', { timeout: 4 * 60_000 }, async () => {
     await createPods([{ name: 'k1', node: 'node-1' }, { name: 'k2', node: 'node-2' }]);
-    const pid = runningPid('kovn-controller');
-    assert.ok(pid);
-    process.kill(pid, 'SIGKILL');
-    const up = await kovn(['up', '--nodes', '2']);
-    assert.equal(up.code, 0, up.out);
+    await killAndWaitBack('kovn-controller');
     await waitReady(['k1', 'k2']);
-    for (const name of ['k1', 'k2']) {
-      const ports = await nbctl(['--bare', '--columns=name', 'find', 'Logical_Switch_Port', `name=default_${name}`]);
-      assert.equal(ports.trim().split('\n').filter(Boolean).length, 1);
-    }
-    const allocated = [...Object.values(ipamAllocations(1)), ...Object.values(ipamAllocations(2))].flatMap((a) => a.ips);
-    assert.equal(new Set(allocated).size, allocated.length, 'no address twice');
+    await assertNetworksAgree(['k1', 'k2']);
     assert.equal(await ping('k1', await ip('k2')), true);
   });
 
   test('a node agent killed while pods are being plugged: after restart they converge with one address each', { timeout: 4 * 60_000 }, async () => {
     await createPods([{ name: 'n1', node: 'node-2' }, { name: 'n2', node: 'node-2' }]);
-    const pid = runningPid('node-2-kovn-agent');
-    assert.ok(pid);
-    process.kill(pid, 'SIGKILL');
-    const up = await kovn(['up', '--nodes', '2']);
-    assert.equal(up.code, 0, up.out);
+    await killAndWaitBack('node-2-kovn-agent');
     await waitReady(['n1', 'n2']);
-    const mine = Object.values(ipamAllocations(2)).filter((a) => a.pod === 'default/n1' || a.pod === 'default/n2');
-    assert.equal(mine.length, 2, JSON.stringify(mine));
+    await assertNetworksAgree(['n1', 'n2']);
     assert.equal(await ping('n1', await ip('a1')), true);
     assert.equal(await ping('n2', await ip('n1')), true);
     assert.match(await exec('n2', ['ip', '-o', 'addr', 'show', 'eth0']), new RegExp(await ip('n2')));
@@ -286,17 +267,14 @@ describe('pod networking (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
   });
 
   test('a DEL that never came: a gone pod\'s port and veth are swept when the agent starts, as a run in the node\'s history', { timeout: 3 * 60_000 }, async () => {
-    const pid = runningPid('node-2-kovn-agent');
-    assert.ok(pid);
-    process.kill(pid, 'SIGKILL');
+    await holdDown('node-2-kovn-agent');
     // What a lost DEL leaves: a veth whose host end is on br-int with kovn's keys, for a pod UID no longer bound.
     const host = 'kovnorphan0';
     await run('ip', ['-n', 'kovn-node-2', 'link', 'add', host, 'type', 'veth', 'peer', 'name', 'kovnorphan1']);
     await vsctl(2, ['add-port', 'br-int', host, '--', 'set', 'Interface', host, 'external_ids:iface-id=default_ghost',
       'external_ids:iface-id-ver=00000000-0000-4000-8000-00000000dead', `external_ids:k8s.ovn.org/sandbox=${'ab'.repeat(32)}`,
       'external_ids:k8s.ovn.org/pod=default/ghost']);
-    const up = await kovn(['up', '--nodes', '2']);
-    assert.equal(up.code, 0, up.out);
+    await bringBack('node-2-kovn-agent');
     await until('orphan port swept', async () => !(await vsctl(2, ['list-ports', 'br-int'])).split('\n').includes(host));
     await until('orphan veth swept', () => run('ip', ['-n', 'kovn-node-2', 'link', 'show', host]).then(() => false, () => true));
     const r = await kovn(['history', 'node', 'node-2', '--json']);
@@ -315,9 +293,7 @@ describe('pod networking (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
     const nd = dirs.node('node-2');
     const portsBefore = (await vsctl(2, ['list-ports', 'br-int'])).split('\n').filter((n) => n && !n.startsWith('k8s-'));
     assert.ok(portsBefore.length >= 1, 'node-2 has pod ports');
-    const pid = runningPid('node-2-kovn-agent');
-    assert.ok(pid);
-    process.kill(pid, 'SIGKILL');
+    await holdDown('node-2-kovn-agent');
     // The same agent, with a kubeconfig whose apiserver address answers nothing.
     const cfg = JSON.parse(readFileSync(`${nd}/agent.json`, 'utf8')) as Record<string, unknown>;
     const kubeconfig = readFileSync(String(cfg.kubeconfig), 'utf8').replace(/https:\/\/[0-9.]+:\d+/, 'https://127.0.0.1:9');
@@ -338,8 +314,7 @@ describe('pod networking (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
       agent.kill('SIGKILL');
       rmSync(`${nd}/agent-unreachable.ready`, { force: true });
     }
-    const up = await kovn(['up', '--nodes', '2']);
-    assert.equal(up.code, 0, up.out);
+    await bringBack('node-2-kovn-agent');
     assert.equal(await ping('a1', await ip('b1')), true, 'pods on the node kept their network');
   });
 
