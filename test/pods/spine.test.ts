@@ -49,6 +49,25 @@ describe('the spine (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
     await kubectl(['label', 'node', 'node-1', 'kovn-test-']);
   });
 
+  test('a controller restart with nothing changed starts no run and writes nothing to NB', { timeout: 3 * 60_000 }, async () => {
+    await createPods([{ name: 'quiet-1', node: 'node-1' }, { name: 'quiet-2', node: 'node-2' }]);
+    await waitReady(['quiet-1', 'quiet-2']);
+    const t = await connectTemporal(`127.0.0.1:${PORTS.temporal}`, 'kovn');
+    try {
+      const count = async (): Promise<number> => (await t.client.workflow.count("KovnKind='Pod' OR KovnKind='Node'")).count;
+      await until('every run closed', async () => (await t.client.workflow.count("ExecutionStatus='Running'")).count === 0, 60_000);
+      const runs = await count();
+      const nbBefore = await nbctl(['--format=csv', '--columns=_uuid,name,addresses,options,external_ids', 'list', 'Logical_Switch_Port']);
+      await killAndWaitBack('kovn-controller');
+      await sleep(8000); // the informers' first list and the first resync have run
+      assert.equal(await count(), runs, 'no run started by the restart');
+      assert.equal(await nbctl(['--format=csv', '--columns=_uuid,name,addresses,options,external_ids', 'list', 'Logical_Switch_Port']), nbBefore, 'NB unchanged');
+    } finally {
+      await t.close();
+      await kubectl(['delete', 'pod', 'quiet-1', 'quiet-2', '--grace-period=0', '--force'], { timeoutMs: 60_000 }).catch(() => undefined);
+    }
+  });
+
   test('runs never get stuck and say why: retrying then converged, a signal mid-pass, a node deleted under a pod, continue-as-new', { timeout: 6 * 60_000 }, async () => {
     await holdDown('node-2-kovn-agent');
     await createPods([{ name: 'r1', node: 'node-2' }, { name: 's1', node: 'node-2' }, { name: 'can1', node: 'node-2' }]);
