@@ -20,6 +20,8 @@ export interface LeaseOptions {
   renewDeadlineSeconds?: number;
   /** Between two attempts to acquire or renew (client-go: 2 s). */
   retryPeriodSeconds?: number;
+  /** Gives up acquiring (the promise then rejects): a replica shutting down while it stands by. */
+  signal?: AbortSignal;
 }
 
 export interface HeldLease {
@@ -87,7 +89,10 @@ export async function acquireLease(kc: KubeConfig, o: LeaseOptions, log: (msg: s
     log(`lease ${o.namespace}/${o.name}: ${err instanceof Error ? err.message : String(err)}`);
     return false;
   });
-  while (!(await attempt())) await sleep(retryMs);
+  while (!(await attempt())) {
+    if (o.signal?.aborted) throw new Error(`lease ${o.namespace}/${o.name}: no longer wanted`);
+    await sleep(retryMs);
+  }
 
   let held = true;
   let renewed = Date.now();

@@ -116,9 +116,11 @@ function watchAll(): () => void {
 let stopping = false;
 let wake: () => void = () => undefined;
 const stopped = new Promise<void>((r) => { wake = r; });
+const standingDown = new AbortController();
 const stop = (): void => {
   if (stopping) return;
   stopping = true;
+  standingDown.abort();
   wake();
 };
 process.once('SIGTERM', stop);
@@ -126,7 +128,8 @@ process.once('SIGINT', stop);
 
 while (!stopping) {
   const lease = await Promise.race([
-    acquireLease(kube.kc, { namespace: 'kube-system', name: 'kovn-controller', identity: cfg.identity || hostname() }, log),
+    acquireLease(kube.kc, { namespace: 'kube-system', name: 'kovn-controller', identity: cfg.identity || hostname(), signal: standingDown.signal }, log)
+      .catch(() => undefined),
     stopped.then(() => undefined),
   ]);
   if (!lease) break;
@@ -145,3 +148,4 @@ await running;
 nb.close();
 sb.close();
 await native.close();
+process.exit(0); // informers and a lease attempt in flight would otherwise hold the process
