@@ -59,20 +59,34 @@ export function informer<T extends KubernetesObject>(src: InformerSource<T>): In
     const emit = (o: T, trigger: string): void => {
       if (actionable(o)) for (const key of src.keys(o)) sub.next({ key, trigger });
     };
-    inf.on('add', (o) => {
+    // A kind's watch code that throws on one object must not stop the others (or the controller): the
+    // object is dispatched anyway, so its run looks at it, and the error is logged.
+    const guarded = (what: string, fn: (o: T) => void) => (o: T): void => {
+      try {
+        fn(o);
+      } catch (err) {
+        src.log(`informer ${src.path}: ${what} ${id(o)}: ${err instanceof Error ? err.message : String(err)}`);
+        try {
+          for (const key of src.keys(o)) sub.next({ key, trigger: what });
+        } catch {
+          /* keys itself failed: logged above; the next resync tries again */
+        }
+      }
+    };
+    inf.on('add', guarded('add', (o) => {
       seen.set(id(o), fingerprint(o));
       if (!src.skipAdd?.(o)) emit(o, 'add');
-    });
-    inf.on('update', (o) => {
+    }));
+    inf.on('update', guarded('update', (o) => {
       const fp = fingerprint(o);
       if (seen.get(id(o)) === fp) return; // a status heartbeat or another field networking ignores
       seen.set(id(o), fp);
       emit(o, 'update');
-    });
-    inf.on('delete', (o) => {
+    }));
+    inf.on('delete', guarded('delete', (o) => {
       seen.delete(id(o));
       emit(o, 'delete');
-    });
+    }));
     let delay = 500;
     let stopped = false;
     inf.on('error', (err: unknown) => {

@@ -97,9 +97,20 @@ function watchAll(): () => void {
       const objs = inf.list();
       const keys = new Set(objs.map(keyOf));
       for (const o of objs) {
-        if ((w.actionable?.(o, ctx) ?? true) && !w.inSync(o, ctx)) extra.next({ key: keyOf(o), trigger: 'resync: drifted from NB' });
+        let drifted: boolean;
+        try {
+          drifted = (w.actionable?.(o, ctx) ?? true) && !w.inSync(o, ctx);
+        } catch (err) {
+          log(`resync ${w.kind} ${keyOf(o)}: ${String(err)}`);
+          drifted = true; // its run looks at it
+        }
+        if (drifted) extra.next({ key: keyOf(o), trigger: 'resync: drifted from NB' });
       }
-      for (const k of new Set(w.ownerKeys(ctx))) if (k && !keys.has(k)) extra.next({ key: k, trigger: 'sync: owner of NB rows is gone' });
+      try {
+        for (const k of new Set(w.ownerKeys(ctx))) if (k && !keys.has(k)) extra.next({ key: k, trigger: 'sync: owner of NB rows is gone' });
+      } catch (err) {
+        log(`sync of ${w.kind} owners: ${String(err)}`);
+      }
     }
     return true;
   };

@@ -15,7 +15,7 @@ const watch: Watch<V1Node> = {
   relevant: (n) => [n.metadata?.uid, n.metadata?.deletionTimestamp, n.metadata?.annotations?.[NODE_SUBNETS], n.metadata?.annotations?.[NODE_CHASSIS_ID]],
   inSync: (n, { nb }) => {
     const name = n.metadata?.name ?? '';
-    const sw = nb.cache.table('Logical_Switch').byIndex({ name });
+    const sw = nb.cache.table('Logical_Switch').byColumn('name', name)[0]; // switch names are not a schema index
     if (!sw || !nb.cache.table('Logical_Switch_Port').byIndex({ name: mgmtPort(name) }) || !n.metadata?.annotations?.[NODE_CHASSIS_ID]) return false;
     try {
       const annotated = readAnnotation(n.metadata.annotations, NODE_SUBNETS, NodeSubnets)?.default ?? [];
