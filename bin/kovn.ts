@@ -9,7 +9,10 @@ const usage = `usage: kovn <command> [flags]
                         bring the cluster in a box up with kovn in it (default 2 nodes, IPv4);
                         --bare: without kovn, as before a network provider is installed; idempotent
   down                  stop everything up started and remove what it made
-  status [--json]       health of every component and where to reach the box
+  status [--json]       health of every component (restarts included) and where to reach the box
+  stop NAME             stop one component and hold it down: its supervisor restarts it no more
+                        until \`kovn start NAME\` (or \`kovn up\`, which brings everything up)
+  start NAME            bring a component back under its supervisor and wait until it is healthy
   history <kind> <ns>/<name> [--json]
                         an object's change runs: trigger, outcome, duration, rows changed, node actions
                         (kind: pod or node; a node is named without namespace: \`kovn history node node-1\`)
@@ -66,6 +69,11 @@ async function main(argv: string[]): Promise<number> {
       if (flags.json) console.log(JSON.stringify(s, null, 2));
       else printStatus(s);
       return s.healthy ? 0 : 1;
+    }
+    case 'stop':
+    case 'start': {
+      const { control } = await import('../deploy/local/control.ts');
+      return control(command, positionals[1]);
     }
     case 'history': {
       const [, kindArg, ref] = positionals;

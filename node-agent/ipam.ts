@@ -4,8 +4,11 @@
  * survives an agent restart), and an address is handed out again only after its release. Next-fit
  * allocation delays reuse of a just-released address as long as the subnet allows.
  */
+import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { connect, createServer } from 'node:net';
+import type { Server } from 'node:net';
+import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { formatCidr, nthAddress, offsetOf, parseCidr, size } from '../lib/cidr.ts';
 import type { Cidr } from '../lib/cidr.ts';
@@ -159,9 +162,13 @@ export class Ipam {
     }
   }
 
-  /** Write-to-temp, fsync, rename: a crash leaves the old or the new store, never half of one. */
+  /**
+   * Write-to-temp, fsync, rename, fsync the directory: a crash leaves the old or the new store, never
+   * half of one, and once this returns the rename itself is on disk too.
+   */
   #save(): void {
-    mkdirSync(dirname(this.#file), { recursive: true });
+    const dir = dirname(this.#file);
+    mkdirSync(dir, { recursive: true });
     const tmp = `${this.#file}.tmp`;
     const fd = openSync(tmp, 'w', 0o600);
     try {
@@ -171,5 +178,83 @@ export class Ipam {
       closeSync(fd);
     }
     renameSync(tmp, this.#file);
+    const dirFd = openSync(dir, 'r');
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
+  }
+}
+
+/** Another process holds the allocation file: a second agent for the node. */
+export class IpamLockedError extends Error {
+  override readonly name = 'IpamLockedError';
+  readonly file: string;
+  /** The holder's pid, when it answered. */
+  readonly holder: number | undefined;
+  constructor(file: string, holder: number | undefined) {
+    super(`the allocation file ${file} is locked by another node agent (${holder === undefined ? 'pid unknown' : `pid ${holder}`}); ` +
+      'only one agent per node may run');
+    this.file = file;
+    this.holder = holder;
+  }
+}
+
+/** The allocation file's exclusive lock, held until `release` or the process's end. */
+export interface IpamLock {
+  readonly file: string;
+  release(): Promise<void>;
+}
+
+/** The abstract socket name (a leading NUL: no file anywhere) for a file, from its absolute path. */
+export const lockName = (file: string): string =>
+  `\0kovn-ipam-lock:${createHash('sha256').update(resolve(file)).digest('hex').slice(0, 32)}`;
+
+const listen = (server: Server, path: string): Promise<NodeJS.ErrnoException | undefined> => new Promise((done) => {
+  server.once('error', done);
+  server.listen({ path, exclusive: true }, () => {
+    server.off('error', done);
+    done(undefined);
+  });
+});
+
+/** Asks the holder of a lock for its pid; undefined when nobody answers (it died meanwhile, or hangs). */
+const holderOf = (path: string): Promise<number | 'gone' | undefined> => new Promise((done) => {
+  let got = '';
+  const s = connect({ path });
+  s.setTimeout(1000, () => { s.destroy(); done(undefined); });
+  s.setEncoding('utf8').on('data', (d: string) => (got += d));
+  s.once('error', (err: NodeJS.ErrnoException) => done(err.code === 'ECONNREFUSED' ? 'gone' : undefined));
+  s.once('end', () => {
+    s.destroy();
+    const pid = Number(got.trim());
+    done(Number.isInteger(pid) && pid > 0 ? pid : undefined);
+  });
+});
+
+/**
+ * Takes the single-writer lock of an allocation file for this process's life, so that two agents of one
+ * node never run at once; fails with {@link IpamLockedError} naming the holder. Node has no flock(2): the
+ * lock is an abstract-namespace unix socket (Linux) named after the file's absolute path. bind() is atomic
+ * and the kernel frees the name the moment the process dies, SIGKILL included, so no lockfile can go
+ * stale. Abstract names are scoped per network namespace: a node's agent always runs in its node's
+ * namespace, so every contender for one node's file meets there. The holder answers a connection with
+ * its pid. The socket does not keep the process alive.
+ */
+export async function lockAllocations(file: string): Promise<IpamLock> {
+  const path = lockName(file);
+  for (let attempt = 0; ; attempt++) {
+    const server = createServer((c) => c.end(`${process.pid}\n`));
+    const err = await listen(server, path);
+    if (!err) {
+      server.unref();
+      return { file, release: () => new Promise<void>((done) => server.close(() => done())) };
+    }
+    if (err.code !== 'EADDRINUSE') throw new Error(`locking the allocation file ${file}: ${err.message}`);
+    const holder = await holderOf(path);
+    // The holder died between our bind and our connect: its name is free again.
+    if (holder === 'gone' && attempt < 3) continue;
+    throw new IpamLockedError(file, holder === 'gone' ? undefined : holder);
   }
 }

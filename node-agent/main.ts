@@ -19,6 +19,7 @@ import { SA, cniWorkflowId, nodeQueue, sweepWorkflowId } from '../lib/ids.ts';
 import { connectKube } from '../lib/kube.ts';
 import { POD_NETWORKS, PodNetworks, readAnnotation } from '../lib/annotations.ts';
 import { createNodeAgentActivities } from './activities.ts';
+import { lockAllocations } from './ipam.ts';
 import type { Orphans } from './activities.ts';
 import { connectOvs, podPorts } from './ovs.ts';
 import { NodePods } from './pod-watch.ts';
@@ -26,6 +27,8 @@ import type { cniAdd, cniDel } from '../workflows/cni.ts';
 import type { sweepNode } from '../workflows/node-sweep.ts';
 
 const { cfg, log } = startDaemon('node-agent/main.ts', NodeAgentConfig);
+// One agent per node: a second one stops here, before it touches the node (held for the process's life).
+await lockAllocations(cfg.ipamFile).catch((err: unknown) => { console.error(`kovn node agent: ${err instanceof Error ? err.message : String(err)}`); process.exit(1); });
 
 const kube = connectKube(cfg.kubeconfig, `kovn-node-agent/${cfg.node}`);
 const ovs = await connectOvs(cfg.ovsSock);

@@ -44,6 +44,8 @@ export const dirs = {
   log: join(STATE, 'log'),
   pki: join(STATE, 'pki'),
   run: join(STATE, 'run'),
+  /** Each daemon's supervisor: its state (pid, restarts, last exit) and whether `kovn stop` holds it down. */
+  supervise: join(STATE, 'supervise'),
   etcd: join(STATE, 'etcd'),
   temporal: join(STATE, 'temporal'),
   ovn: join(STATE, 'ovn'),

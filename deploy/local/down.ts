@@ -3,7 +3,7 @@ import { NS_PREFIX, STATE } from './config.ts';
 import { nodeComponents, nodePaths } from './actions/node.ts';
 import { recordedNodes } from './up.ts';
 import { deleteNs, listNs } from './net.ts';
-import { daemonsWithPidfile, pidsMentioning, runningPid, stopDaemon, stopPid } from './proc.ts';
+import { daemonsWithPidfile, drainSupervisors, pidsMentioning, runningPid, stopDaemon, stopPid, supervisedNames } from './proc.ts';
 import { elapsed, info, step } from './progress.ts';
 import { bin } from './tools.ts';
 import { runRaw, sleep } from '../../lib/exec.ts';
@@ -65,11 +65,15 @@ export async function down(): Promise<void> {
   const t0 = performance.now();
   info(`==> kovn down (${STATE})`);
   const nodes = nodeIndexes();
-  // kubelets first (or they recreate what is removed), then the pods through CRI, then the rest.
+  // Supervisors first: from here on nothing restarts, whatever exits while the rest goes down.
+  await step('supervisors told to restart nothing', () => Promise.resolve(`${drainSupervisors()} supervisors`), true);
+  // kubelets first (or they recreate what is removed), then the pods through CRI (their DELs go through
+  // the node agent), then the rest.
   await Promise.all(nodes.map(async (i) => {
     const p = nodePaths(i);
     await step(`${p.name} kubelet stopped`, async () => ((await stopDaemon(`${p.name}-kubelet`)) ? '' : 'was not running'), true);
     await step(`${p.name} pods removed`, () => removeSandboxes(i), true);
+    await stopDaemon(`${p.name}-kovn-agent`);
     for (const c of nodeComponents(i).reverse()) {
       if (c.name.endsWith('-kubelet')) continue;
       await stopDaemon(c.name);
@@ -80,7 +84,7 @@ export async function down(): Promise<void> {
     'fwd-apiserver-cp', 'ovn-northd', 'ovn-sb', 'ovn-nb', 'temporal', 'kube-scheduler', 'kube-controller-manager',
     'kube-apiserver', 'etcd'];
   await step('daemons stopped', async () => {
-    const rest = daemonsWithPidfile();
+    const rest = [...new Set([...daemonsWithPidfile(), ...supervisedNames()])];
     const stopped: string[] = [];
     for (const name of [...order, ...rest.filter((n) => !order.includes(n))]) if (await stopDaemon(name)) stopped.push(name);
     // What outlived its parent (containerd shims, pod processes) still names our state dir.
@@ -89,8 +93,11 @@ export async function down(): Promise<void> {
     return `${stopped.length} daemons${stray.length ? `, ${stray.length} stray processes` : ''}`;
   }, true);
   await step('mounts and namespaces removed', async () => {
+    // Repeated: a mount point can carry stacked mounts (one `umount` takes the top one).
     const mounts = mountsUnder(STATE);
-    for (const m of mounts) await runRaw('umount', ['-l', m]);
+    for (let left = mounts, round = 0; left.length > 0 && round < 5; left = mountsUnder(STATE), round++) {
+      for (const m of left) await runRaw('umount', ['-l', m]);
+    }
     const ours = listNs().filter((n) => n.startsWith(NS_PREFIX));
     for (const ns of ours) await deleteNs(ns);
     // containerd 1.6 puts shim sockets under /run/containerd/s whatever its config says: remove the

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dirs } from './config.ts';
+import { STATE, dirs } from './config.ts';
 import { sleep, tail } from '../../lib/exec.ts';
 
-/** A long-running process of the box: started in a network namespace, with a pidfile and a log file. */
+/** A long-running process of the box: started in a network namespace under a supervisor, with a pidfile and a log file. */
 export interface DaemonSpec {
   name: string;
   /** Network namespace to run in; the root namespace when absent. */
@@ -34,27 +34,85 @@ export function runningPid(name: string): number | undefined {
   return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : undefined;
 }
 
+/** What a daemon's supervisor (deploy/local/supervise.sh) records in `.kovn/supervise/NAME.json`. */
+export interface SupervisorState {
+  /** The supervisor's pid; null once it has stopped. */
+  pid: number | null;
+  /** The daemon's current pid (also in `.kovn/pid/NAME.pid`); null between an exit and its restart. */
+  child: number | null;
+  /** Exits the supervisor answered with a restart, over the life of the box. */
+  restarts: number;
+  state: 'starting' | 'running' | 'backoff' | 'stopped';
+  /** How the daemon last exited, e.g. "signal SIGKILL after 42.0s at 2026-...Z". */
+  lastExit: string | null;
+}
+
+export const supervisorFile = (name: string): string => join(dirs.supervise, `${name}.json`);
+/** Present while `kovn stop NAME` holds a daemon down. */
+export const holdFile = (name: string): string => join(dirs.supervise, `${name}.held`);
+const SUPERVISOR = join(import.meta.dirname, 'supervise.sh');
+
+/** Writes a small file whole or not at all (readers never see half of it). */
+export function writeAtomic(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}
+
+export function readSupervisor(name: string): SupervisorState | undefined {
+  try {
+    return JSON.parse(readFileSync(supervisorFile(name), 'utf8')) as SupervisorState;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeSupervisor(name: string, state: SupervisorState): void {
+  mkdirSync(dirs.supervise, { recursive: true });
+  writeAtomic(supervisorFile(name), `${JSON.stringify(state)}\n`);
+}
+
+/** The pid of the daemon's supervisor, if it runs. */
+export function supervisorPid(name: string): number | undefined {
+  const pid = readSupervisor(name)?.pid;
+  return pid && alive(pid) ? pid : undefined;
+}
+
+export const restartsOf = (name: string): number => readSupervisor(name)?.restarts ?? 0;
+export const isHeld = (name: string): boolean => existsSync(holdFile(name));
+
+/** Names of every daemon that has (or had) a supervisor. */
+export function supervisedNames(): string[] {
+  if (!existsSync(dirs.supervise)) return [];
+  return readdirSync(dirs.supervise).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
+}
+
 /**
- * Starts a daemon detached from this process (it outlives `kovn up`). `nsenter --net` rather than
- * `ip netns exec`: the latter gives a new mount namespace with its own /sys, where kubelet finds no cgroups.
+ * Starts a daemon under a supervisor of its own, detached from this process (both outlive `kovn up`):
+ * the supervisor restarts it after any exit, as systemd or kubelet would on a real node. `nsenter
+ * --net` rather than `ip netns exec`: the latter gives a new mount namespace with its own /sys, where
+ * kubelet finds no cgroups. Returns the supervisor's pid; the daemon's lands in its pidfile.
  */
 export function startDaemon(spec: DaemonSpec): number {
-  mkdirSync(dirs.pid, { recursive: true });
-  mkdirSync(dirs.log, { recursive: true });
+  for (const d of [dirs.pid, dirs.log, dirs.supervise]) mkdirSync(d, { recursive: true });
+  const running = supervisorPid(spec.name);
+  if (running !== undefined) throw new Error(`${spec.name} already runs under its supervisor (pid ${running})`);
   const [cmd, args] = spec.netns
     ? ['nsenter', [`--net=/run/netns/${spec.netns}`, '--', spec.cmd, ...spec.args]]
     : [spec.cmd, [...spec.args]];
+  rmSync(pidFile(spec.name), { force: true });
   const log = openSync(logFile(spec.name), 'a');
   writeFileSync(log, `\n--- ${new Date().toISOString()} ${spec.cmd} ${spec.args.join(' ')}\n`);
-  const child = spawn(cmd, args, {
+  const child = spawn('bash', [SUPERVISOR, STATE, spec.name, '--', cmd, ...args], {
     detached: true,
     stdio: ['ignore', log, log],
     env: { ...process.env, ...spec.env },
   });
   closeSync(log);
-  if (child.pid === undefined) throw new Error(`${spec.name}: could not start ${spec.cmd}`);
+  if (child.pid === undefined) throw new Error(`${spec.name}: could not start its supervisor`);
   child.unref();
-  writeFileSync(pidFile(spec.name), `${child.pid}\n`);
+  // Written here too, so that nobody reads the state of an earlier supervisor meanwhile.
+  writeSupervisor(spec.name, { pid: child.pid, child: null, restarts: restartsOf(spec.name), state: 'starting', lastExit: readSupervisor(spec.name)?.lastExit ?? null });
   return child.pid;
 }
 
@@ -67,13 +125,38 @@ export function logTail(name: string, n = 15): string {
   }
 }
 
-/** Stops a daemon by pid: SIGTERM, then SIGKILL after a timeout (kube-apiserver can hang on TERM). */
+/**
+ * Stops a daemon and its supervisor by pid, so that nothing restarts it: SIGTERM to the supervisor, which
+ * forwards it to the daemon (and escalates to SIGKILL after 10 s: kube-apiserver can hang on TERM); then
+ * whatever still runs is stopped here. Returns false when neither was running.
+ */
 export async function stopDaemon(name: string, timeoutMs = 10_000): Promise<boolean> {
+  const sup = supervisorPid(name);
+  if (sup !== undefined) {
+    await stopPid(sup, timeoutMs + 5000);
+    const state = readSupervisor(name);
+    if (state) writeSupervisor(name, { ...state, pid: null, child: null, state: 'stopped' });
+  }
   const pid = runningPid(name);
   rmSync(pidFile(name), { force: true });
-  if (pid === undefined) return false;
-  await stopPid(pid, timeoutMs);
-  return true;
+  if (pid !== undefined) await stopPid(pid, timeoutMs);
+  return sup !== undefined || pid !== undefined;
+}
+
+/** Tells every supervisor to restart nothing any more (`kovn down`): each exits once its daemon has. */
+export function drainSupervisors(): number {
+  let n = 0;
+  for (const name of supervisedNames()) {
+    const pid = supervisorPid(name);
+    if (pid === undefined) continue;
+    try {
+      process.kill(pid, 'SIGUSR2');
+      n++;
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return n;
 }
 
 export async function stopPid(pid: number, timeoutMs = 10_000): Promise<void> {
@@ -119,15 +202,22 @@ export function pidsMentioning(path: string, comm: string): number[] {
 
 /**
  * Waits until a health check passes; fails with the daemon's name and the tail of its log when the
- * process dies or the deadline passes.
+ * daemon exits meanwhile (its supervisor counts a restart) or its supervisor is gone, or the deadline
+ * passes. A daemon that is between an exit and its restart when the wait begins is waited for.
  */
 export async function waitHealthy(name: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const restarts0 = restartsOf(name);
   let delay = 50;
   for (;;) {
     if (await check()) return;
-    if (existsSync(pidFile(name)) && runningPid(name) === undefined) {
-      throw new Error(`${name} exited during start; last lines of ${logFile(name)}:\n${logTail(name)}`);
+    const sup = readSupervisor(name);
+    if (sup && (sup.pid === null || !alive(sup.pid))) {
+      throw new Error(`${name}: its supervisor exited; last lines of ${logFile(name)}:\n${logTail(name)}`);
+    }
+    if ((sup?.restarts ?? 0) > restarts0) {
+      throw new Error(`${name} exited during start (${sup?.lastExit ?? 'exit'}; its supervisor restarts it); ` +
+        `last lines of ${logFile(name)}:\n${logTail(name)}`);
     }
     if (Date.now() > deadline) {
       throw new Error(`${name} not healthy after ${timeoutMs / 1000}s; last lines of ${logFile(name)}:\n${logTail(name)}`);

@@ -1,13 +1,10 @@
 import { NET, PORTS, STATE, TEMPORAL_NAMESPACE, files } from './config.ts';
-import { controlPlane } from './actions/control-plane.ts';
-import { forwarders } from './actions/forwarders.ts';
-import { nodeComponents, nodePaths } from './actions/node.ts';
-import { NB_TCP, SB_TCP, ovnCentral } from './actions/ovn-central.ts';
-import { temporal } from './actions/temporal.ts';
+import { nodePaths } from './actions/node.ts';
+import { NB_TCP, SB_TCP } from './actions/ovn-central.ts';
 import type { Component } from './actions/types.ts';
+import { boxComponents } from './components.ts';
 import { recorded } from './up.ts';
-import { controller, nodeAgent } from './actions/kovn.ts';
-import { logFile, runningPid } from './proc.ts';
+import { isHeld, logFile, readSupervisor, runningPid, supervisorPid } from './proc.ts';
 import { kubectlJson } from './kubectl.ts';
 
 export interface ComponentStatus {
@@ -15,6 +12,14 @@ export interface ComponentStatus {
   netns: string;
   pid: number | null;
   healthy: boolean;
+  /** Times its supervisor restarted it after an exit (the box's life). */
+  restarts: number;
+  /** How it last exited, if it ever did. */
+  lastExit: string | null;
+  /** Its supervisor's pid; null when none runs (it would not come back after an exit). */
+  supervisor: number | null;
+  /** Held down by `kovn stop` (until `kovn start` or `kovn up`). */
+  held: boolean;
   log: string;
 }
 
@@ -41,7 +46,11 @@ export interface BoxStatus {
 async function check(c: Component): Promise<ComponentStatus> {
   const pid = runningPid(c.name) ?? null;
   const healthy = pid !== null && (await c.health().catch(() => false));
-  return { name: c.name, netns: c.netns ?? 'root', pid, healthy, log: logFile(c.name) };
+  const sup = readSupervisor(c.name);
+  return {
+    name: c.name, netns: c.netns ?? 'root', pid, healthy, restarts: sup?.restarts ?? 0, lastExit: sup?.lastExit ?? null,
+    supervisor: supervisorPid(c.name) ?? null, held: isHeld(c.name), log: logFile(c.name),
+  };
 }
 
 interface NodeList {
@@ -52,12 +61,10 @@ interface NodeList {
 export async function status(): Promise<BoxStatus> {
   const shape = recorded();
   const count = shape?.nodes ?? 0;
-  const kovn = shape && !shape.bare;
-  const central = [...controlPlane(), temporal(), ...ovnCentral(), ...forwarders(['apiserver', 'temporal', 'temporal-ui']),
-    ...(kovn ? [controller(shape.ipFamily)] : [])];
+  const { central, nodes: perNode } = boxComponents(shape ?? { nodes: 0, bare: true, ipFamily: 'ipv4' });
   const [components, nodeComps, list] = await Promise.all([
     Promise.all(central.map(check)),
-    Promise.all(Array.from({ length: count }, (_, k) => Promise.all([...nodeComponents(k + 1), ...(kovn ? [nodeAgent(k + 1, shape.ipFamily)] : [])].map(check)))),
+    Promise.all(perNode.map((cs) => Promise.all(cs.map(check)))),
     kubectlJson<NodeList>(['get', 'nodes', '--request-timeout=5s']).catch((): NodeList => ({ items: [] })),
   ]);
   const nodes = nodeComps.map((cs, k): NodeStatus => {
@@ -84,7 +91,13 @@ export async function status(): Promise<BoxStatus> {
   };
 }
 
-const mark = (c: ComponentStatus): string => (c.healthy ? '✓' : c.pid === null ? '✗ (not running)' : '✗ (unhealthy)');
+const mark = (c: ComponentStatus): string =>
+  c.healthy ? '✓' : c.held ? '✗ (kovn stop)' : c.pid === null ? (c.supervisor ? '✗ (restarting)' : '✗ (not running)') : '✗ (unhealthy)';
+/** Restarts and the last exit, and a warning when nothing would restart the daemon. */
+const restarts = (c: ComponentStatus): string => [
+  c.restarts ? `restarts ${c.restarts} (last: ${c.lastExit ?? '?'})` : '',
+  c.pid !== null && c.supervisor === null ? 'no supervisor (`kovn up` gives it one)' : '',
+].filter(Boolean).join('; ');
 
 export function printStatus(s: BoxStatus): void {
   const out: string[] = [];
@@ -92,10 +105,10 @@ export function printStatus(s: BoxStatus): void {
   out.push(`  export KUBECONFIG=${s.kubeconfig}`);
   out.push(`  Temporal ${s.temporal.address} namespace ${s.temporal.namespace}; UI ${s.temporal.ui}`);
   out.push(`  OVN NB ${s.ovn.nb} (${s.ovn.nbTcp}); SB ${s.ovn.sb} (${s.ovn.sbTcp})`, '', 'components:');
-  for (const c of s.components) out.push(`  ${mark(c).padEnd(16)} ${c.name.padEnd(26)} ${String(c.pid ?? '-').padEnd(8)} ${c.netns}`);
+  for (const c of s.components) out.push(`  ${mark(c).padEnd(16)} ${c.name.padEnd(26)} ${String(c.pid ?? '-').padEnd(8)} ${c.netns.padEnd(8)} ${restarts(c)}`.trimEnd());
   for (const n of s.nodes) {
     out.push('', `${n.name} ${n.ip} (netns ${n.netns}): Ready=${n.ready}${n.reason ? ` ${n.reason}` : ''}`);
-    for (const c of n.components) out.push(`  ${mark(c).padEnd(16)} ${c.name.padEnd(26)} ${String(c.pid ?? '-').padEnd(8)}`);
+    for (const c of n.components) out.push(`  ${mark(c).padEnd(16)} ${c.name.padEnd(26)} ${String(c.pid ?? '-').padEnd(8)} ${restarts(c)}`.trimEnd());
   }
   if (s.nodes.length === 0) out.push('', `no nodes (underlay ${NET.cpIp}/${NET.prefixLen})`);
   console.log(out.join('\n'));

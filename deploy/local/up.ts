@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { NET, PORTS, STATE, dirs, files } from './config.ts';
 import { controlPlane, controlPlaneCerts } from './actions/control-plane.ts';
 import { forwarders } from './actions/forwarders.ts';
@@ -11,19 +11,26 @@ import { controller, kovnAccess, nodeAgent, workflowBundle } from './actions/kov
 import type { IpFamily } from './actions/kovn.ts';
 import { imageTar } from './image.ts';
 import { ensureCa } from './pki.ts';
-import { runningPid, startDaemon, waitHealthy } from './proc.ts';
+import { holdFile, isHeld, startDaemon, stopDaemon, supervisorPid, waitHealthy } from './proc.ts';
 import { elapsed, info, step } from './progress.ts';
 import { GO_TOOLS, isBuilt } from './tools.ts';
 import { kubectl, kubectlJson } from './kubectl.ts';
 import { sleep } from '../../lib/exec.ts';
 
-/** Starts a component unless it already runs healthy; then runs its idempotent `after` hook. */
-async function ensure(c: Component): Promise<string> {
+/**
+ * Starts a component under its supervisor unless its supervisor already runs (it restarts the daemon by
+ * itself), clearing a `kovn stop` hold; waits until it is healthy, then runs its idempotent `after` hook.
+ */
+export async function ensure(c: Component): Promise<string> {
   let note = 'already running';
-  if (runningPid(c.name) === undefined) {
+  const held = isHeld(c.name);
+  rmSync(holdFile(c.name), { force: true });
+  if (supervisorPid(c.name) === undefined) {
+    // A daemon whose supervisor is gone would not come back after a crash: run it under a new one.
+    const orphan = await stopDaemon(c.name);
     await c.prepare?.();
     startDaemon(c.daemon);
-    note = '';
+    note = held ? 'was held by `kovn stop`' : orphan ? 'restarted under a new supervisor' : '';
   }
   await waitHealthy(c.name, c.health, c.startTimeoutMs ?? 30_000);
   await c.after?.();
@@ -88,7 +95,7 @@ const waitReady = (count: number): Promise<string> => pollUntil(120_000, async (
   return n >= count ? { done: `${n} Ready` } : { waiting: `only ${n}/${count} nodes Ready` };
 }, `${dirs.log}/node-*-kovn-agent.log and kovn-controller.log`);
 
-/** Brings the cluster in a box up; a second call changes nothing. */
+/** Brings the cluster in a box up, every component of it (components held by `kovn stop` too); a second call changes nothing. */
 export async function up(opts: BoxShape): Promise<void> {
   const t0 = performance.now();
   preflight();
