@@ -15,7 +15,8 @@ const usage = `usage: kovn <command> [flags]
   start NAME            bring a component back under its supervisor and wait until it is healthy
   history <kind> <ns>/<name> [--json]
                         an object's change runs: trigger, outcome, duration, rows changed, node actions
-                        (kind: pod or node; a node is named without namespace: \`kovn history node node-1\`)
+                        (kind: any kind kovn reconciles, e.g. pod or node; cluster-scoped ones are
+                        named without namespace: \`kovn history node node-1\`)
   replay <workflow-id>  re-run a failed change (e.g. \`kovn replay Pod/default/web\`) and wait for it`;
 
 const Flags = z.object({
@@ -77,12 +78,14 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'history': {
       const [, kindArg, ref] = positionals;
-      const kind = { pod: 'Pod', pods: 'Pod', node: 'Node', nodes: 'Node' }[String(kindArg).toLowerCase()];
+      const { KINDS, KIND_NAMES, kindFromCli } = await import('../lib/kinds.ts');
+      const kind = kindFromCli(String(kindArg ?? ''));
       if (!kind || !ref) {
-        console.error('kovn history: usage: kovn history pod NAMESPACE/NAME | kovn history node NAME');
+        console.error(`kovn history: usage: kovn history KIND [NAMESPACE/]NAME (KIND: ${KIND_NAMES.map((k) => k.toLowerCase()).join(', ')}; e.g. kovn history pod default/web, kovn history node node-1)`);
         return 2;
       }
-      const [namespace, name] = ref.includes('/') ? ref.split('/', 2) : [kind === 'Node' ? '' : 'default', ref];
+      const clusterScoped = KINDS[kind].scope === 'Cluster';
+      const [namespace, name] = clusterScoped ? ['', ref] : ref.includes('/') ? ref.split('/', 2) : ['default', ref];
       const { connectTemporal, formatHistory, history } = await import('../lib/history.ts');
       const t = await connectTemporal(temporalAddress(), 'kovn');
       try {

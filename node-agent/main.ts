@@ -14,7 +14,8 @@ import { installCni } from '../cni/install.ts';
 import { CNI_ERR_PLUGIN_NOT_AVAILABLE, CniError } from '../cni/errors.ts';
 import { VALID_ATTACHMENTS } from '../cni/protocol.ts';
 import { NodeAgentConfig, markReady } from '../lib/daemon-config.ts';
-import { startDaemon, workflowSource } from '../lib/daemon.ts';
+import { WORKER_FAILURE_TYPES, startDaemon, workflowSource } from '../lib/daemon.ts';
+import { classifyActivityErrors, classified } from '../lib/errors.ts';
 import { SA, cniWorkflowId, nodeQueue, sweepWorkflowId } from '../lib/ids.ts';
 import { connectKube } from '../lib/kube.ts';
 import { POD_NETWORKS, PodNetworks, readAnnotation } from '../lib/annotations.ts';
@@ -38,6 +39,8 @@ const taskQueue = nodeQueue(cfg.node);
 const activities = createNodeAgentActivities({ node: cfg.node, chassis: { encapIp: cfg.encapIp, sbRemote: cfg.sbRemote }, ipamFile: cfg.ipamFile, ovs, pods, cluster: cfg.cluster });
 const worker = await Worker.create({
   connection, namespace: cfg.temporal.namespace, taskQueue, activities,
+  interceptors: { activity: [classifyActivityErrors] },
+  workflowFailureErrorTypes: WORKER_FAILURE_TYPES,
   ...workflowSource(cfg.workflowBundle),
   maxConcurrentLocalActivityExecutions: 64,
 });
@@ -98,8 +101,8 @@ const handler: CniHandler = {
     const pod = pods.get(req.podNamespace ?? '', req.podName ?? '');
     const net = readAnnotation(pod?.metadata?.annotations, POD_NETWORKS, PodNetworks)?.default;
     if (!net) throw new CniError(3, `pod ${req.podNamespace}/${req.podName} has no ${POD_NETWORKS}`);
-    await activities.checkPod({ namespace: req.podNamespace ?? '', name: req.podName ?? '', uid: req.podUid ?? '', containerId: req.containerId,
-      netns: req.netns, ifname: req.ifname, ips: net.ip_addresses, mac: net.mac_address });
+    await classified(() => activities.checkPod({ namespace: req.podNamespace ?? '', name: req.podName ?? '', uid: req.podUid ?? '', containerId: req.containerId,
+      netns: req.netns, ifname: req.ifname, ips: net.ip_addresses, mac: net.mac_address }));
   },
   async status() {
     if (!ovs.connected || worker.getState() !== 'RUNNING') throw new CniError(CNI_ERR_PLUGIN_NOT_AVAILABLE, 'kovn node agent is not ready');
@@ -129,8 +132,11 @@ const sweeper = setInterval(sweepOrphans, SWEEP_MS);
 
 const stop = async (): Promise<void> => {
   clearInterval(sweeper);
-  await server.close();
+  // A CNI call in flight gets a few seconds to answer; then the process goes whatever still holds it
+  // (the pod informer's restart timer, an idle plugin connection), so a stop never waits for SIGKILL.
+  setTimeout(() => process.exit(0), 8000).unref();
   if (worker.getState() === 'RUNNING') worker.shutdown(); // the SDK may have begun it on the same signal
+  await server.close();
 };
 process.once('SIGTERM', () => void stop());
 process.once('SIGINT', () => void stop());
@@ -138,3 +144,4 @@ await running;
 pods.stop();
 ovs.close();
 await connection.close();
+process.exit(0);

@@ -9,6 +9,7 @@ export class NodePods {
   readonly #changes = new Subject<V1Pod>();
   readonly #stop: () => void;
   #listed = false;
+  #stopped = false;
 
   private constructor(stop: () => void) {
     this.#stop = stop;
@@ -33,6 +34,7 @@ export class NodePods {
     // A dropped watch is restarted with backoff; the cache stays as it was meanwhile.
     let delay = 500;
     informer.on('error', () => {
+      if (self.#stopped) return;
       setTimeout(() => void informer.start().then(() => { delay = 500; }, () => undefined), delay);
       delay = Math.min(delay * 2, 30_000);
     });
@@ -69,6 +71,7 @@ export class NodePods {
   }
 
   stop(): void {
+    this.#stopped = true;
     this.#stop();
   }
 }
