@@ -54,7 +54,8 @@ describe('the spine (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
     await waitReady(['quiet-1', 'quiet-2']);
     const t = await connectTemporal(`127.0.0.1:${PORTS.temporal}`, 'kovn');
     try {
-      const count = async (): Promise<number> => (await t.client.workflow.count("KovnKind='Pod' OR KovnKind='Node'")).count;
+      // The controller's runs (the node agents' CNI and Sweep runs follow the kubelets, not the controller).
+      const count = async (): Promise<number> => (await t.client.workflow.count("WorkflowType='reconcilePod' OR WorkflowType='reconcileNode'")).count;
       await until('every run closed', async () => (await t.client.workflow.count("ExecutionStatus='Running'")).count === 0, 60_000);
       const runs = await count();
       const nbBefore = await nbctl(['--format=csv', '--columns=_uuid,name,addresses,options,external_ids', 'list', 'Logical_Switch_Port']);
