@@ -18,6 +18,7 @@ import type { Owner } from './translate/ownership.ts';
 import type { DesiredSwitchPort, SwitchAttachment } from './translate/topology.ts';
 import { CLUSTER_ROUTER } from './translate/topology.ts';
 import type { Change } from '../lib/change.ts';
+import type { ClusterConfig } from '../lib/cluster-config.ts';
 
 export type { Change };
 
@@ -547,3 +548,12 @@ export function ownedPodPorts(nb: NbClient): { name: string; owner: string; uid?
     .filter((p) => isKovnOwned(p.external_ids))
     .map((p) => ({ name: p.name, owner: p.external_ids[OWNER_NAME] ?? '', uid: p.options['iface-id-ver'], node: p.options['requested-chassis'] }));
 }
+
+/** The node's subnets held by its switch in NB (v4 `subnet`, v6 `ipv6_prefix` with the configured host prefix). */
+export function nodeSubnetsInNb(nb: NbClient, cfg: ClusterConfig, node: string): string[] | undefined {
+  const s = switchSubnets(nb).get(node);
+  if (!s) return undefined;
+  const v6 = s.ipv6Prefix ? cfg.clusterNetworks.find((n) => n.cidr.includes(':')) : undefined;
+  return [...(s.subnet ? [s.subnet] : []), ...(s.ipv6Prefix && v6 ? [`${s.ipv6Prefix}/${v6.hostPrefix}`] : [])];
+}
+

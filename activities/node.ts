@@ -2,18 +2,15 @@
  * The Node kind's activities: its read (observeNode, run local) apart from its writes (the node's
  * subnets, switch, router link and management port in NB; its annotations; its removal with the Node).
  */
-import { NODE_CHASSIS_ID, NODE_SUBNETS, NodeSubnets, readAnnotation } from '../lib/annotations.ts';
+import { NODE_CHASSIS_ID, NODE_SUBNETS, NodeSubnets, readAnnotation, sameAnnotation } from '../lib/annotations.ts';
 import type { Change } from '../lib/change.ts';
 import { formatCidr, nthSubnet, overlaps, parseCidr, subnetCount } from '../lib/cidr.ts';
 import { InvalidInputError } from '../lib/errors.ts';
 import { annotateNode, getNode, recordEvent } from '../lib/kube.ts';
 import type { ControllerDeps } from './common.ts';
-import { deleteOwned, ensureClusterTopology, ensureNodeTopology, noSwitchWithSubnet, switchSubnets } from './nb.ts';
-import { nodeSubnetsInNb } from './pod.ts';
+import { deleteOwned, ensureClusterTopology, ensureNodeTopology, noSwitchWithSubnet, nodeSubnetsInNb, switchSubnets } from './nb.ts';
 import { deleteNodeChassis } from './sb.ts';
 import { clusterTopology, nodeTopology } from './translate/topology.ts';
-
-const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 export default function createNodeActivities({ nb, sb, kube, cfg }: ControllerDeps) {
   /** Picks the node's subnets: kept from its switch, else from a valid annotation, else the lowest free. */
@@ -75,7 +72,7 @@ export default function createNodeActivities({ nb, sb, kube, cfg }: ControllerDe
           `${err instanceof Error ? err.message : String(err)}; kovn rewrites it from the subnets it allocated`);
       }
       const patch: Record<string, string> = {};
-      if (!sameJson(have, subnets)) patch[NODE_SUBNETS] = JSON.stringify({ default: subnets });
+      if (!sameAnnotation(have, subnets)) patch[NODE_SUBNETS] = JSON.stringify({ default: subnets });
       if (chassisId && node.metadata?.annotations?.[NODE_CHASSIS_ID] !== chassisId) patch[NODE_CHASSIS_ID] = chassisId;
       if (Object.keys(patch).length === 0) return [];
       await annotateNode(kube, name, patch);

@@ -3,13 +3,11 @@
  * switch port and the `k8s.ovn.org/pod-networks` annotation; regular activities). Built by a factory
  * that receives their clients; failures are classified by the worker's activity interceptor.
  */
-import { POD_NETWORKS, PodNetworks, readAnnotation } from '../lib/annotations.ts';
+import { POD_NETWORKS, PodNetworks, readAnnotation, sameAnnotation } from '../lib/annotations.ts';
 import type { Change } from '../lib/change.ts';
 import { annotatePod, getNode, getPod, recordEvent } from '../lib/kube.ts';
 import type { ControllerDeps } from './common.ts';
-import { deleteOwned, ensurePodPort, switchSubnets } from './nb.ts';
-import type { NbClient } from './nb.ts';
-import type { ClusterConfig } from '../lib/cluster-config.ts';
+import { deleteOwned, ensurePodPort, nodeSubnetsInNb } from './nb.ts';
 import { podNetworks, podPort, podPortName } from './translate/pod.ts';
 
 export interface PodKey { namespace: string; name: string }
@@ -26,16 +24,6 @@ export interface PodObservation {
   /** Whether the pod's node still exists (an address can only be released on a live node). */
   portNodeExists?: boolean;
 }
-
-/** The node's subnets held by its switch in NB (v4 `subnet`, v6 `ipv6_prefix` with the configured host prefix). */
-export function nodeSubnetsInNb(nb: NbClient, cfg: ClusterConfig, node: string): string[] | undefined {
-  const s = switchSubnets(nb).get(node);
-  if (!s) return undefined;
-  const v6 = s.ipv6Prefix ? cfg.clusterNetworks.find((n) => n.cidr.includes(':')) : undefined;
-  return [...(s.subnet ? [s.subnet] : []), ...(s.ipv6Prefix && v6 ? [`${s.ipv6Prefix}/${v6.hostPrefix}`] : [])];
-}
-
-const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 export default function createPodActivities({ nb, kube, cfg }: ControllerDeps) {
   const reads = {
@@ -77,7 +65,7 @@ export default function createPodActivities({ nb, kube, cfg }: ControllerDeps) {
         await recordEvent(kube, { kind: 'Pod', namespace: p.namespace, name: p.name, uid: p.uid }, 'Warning', 'InvalidAnnotation',
           `${err instanceof Error ? err.message : String(err)}; kovn replaces it with the pod's network`);
       }
-      if (!sameJson(have?.default, want.default)) {
+      if (!sameAnnotation(have?.default, want.default)) {
         // Guarded by the resourceVersion read above: a pod recreated under the same name meanwhile gets
         // a 409 (retried), never this incarnation's addresses.
         await annotatePod(kube, p.namespace, p.name, { [POD_NETWORKS]: JSON.stringify({ ...(have ?? {}), ...want }) }, pod.metadata.resourceVersion);

@@ -3,6 +3,7 @@
  * (SPEC.md section 2), and CNI_ARGS with the keys Kubernetes runtimes pass.
  */
 import { z } from 'zod';
+import { DNS_LABEL, DNS_SUBDOMAIN, POD_UID } from '../lib/names.ts';
 import { CNI_ERR_INVALID_ENV, CniError } from './errors.ts';
 import { describeIssues, issuePaths } from './zod-issues.ts';
 
@@ -14,7 +15,7 @@ export const CNI_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 const containerId = z.string().regex(CNI_NAME_RE, 'invalid characters in container ID');
 /** Linux interface names: 1-15 bytes, not "." or "..", no "/", ":" or whitespace. */
-const ifname = z.string().min(1).max(15, 'longer than 15 characters')
+export const ifname = z.string().min(1).max(15, 'longer than 15 characters')
   .refine((n) => n !== '.' && n !== '..' && !/[/:\s]/.test(n), 'not a valid interface name');
 const netns = z.string().startsWith('/', 'not an absolute path');
 
@@ -37,14 +38,10 @@ const optional = <T extends z.ZodType>(s: T) => z.preprocess(unsetIfEmpty, s.opt
 /** CNI_ARGS keys kovn reads; any other key is an error unless IgnoreUnknown is set (as in libcni). */
 const KNOWN_ARGS = new Set(['K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_UID', 'K8S_POD_INFRA_CONTAINER_ID', 'IgnoreUnknown']);
 
-/** A DNS-1123 label (namespaces) and subdomain (pod names), as the apiserver validates them; a UID. */
-const DNS_LABEL = /^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const UID = /^[0-9A-Za-z-]{1,64}$/;
 const ARG_FORMATS: Record<string, { re: RegExp; what: string }> = {
   K8S_POD_NAMESPACE: { re: DNS_LABEL, what: 'a namespace name (DNS-1123 label)' },
   K8S_POD_NAME: { re: DNS_SUBDOMAIN, what: 'a pod name (DNS-1123 subdomain)' },
-  K8S_POD_UID: { re: UID, what: 'a pod UID' },
+  K8S_POD_UID: { re: POD_UID, what: 'a pod UID' },
 };
 
 export interface CniArgs {

@@ -33,8 +33,10 @@ describe('installCni', () => {
     assert.ok(wrapper.startsWith('#!/bin/sh\n'));
     // The runtime runs a root-owned copy in its bin dir, never the checkout's file.
     const copy = join(binDir, PLUGIN_DIR, 'plugin.ts');
-    assert.ok(wrapper.includes(`exec '${process.execPath}' '${copy}' "$@"`), wrapper);
-    assert.ok(!wrapper.includes(PLUGIN_SCRIPT));
+    const node = join(binDir, PLUGIN_DIR, 'node');
+    assert.ok(wrapper.includes(`exec '${node}' '${copy}' "$@"`), wrapper);
+    assert.ok(!wrapper.includes(PLUGIN_SCRIPT) && !wrapper.includes(process.execPath));
+    assert.deepEqual([(await stat(node)).uid, (await stat(node)).mode & 0o777, (await stat(node)).size], [0, 0o755, (await stat(process.execPath)).size]);
     assert.equal((await stat(first.binary)).mode & 0o777, 0o755);
     for (const f of [copy, join(binDir, PLUGIN_DIR, 'plugin-command.ts'), join(binDir, PLUGIN_DIR, 'agent-client.ts')]) {
       const st = await stat(f);
@@ -54,11 +56,13 @@ describe('installCni', () => {
 
   it('the wrapper answers VERSION with containerd\'s bare environment (no node on PATH)', async () => {
     const binDir = join(dir, 'bin2');
-    const { binary } = await installCni({ binDir, confDir: join(dir, 'conf2'), agentSocket: '/run/kovn/cni.sock', nodeBin: process.execPath, compileCacheDir: join(dir, 'cc') });
+    const { binary } = await installCni({ binDir, confDir: join(dir, 'conf2'), agentSocket: '/run/kovn/cni.sock', nodeBin: process.execPath, compileCache: true });
     const r = await runPlugin({ CNI_COMMAND: 'VERSION', PATH: '/nonexistent' }, '{"cniVersion":"1.0.0"}', [binary]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.json?.cniVersion, '1.0.0');
-    assert.ok(existsSync(join(dir, 'cc')), 'compile cache dir created by node');
+    const cache = join(binDir, PLUGIN_DIR, 'compile-cache');
+    assert.ok(existsSync(cache), 'compile cache dir, root-only, in the plugin\'s own dir');
+    assert.equal((await stat(cache)).mode & 0o777, 0o700);
   });
 
   it('rejects relative paths, naming the option', async () => {
@@ -95,7 +99,7 @@ describe('the installed plugin driven by cnitool (libcni) in a real network name
     ({ handler, stop } = agent);
     const t = await tempDir();
     cleanupDir = t.cleanup;
-    await installCni({ binDir: join(t.dir, 'bin'), confDir: join(t.dir, 'net.d'), agentSocket: agent.socketPath, nodeBin: process.execPath, mtu: 1400, compileCacheDir: join(t.dir, 'cc') });
+    await installCni({ binDir: join(t.dir, 'bin'), confDir: join(t.dir, 'net.d'), agentSocket: agent.socketPath, nodeBin: process.execPath, mtu: 1400, compileCache: true });
     env = {
       PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
       NETCONFPATH: join(t.dir, 'net.d'),

@@ -3,7 +3,7 @@
  * executable wrapper in the CNI bin dir, and `10-kovn.conflist` in the conf dir. The conflist goes last: its presence is what turns the node
  * Ready, so the agent calls this only once its CNI server is serving.
  */
-import { chmod, chown, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -31,10 +31,11 @@ export const InstallCniOptions = z.object({
   /** Where the plugin logs one line per call. */
   logFile: absPath.optional(),
   /**
-   * A root-owned directory for Node's compile cache (NODE_COMPILE_CACHE): halves the plugin's start-up
-   * (type stripping and zod are cached). Never a world-writable place such as /tmp. None when absent.
+   * Node's compile cache (NODE_COMPILE_CACHE) for the plugin: halves its start-up. Kept in the plugin's
+   * own root-only directory in the bin dir (`kovn.d/compile-cache`), never beside a checkout or in a
+   * world-writable place such as /tmp.
    */
-  compileCacheDir: absPath.optional(),
+  compileCache: z.boolean().default(false),
   /** The plugin script; this checkout's cni/plugin.ts unless given. */
   pluginScript: absPath.default(PLUGIN_SCRIPT),
 });
@@ -92,7 +93,17 @@ export async function installCni(options: InstallCniOptions): Promise<InstallCni
   const binary = join(o.binDir, PLUGIN_NAME);
   const conflist = join(o.confDir, CONFLIST_NAME);
   const copy = await installPluginCopy(o.binDir, o.pluginScript);
-  const binaryChanged = (await writeAtomic(binary, wrapperScript(o.nodeBin, copy.script, o.compileCacheDir), 0o755)) || copy.changed;
+  // The interpreter too: the runtime runs it as root, so it is a root-owned copy, not the checkout's.
+  const node = join(o.binDir, PLUGIN_DIR, 'node');
+  const nodeChanged = await copyIfChanged(o.nodeBin, node, 0o755);
+  let cache: string | undefined;
+  if (o.compileCache) {
+    cache = join(o.binDir, PLUGIN_DIR, 'compile-cache');
+    await mkdir(cache, { recursive: true, mode: 0o700 });
+    await chown(cache, 0, 0);
+    await chmod(cache, 0o700);
+  }
+  const binaryChanged = (await writeAtomic(binary, wrapperScript(node, copy.script, cache), 0o755)) || copy.changed || nodeChanged;
   const conflistChanged = await writeAtomic(conflist, conflistJson(o), 0o644);
   return { binary, conflist, binaryChanged, conflistChanged };
 }
@@ -132,6 +143,24 @@ export function conflistJson(o: { agentSocket: string; mtu?: number | undefined;
 
 function shellQuote(s: string): string {
   return `'${s.replaceAll("'", "'\\''")}'`;
+}
+
+/** Copies a (large) file beside its target and renames it in, unless size and mtime already match. */
+async function copyIfChanged(src: string, dst: string, mode: number): Promise<boolean> {
+  const [a, b] = await Promise.all([stat(src), stat(dst).catch(() => undefined)]);
+  if (b && b.size === a.size && Math.trunc(b.mtimeMs) === Math.trunc(a.mtimeMs) && b.uid === 0 && (b.mode & 0o777) === mode) return false;
+  const tmp = join(dst, '..', `.${PLUGIN_NAME}.${process.pid}.${Date.now()}.tmp`);
+  try {
+    await copyFile(src, tmp);
+    await chown(tmp, 0, 0);
+    await chmod(tmp, mode);
+    await utimes(tmp, a.atime, a.mtime);
+    await rename(tmp, dst);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  return true;
 }
 
 /** Write to a temp file beside `path` and rename over it, so readers never see half a file. */

@@ -64,3 +64,6 @@ export function readAnnotation<T>(annotations: Record<string, string> | undefine
   }
   return r.data;
 }
+
+/** Whether two parsed annotation values say the same (kovn writes only when they differ). */
+export const sameAnnotation = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);

@@ -54,6 +54,9 @@ const NON_RETRYABLE_NAMES: Record<string, string> = {
   OvsdbSchemaError: 'SchemaMismatch',
 };
 
+/** gRPC status codes (Temporal's frontend) that will not change by retrying: INVALID_ARGUMENT, PERMISSION_DENIED, UNIMPLEMENTED, UNAUTHENTICATED. */
+const FINAL_GRPC = new Set([3, 7, 12, 16]);
+
 /** Kubernetes API status codes that will not change by retrying the same request. */
 const FINAL_HTTP = new Set([400, 401, 403, 405, 406, 413, 415, 422]);
 
@@ -69,6 +72,11 @@ export function classify(err: unknown): Classified {
   if (fixed) return { retryable: false, reason: fixed, message };
   if (name.startsWith('Ovsdb') && typeof e.retryable === 'boolean') {
     return { retryable: e.retryable, reason: e.retryable ? 'OvsdbTransient' : 'OvsdbRejected', message };
+  }
+  // The Temporal client's errors carry the gRPC status in their cause.
+  if (name === 'ServiceError') {
+    const code = (e.cause as ErrorLike | undefined)?.code;
+    if (typeof code === 'number') return { retryable: !FINAL_GRPC.has(code), reason: `Grpc${code}`, message };
   }
   const status = typeof e.statusCode === 'number' ? e.statusCode : typeof e.code === 'number' ? e.code : undefined;
   if (status !== undefined && FINAL_HTTP.has(status)) return { retryable: false, reason: `ApiError${status}`, message };

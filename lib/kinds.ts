@@ -53,9 +53,6 @@ export interface ObjectRef {
   name: string;
 }
 
-/** The object key the watchers emit: `<ns>/<name>`, or `<name>` for cluster-scoped kinds. */
-export const objectKey = (r: Pick<ObjectRef, 'namespace' | 'name'>): string => (r.namespace ? `${r.namespace}/${r.name}` : r.name);
-
 export function refFromKey(kind: Kind, key: string): ObjectRef {
   if (KINDS[kind].scope === 'Cluster') return { kind, namespace: '', name: key };
   const i = key.indexOf('/');

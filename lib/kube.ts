@@ -88,15 +88,18 @@ export async function annotateNode(k: Kube, name: string, annotations: Record<st
 
 /**
  * Records an Event on an object, where `kubectl describe` shows it to the object's author. The same
- * reason and message on the same object again is one series: the Event's name is derived from them, so
- * a repeat bumps its count and lastTimestamp (as client-go's correlator does) instead of adding one.
+ * reason on the same object again is one series: the Event's name is derived from them, so a repeat
+ * bumps its count and lastTimestamp and takes the latest message (as client-go's correlator aggregates)
+ * instead of adding an Event.
  */
 export async function recordEvent(k: Kube, obj: { kind: string; apiVersion?: string; namespace?: string; name: string; uid?: string },
   type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
   const namespace = obj.namespace || 'default';
   const now = new Date();
   const text = message.slice(0, 1000);
-  const series = createHash('sha256').update([obj.kind, obj.namespace ?? '', obj.name, obj.uid ?? '', type, reason, text, k.component].join('\0')).digest('hex').slice(0, 16);
+  // One series per object, type and reason: a message that varies between retries (a timeout's kind, an
+  // API error body) updates the series instead of starting another.
+  const series = createHash('sha256').update([obj.kind, obj.namespace ?? '', obj.name, obj.uid ?? '', type, reason, k.component].join('\0')).digest('hex').slice(0, 16);
   const name = `${obj.name.slice(0, 200)}.${series}`;
   try {
     await k.core.createNamespacedEvent({
@@ -114,7 +117,7 @@ export async function recordEvent(k: Kube, obj: { kind: string; apiVersion?: str
     if (httpStatus(err) !== 409) rethrow(err, `record event on ${obj.kind} ${obj.name}`);
     try {
       const ev = await k.core.readNamespacedEvent({ name, namespace });
-      await k.core.patchNamespacedEvent({ name, namespace, body: { count: (ev.count ?? 1) + 1, lastTimestamp: now } }, merge);
+      await k.core.patchNamespacedEvent({ name, namespace, body: { count: (ev.count ?? 1) + 1, lastTimestamp: now, message: text } }, merge);
     } catch (e) {
       rethrow(e, `update event series on ${obj.kind} ${obj.name}`);
     }

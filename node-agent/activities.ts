@@ -7,7 +7,9 @@ import { POD_NETWORKS, PodNetworks, readAnnotation } from '../lib/annotations.ts
 import type { Change } from '../lib/change.ts';
 import type { ClusterConfig } from '../lib/cluster-config.ts';
 import { z } from 'zod';
-import { formatCidr, overlaps, parseCidr } from '../lib/cidr.ts';
+import { formatCidr, overlaps, parseCidr, parseIp } from '../lib/cidr.ts';
+import { DNS_LABEL, DNS_SUBDOMAIN, POD_UID } from '../lib/names.ts';
+import { CNI_NAME_RE, ifname } from '../cni/env.ts';
 import { InvalidInputError } from '../lib/errors.ts';
 import { mgmtPort, nodeAddresses, macFromIp } from '../activities/translate/topology.ts';
 import { podPortName } from '../activities/translate/pod.ts';
@@ -62,8 +64,10 @@ export interface Orphans {
  * subnet of the wrong size, or a pod key that is no Kubernetes name.
  */
 function inputSchemas(cluster: ClusterConfig) {
-  const uid = z.string().regex(/^[0-9A-Za-z-]{1,64}$/, 'not a pod UID');
-  const pod = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/, 'not namespace/name').max(317);
+  const uid = z.string().regex(POD_UID, 'not a pod UID');
+  const namespace = z.string().regex(DNS_LABEL, 'not a namespace name');
+  const name = z.string().regex(DNS_SUBDOMAIN, 'not a pod name');
+  const pod = z.string().refine((p) => { const [ns = '', n = '', rest] = p.split('/'); return rest === undefined && DNS_LABEL.test(ns) && DNS_SUBDOMAIN.test(n); }, 'not namespace/name');
   const subnet = z.string().refine((s) => {
     try {
       const c = parseCidr(s);
@@ -76,10 +80,28 @@ function inputSchemas(cluster: ClusterConfig) {
     }
   }, 'not a node subnet of the cluster networks');
   const subnets = z.array(subnet).min(1).max(cluster.clusterNetworks.length);
+  const containerId = z.string().regex(CNI_NAME_RE, 'not a container ID').max(256);
+  // A pod port's host end is named after its sandbox; the management port (k8s-*) is never one.
+  const hostIf = ifname.refine((n) => CNI_NAME_RE.test(n) && !n.startsWith('k8s-'), 'not a pod port name');
+  const netns = z.string().regex(/^\/(var\/run|run)\/netns\/[^/]+$|^\/proc\/\d+\/ns\/net$/, 'not a network namespace path');
+  const ipWithPrefix = z.string().refine((a) => { try { const [ip = '', len] = a.split('/'); parseIp(ip); return len !== undefined && /^\d+$/.test(len); } catch { return false; } }, 'not an address/prefix');
+  const ip = z.string().refine((a) => { try { parseIp(a); return true; } catch { return false; } }, 'not an IP address');
+  const attachment = z.object({ namespace, name, uid: z.union([uid, z.literal('')]), containerId, netns, ifname });
+  const net = { ips: z.array(ipWithPrefix).min(1).max(2), mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, 'not a MAC address') };
   return {
     allocate: z.object({ uid, pod, subnets }),
     release: z.object({ uid }),
     setup: z.object({ subnets }),
+    waitNetwork: z.object({ namespace, name, uid: z.union([uid, z.literal('')]) }),
+    plug: attachment.extend({ ...net, gateways: z.array(ip).max(2) }),
+    check: attachment.extend(net),
+    installed: z.object({ hostIfname: hostIf }),
+    unplug: z.object({ containerId }),
+    orphans: z.object({
+      reason: z.enum(['pod-gone', 'runtime-gc']),
+      ports: z.array(z.object({ name: hostIf, ifaceId: z.string(), sandbox: z.string(), uid: z.string(), pod: z.string() })),
+      addresses: z.array(z.object({ uid, pod, ips: z.array(ipWithPrefix) })),
+    }),
   };
 }
 
@@ -139,7 +161,11 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
     },
 
     /** Removes orphans; those findOrphans found only after checking again that their pod is still gone. */
-    async removeOrphans(o: Orphans): Promise<Change[]> {
+    async removeOrphans(input: Orphans): Promise<Change[]> {
+      const o = parseInput(inputs.orphans, input, 'removeOrphans');
+      // Only ports kovn plugged for a pod (they carry its sandbox key) are ever removed here.
+      const plugged = new Set(podPorts(ovs).map((p) => p.name));
+      o.ports = o.ports.filter((p) => plugged.has(p.name));
       if (o.reason === 'pod-gone' && !pods.synced) throw new Error('the pods of this node have not been listed yet');
       const live = o.reason === 'pod-gone' ? pods.liveUids() : new Set<string>();
       const changes: Change[] = [];
@@ -168,7 +194,8 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
     },
 
     /** CNI ADD, step 1: the controller's share, written when the pod was bound: its pod-networks annotation. */
-    async waitPodNetwork(a: { namespace: string; name: string; uid: string }): Promise<{ ips: string[]; mac: string; gateways: string[]; waitedMs: number }> {
+    async waitPodNetwork(input: { namespace: string; name: string; uid: string }): Promise<{ ips: string[]; mac: string; gateways: string[]; waitedMs: number }> {
+      const a = parseInput(inputs.waitNetwork, input, 'waitPodNetwork');
       const t0 = Date.now();
       const pod = await pods.waitFor(a.namespace, a.name, (p) => {
         if (a.uid && p.metadata?.uid !== a.uid) return false;
@@ -186,7 +213,8 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
     },
 
     /** CNI ADD, step 2: veth pair, addresses and routes in the pod, OVS port with the OVN interface id. */
-    async plugPod(a: PodAttachment & { ips: string[]; mac: string; gateways: string[] }): Promise<AttachmentResult & { plugMs: number }> {
+    async plugPod(input: PodAttachment & { ips: string[]; mac: string; gateways: string[] }): Promise<AttachmentResult & { plugMs: number }> {
+      const a = parseInput(inputs.plug, input, 'plugPod');
       const t0 = Date.now();
       const host = hostIfname(a.containerId);
       const ifaceId = podPortName(a.namespace, a.name);
@@ -203,18 +231,21 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
     },
 
     /** CNI ADD, step 3: ovn-controller has bound the port and installed its flows. */
-    async waitInstalled({ hostIfname: host }: { hostIfname: string }): Promise<{ waitedMs: number }> {
+    async waitInstalled(input: { hostIfname: string }): Promise<{ waitedMs: number }> {
+      const { hostIfname: host } = parseInput(inputs.installed, input, 'waitInstalled');
       const t0 = Date.now();
       await waitOvnInstalled(ovs, host, 30_000);
       return { waitedMs: Date.now() - t0 };
     },
 
     /** CNI DEL: the OVS port and the veth pair; idempotent (also when the pod is gone from the API). */
-    async unplugPod({ containerId }: { containerId: string }): Promise<Change[]> {
+    async unplugPod(input: { containerId: string }): Promise<Change[]> {
+      const { containerId } = parseInput(inputs.unplug, input, 'unplugPod');
       return unplug(hostIfname(containerId));
     },
 
-    async checkPod(a: PodAttachment & { ips: string[]; mac: string }): Promise<void> {
+    async checkPod(input: PodAttachment & { ips: string[]; mac: string }): Promise<void> {
+      const a = parseInput(inputs.check, input, 'checkPod');
       return checkVeth({ netns: a.netns, ifname: a.ifname, hostIfname: hostIfname(a.containerId), mac: a.mac, ips: a.ips, gateways: [], mtu: cluster.mtu });
     },
   };

@@ -5,10 +5,10 @@
  * allocation delays reuse of a just-released address as long as the subnet allows.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, writeSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import type { Server } from 'node:net';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { formatCidr, nthAddress, offsetOf, parseCidr, size } from '../lib/cidr.ts';
 import type { Cidr } from '../lib/cidr.ts';
@@ -207,9 +207,21 @@ export interface IpamLock {
   release(): Promise<void>;
 }
 
-/** The abstract socket name (a leading NUL: no file anywhere) for a file, from its absolute path. */
-export const lockName = (file: string): string =>
-  `\0kovn-ipam-lock:${createHash('sha256').update(resolve(file)).digest('hex').slice(0, 32)}`;
+/**
+ * The abstract socket name (a leading NUL: no file anywhere) for a file, from its real path (symlinks
+ * resolved: two paths to one file are one lock). Abstract sockets belong to a network namespace: the
+ * lock excludes every agent of the node's namespace, where the box and a real node run it.
+ */
+export function lockName(file: string): string {
+  const abs = resolve(file);
+  let real = abs;
+  try {
+    real = join(realpathSync(dirname(abs)), basename(abs));
+  } catch {
+    /* the directory does not exist yet: nobody else can have it either */
+  }
+  return `\0kovn-ipam-lock:${createHash('sha256').update(real).digest('hex').slice(0, 32)}`;
+}
 
 const listen = (server: Server, path: string): Promise<NodeJS.ErrnoException | undefined> => new Promise((done) => {
   server.once('error', done);

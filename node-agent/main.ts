@@ -4,7 +4,6 @@
  * the server behind the CNI plugin (each ADD/DEL a run it starts eagerly on itself), and the installer
  * of the plugin once it can serve. Usage: node node-agent/main.ts CONFIG.json
  */
-import { dirname, join } from 'node:path';
 import { Client } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { WorkflowIdConflictPolicy } from '@temporalio/common';
@@ -117,7 +116,7 @@ const handler: CniHandler = {
 const server = await startCniServer({ socketPath: cfg.cniSocket, handler, log: (l) => log(`cni: ${l}`) });
 // Node's compile cache halves the plugin's start (it runs once per pod); a root-only dir of the agent's.
 const installed = await installCni({ binDir: cfg.cniBinDir, confDir: cfg.cniConfDir, agentSocket: cfg.cniSocket, nodeBin: cfg.nodeBin,
-  mtu: cfg.cluster.mtu, compileCacheDir: join(dirname(cfg.ipamFile), 'compile-cache') });
+  mtu: cfg.cluster.mtu, compileCache: true });
 markReady(cfg.readyFile);
 log(`node agent for ${cfg.node} serving ${cfg.cniSocket} (task queue ${taskQueue}); CNI config ${installed.conflist}`);
 

@@ -89,15 +89,19 @@ export function informer<T extends KubernetesObject>(src: InformerSource<T>): In
     }));
     let delay = 500;
     let stopped = false;
+    let restart: NodeJS.Timeout | undefined;
     inf.on('error', (err: unknown) => {
       if (stopped) return;
       src.log(`informer ${src.path}: ${err instanceof Error ? err.message : String(err)}; restarting in ${delay} ms`);
-      setTimeout(() => void inf.start().then(() => { delay = 500; }, () => undefined), delay);
+      restart = setTimeout(() => {
+        if (!stopped) void inf.start().then(() => { delay = 500; }, () => undefined);
+      }, delay);
       delay = Math.min(delay * 2, 30_000);
     });
     inf.start().catch((err: unknown) => sub.error(err));
     return () => {
       stopped = true;
+      clearTimeout(restart);
       store = undefined;
       listed = false;
       void inf.stop();

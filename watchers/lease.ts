@@ -111,9 +111,12 @@ export async function acquireLease(kc: KubeConfig, o: LeaseOptions, log: (msg: s
   const renew = setInterval(() => {
     if (Date.now() - renewed > renewDeadlineMs) return lose(`no renewal for ${Date.now() - renewed} ms`);
     if (inFlight) return;
+    // Counted from when the attempt began: the server wrote the renewal no earlier, so a standby that
+    // saw that write waits a whole lease duration after it, and the deadline (+ one tick) falls before.
+    const began = Date.now();
     inFlight = attempt().then((ok) => {
       if (!held) return;
-      if (ok) renewed = Date.now();
+      if (ok) renewed = began;
       else if (otherHolder) lose('another replica holds it');
       else if (Date.now() - renewed > renewDeadlineMs) lose('renew deadline passed');
     }).finally(() => { inFlight = undefined; });

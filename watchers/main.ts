@@ -47,7 +47,8 @@ const worker = await Worker.create({
 });
 const running = worker.run();
 const client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
-const ctx: WatchContext = { kube, nb };
+const stores = new Map<Kind, Informer<KubernetesObject>>();
+const ctx: WatchContext = { kube, nb, objects: (kind) => stores.get(kind)?.list() ?? [] };
 const watches = await Promise.all(KIND_NAMES.map(async (k) => ((await import(`./${KINDS[k].file}.ts`)) as { default: Watch }).default));
 markReady(cfg.readyFile);
 log(`controller ${cfg.identity}: worker on ${CONTROLLER_QUEUE}; waiting for the lease`);
@@ -86,6 +87,7 @@ function watchAll(): () => void {
       kc: kube.kc, path: s.path, list: s.list(ctx), keys: (o) => s.keys(o, ctx), relevant: (o) => s.relevant(o, ctx), log,
     }).events$);
     const extra = new Subject<KeyEvent>();
+    stores.set(w.kind, inf);
     resyncs.push({ watch: w, inf, extra });
     subs.push(dispatchKeys(merge(inf.events$, extra, ...secondaries), dispatchFor(w.kind), { log }).subscribe({
       error: (e: unknown) => log(`${w.kind} watcher failed: ${String(e)}`),
@@ -121,6 +123,7 @@ function watchAll(): () => void {
     clearInterval(first);
     clearInterval(periodic);
     for (const s of subs) s.unsubscribe();
+    stores.clear();
   };
 }
 

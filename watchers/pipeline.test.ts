@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Subject, firstValueFrom, take, toArray } from 'rxjs';
 import type { KeyEvent } from './informer.ts';
+import { ServiceError } from '@temporalio/client';
 import { dispatchKeys } from './pipeline.ts';
 
 const tick = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -54,13 +55,14 @@ test('dispatches across keys are bounded: never more than `concurrency` at once,
   src.complete();
 });
 
-test('a dispatch that can never succeed is logged once as final and not retried', async () => {
+test('a dispatch that can never succeed (the Temporal frontend refuses it) is logged once as final and not retried', async () => {
   const src = new Subject<KeyEvent>();
   const logs: string[] = [];
   let calls = 0;
   const sub = dispatchKeys(src, () => {
     calls++;
-    return Promise.reject(Object.assign(new Error('bad request'), { statusCode: 400 }));
+    // What signalWithStart throws for a request the frontend refuses: a ServiceError with the gRPC status in its cause.
+    return Promise.reject(new ServiceError('Failed to signalWithStart Workflow', { cause: Object.assign(new Error('3 INVALID_ARGUMENT: search attribute KovnKind is not defined'), { code: 3, details: 'search attribute KovnKind is not defined' }) }));
   }, { windowMs: 5, log: (m) => logs.push(m) }).subscribe();
   src.next({ key: 'ns/bad', trigger: 'add' });
   await tick(300);
@@ -68,5 +70,18 @@ test('a dispatch that can never succeed is logged once as final and not retried'
   sub.unsubscribe();
   assert.equal(calls, 1);
   assert.equal(logs.length, 1);
-  assert.match(logs[0] ?? '', /ns\/bad failed for good \(ApiError400\)/);
+  assert.match(logs[0] ?? '', /ns\/bad failed for good \(Grpc3\)/);
+});
+
+test('a dispatch the frontend could not take now (UNAVAILABLE) is retried until it goes through', async () => {
+  const src = new Subject<KeyEvent>();
+  let calls = 0;
+  const done = firstValueFrom(dispatchKeys(src, () => {
+    calls++;
+    return calls < 3 ? Promise.reject(new ServiceError('Failed to signalWithStart Workflow', { cause: Object.assign(new Error('14 UNAVAILABLE'), { code: 14 }) })) : Promise.resolve();
+  }, { windowMs: 5 }).pipe(take(1)));
+  src.next({ key: 'ns/later', trigger: 'add' });
+  assert.equal(await done, 'ns/later');
+  assert.equal(calls, 3);
+  src.complete();
 });

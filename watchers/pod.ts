@@ -1,12 +1,13 @@
 /**
  * The Pod kind's watch: bound, non-host-network pods (and any pod whose logical port is still there to
  * remove); a change matters when its incarnation, node, host networking, deletion, terminal phase, or
- * the agreement of its pod-networks annotation with its port changes.
+ * the agreement of its pod-networks annotation with its port changes. Secondary: its node.
  */
 import type { V1Pod } from '@kubernetes/client-node';
-import { POD_NETWORKS, PodNetworks, readAnnotation } from '../lib/annotations.ts';
+import { NODE_SUBNETS, POD_NETWORKS, PodNetworks, readAnnotation } from '../lib/annotations.ts';
 import { ownedPodPorts } from '../activities/nb.ts';
 import { podPortName } from '../activities/translate/pod.ts';
+import { keyOf } from './watch.ts';
 import type { Watch, WatchContext } from './watch.ts';
 
 const portOf = (p: V1Pod, { nb }: WatchContext) =>
@@ -34,6 +35,14 @@ function annotationTampered(p: V1Pod, ctx: WatchContext): boolean {
 }
 
 const watch: Watch<V1Pod> = {
+  secondary: [{
+    // A node whose network comes up (its subnets annotated) wakes the pods bound to it that wait for it.
+    path: '/api/v1/nodes',
+    list: ({ kube }) => () => kube.core.listNode(),
+    relevant: (n) => [n.metadata?.uid, n.metadata?.annotations?.[NODE_SUBNETS]],
+    keys: (n, ctx) => (ctx.objects('Pod') as V1Pod[])
+      .filter((p) => p.spec?.nodeName === n.metadata?.name && wantsNetwork(p) && !watch.inSync(p, ctx)).map(keyOf),
+  }],
   kind: 'Pod',
   path: '/api/v1/pods',
   list: ({ kube }) => () => kube.core.listPodForAllNamespaces(),

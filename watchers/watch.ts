@@ -13,6 +13,8 @@ import type { Kube } from '../lib/kube.ts';
 export interface WatchContext {
   kube: Kube;
   nb: NbClient;
+  /** The objects a kind's informer holds now (empty while it is not running): for secondary watches' keys. */
+  objects: (kind: Kind) => readonly KubernetesObject[];
 }
 
 /** Another kind of object whose changes map to this kind's keys (an EndpointSlice to its Service). */

@@ -131,7 +131,9 @@ export async function reconcile(target: ObjectRef, input: ReconcileInput, pass: 
 
   let failures = 0;
   let waits = 0;
-  while (dirty) {
+  for (let passes = 0; dirty; passes++) {
+    // A run kept busy by a stream of changes, not only a retrying one, stays under the history bound.
+    if (passes > 0) await maybeContinueAsNew(input, summary);
     dirty = false;
     let result: PassResult;
     try {
@@ -150,7 +152,6 @@ export async function reconcile(target: ObjectRef, input: ReconcileInput, pass: 
       await common.recordFailure({ ...target, type: 'Warning', reason: f.reason, message: `retrying: ${f.message}` }).catch(() => undefined);
       await condition(() => dirty, backoffMs(failures));
       dirty = true;
-      await maybeContinueAsNew(input, summary);
       continue;
     }
     if (result === 'interrupted') {
@@ -165,7 +166,6 @@ export async function reconcile(target: ObjectRef, input: ReconcileInput, pass: 
       record('waiting');
       await condition(() => dirty, backoffMs(++waits));
       dirty = true;
-      await maybeContinueAsNew(input, summary);
       continue;
     }
     waits = 0;

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { STATE, dirs } from './config.ts';
 import { sleep, tail } from '../../lib/exec.ts';
@@ -27,10 +27,28 @@ export function alive(pid: number): boolean {
   }
 }
 
+/**
+ * Whether `pid` can be the process that `file` recorded: it started before the file was last written
+ * (give or take a few seconds). A pid read from a file written before a reboot, or before its process
+ * died and the kernel reused the number, names someone else's process: never signal that one.
+ */
+function recordedBy(pid: number, file: string): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const startTicks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    const bootS = Number(/^btime (\d+)/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
+    // USER_HZ is 100 on Linux.
+    return bootS * 1000 + startTicks * 10 <= statSync(file).mtimeMs + 5000;
+  } catch {
+    return false;
+  }
+}
+
 /** The pid recorded for a daemon, if that process still runs. */
 export function runningPid(name: string): number | undefined {
   if (!existsSync(pidFile(name))) return undefined;
   const pid = Number(readFileSync(pidFile(name), 'utf8').trim());
+  if (!recordedBy(pid, pidFile(name))) return undefined;
   return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : undefined;
 }
 
@@ -75,7 +93,7 @@ export function writeSupervisor(name: string, state: SupervisorState): void {
 /** The pid of the daemon's supervisor, if it runs. */
 export function supervisorPid(name: string): number | undefined {
   const pid = readSupervisor(name)?.pid;
-  return pid && alive(pid) ? pid : undefined;
+  return pid && alive(pid) && recordedBy(pid, supervisorFile(name)) ? pid : undefined;
 }
 
 export const restartsOf = (name: string): number => readSupervisor(name)?.restarts ?? 0;

@@ -88,6 +88,8 @@ while [ $stopping = 0 ] && [ $draining = 0 ]; do
     kill -0 "$child" 2>/dev/null || break # else a signal woke us up, and it still runs
     [ $stopping = 1 ] && reap
   done
+  # Gone: a stop during the backoff must not signal its pid, which the kernel may hand to another process.
+  gone=$child child=''
   up=$(((${EPOCHREALTIME/./} - t0) / 1000))
   if ((rc > 128)); then how="signal SIG$(kill -l $((rc - 128)))"; else how="exit code $rc"; fi
   TZ=UTC0 printf -v at '%(%Y-%m-%dT%H:%M:%SZ)T' -1
@@ -105,6 +107,6 @@ while [ $stopping = 0 ] && [ $draining = 0 ]; do
 done
 
 # The pidfile names the daemon only while it may run (unless it names someone else's by now).
-[ "$(cat "$pidf" 2>/dev/null)" = "$child" ] && rm -f "$pidf"
+[ "$(cat "$pidf" 2>/dev/null)" = "$gone" ] && rm -f "$pidf"
 save null null stopped
 note stopped
