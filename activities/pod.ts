@@ -65,6 +65,12 @@ export default function createPodActivities({ nb, kube, cfg }: ControllerDeps) {
         await recordEvent(kube, { kind: 'Pod', namespace: p.namespace, name: p.name, uid: p.uid }, 'Warning', 'InvalidAnnotation',
           `${err instanceof Error ? err.message : String(err)}; kovn replaces it with the pod's network`);
       }
+      if (have?.default && !sameAnnotation(have.default, want.default)) {
+        // Valid, but not the network kovn gave this pod (a manifest's own value, say): it was never used
+        // for the pod (CNI ADD plugs kovn's allocation), and is replaced now. Say so on the pod.
+        await recordEvent(kube, { kind: 'Pod', namespace: p.namespace, name: p.name, uid: p.uid }, 'Warning', 'ForgedAnnotation',
+          `${POD_NETWORKS} held ${have.default.ip_addresses.join(', ')}, which kovn did not allocate; kovn replaces it with the pod's network (${want.default?.ip_addresses.join(', ') ?? ''})`);
+      }
       if (!sameAnnotation(have?.default, want.default)) {
         // Guarded by the resourceVersion read above: a pod recreated under the same name meanwhile gets
         // a 409 (retried), never this incarnation's addresses.

@@ -12,13 +12,18 @@ import { DNS_LABEL, DNS_SUBDOMAIN, POD_UID } from '../lib/names.ts';
 import { CNI_NAME_RE, ifname } from '../cni/env.ts';
 import { InvalidInputError } from '../lib/errors.ts';
 import { mgmtPort, nodeAddresses, macFromIp } from '../activities/translate/topology.ts';
-import { podPortName } from '../activities/translate/pod.ts';
+import { podNetworks, podPortName } from '../activities/translate/pod.ts';
 import { CNI_ERR_TRY_AGAIN_LATER, CniError } from '../cni/errors.ts';
 import { Ipam } from './ipam.ts';
+import type { Allocation } from './ipam.ts';
+import type { V1Pod } from '@kubernetes/client-node';
 import type { NodePods } from './pod-watch.ts';
 import { POD_KEY, SANDBOX_KEY, deletePort, ensureChassis, ensurePort, podPorts, systemId, waitOvnInstalled } from './ovs.ts';
 import type { OvsClient, PodPort } from './ovs.ts';
 import { checkVeth, configureMgmtPort, hostIfname, plugVeth, unplugVeth } from './plug.ts';
+
+/** The same addresses, in any order ("10.244.1.5/24" and "10.244.1.5/24"). */
+const sameAddresses = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && [...a].sort().join() === [...b].sort().join();
 
 export interface NodeAgentDeps {
   node: string;
@@ -197,17 +202,27 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
     async waitPodNetwork(input: { namespace: string; name: string; uid: string }): Promise<{ ips: string[]; mac: string; gateways: string[]; waitedMs: number }> {
       const a = parseInput(inputs.waitNetwork, input, 'waitPodNetwork');
       const t0 = Date.now();
-      const pod = await pods.waitFor(a.namespace, a.name, (p) => {
-        if (a.uid && p.metadata?.uid !== a.uid) return false;
+      // What is plugged comes from this agent's own allocation for the pod UID, never from the annotation,
+      // which anyone allowed to write the pod could have set: the annotation only says that the
+      // controller has published that allocation (a forged one waits until the controller replaces it).
+      const published = (p: V1Pod): Allocation | undefined => {
+        if (a.uid && p.metadata?.uid !== a.uid) return undefined;
+        const alloc = current()?.get(p.metadata?.uid ?? '');
+        if (!alloc) return undefined;
         try {
-          return readAnnotation(p.metadata?.annotations, POD_NETWORKS, PodNetworks)?.default !== undefined;
+          const net = readAnnotation(p.metadata?.annotations, POD_NETWORKS, PodNetworks)?.default;
+          return net && sameAddresses(net.ip_addresses, alloc.ips) ? alloc : undefined;
         } catch {
-          return false;
+          return undefined;
         }
-      }, 60_000, `annotation ${POD_NETWORKS}`).catch((err: unknown) => {
+      };
+      const pod = await pods.waitFor(a.namespace, a.name, (p) => published(p) !== undefined, 60_000, `its allocation published in ${POD_NETWORKS}`).catch((err: unknown) => {
         throw new CniError(CNI_ERR_TRY_AGAIN_LATER, 'pod network not ready', err instanceof Error ? err.message : String(err));
       });
-      const net = readAnnotation(pod.metadata?.annotations, POD_NETWORKS, PodNetworks)?.default;
+      const alloc = published(pod);
+      const subnets = current()?.subnets ?? [];
+      if (!alloc) throw new InvalidInputError('NoPodNetwork', `pod ${a.namespace}/${a.name} has no address of this node's`);
+      const net = podNetworks(alloc.ips, subnets).default;
       if (!net) throw new InvalidInputError('NoPodNetwork', `pod ${a.namespace}/${a.name} has no default network`);
       return { ips: net.ip_addresses, mac: net.mac_address, gateways: net.gateway_ips ?? [], waitedMs: Date.now() - t0 };
     },

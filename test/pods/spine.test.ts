@@ -16,7 +16,7 @@ import { connectTemporal } from '../../lib/history.ts';
 import { kovn } from '../box/helpers.ts';
 import { acquireLease } from '../../watchers/lease.ts';
 import {
-  BREAK_GLASS, assertNetworksAgree, bringBack, createPods, holdDown, ipamAllocations, killAndWaitBack, nbctl, podManifest, until, useBox, vsctl, waitReady,
+  BREAK_GLASS, assertNetworksAgree, bringBack, createPods, events, exec, getPod, holdDown, ipamAllocations, killAndWaitBack, nbctl, podManifest, until, useBox, vsctl, waitReady,
 } from './helpers.ts';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -33,7 +33,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 describe('the spine (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
   useBox(['--nodes', '2']);
 
-  test('k8s.ovn.org annotations are kovn\'s: a pod or node edit that sets one is refused by name; the break-glass group may', async () => {
+  test('k8s.ovn.org annotations are kovn\'s: a pod or node edit that sets one is refused by name; through the break-glass group a forged address is ignored, with an Event', { timeout: 3 * 60_000 }, async () => {
     const forged = podManifest('forged', 'node-1', { annotations: { 'k8s.ovn.org/pod-networks': '{"default":{"ip_addresses":["10.244.0.99/24"],"mac_address":"0a:58:0a:f4:00:63"}}' } });
     await assert.rejects(kubectl(['create', '-f', '-'], { input: forged }), /k8s\.ovn\.org\/pod-networks is written by kovn only/);
     // Another edit of a pod that carries kovn's annotation passes: only the changed keys count.
@@ -44,7 +44,16 @@ describe('the spine (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
     await assert.rejects(kubectl(['annotate', 'pod', 'plain', 'k8s.ovn.org/pod-networks-']), /k8s\.ovn\.org\/pod-networks is written by kovn only/);
     await assert.rejects(kubectl(['annotate', 'node', 'node-1', '--overwrite', 'k8s.ovn.org/node-subnets={"default":["10.244.9.0/24"]}']), /node-subnets is written by kovn only/);
     await kubectl(['label', 'node', 'node-1', 'kovn-test=yes']);
+    // Admitted through the break-glass group, a forged address is still never plugged: the pod gets
+    // kovn's own allocation, and an Event says what was replaced.
     await kubectl([...BREAK_GLASS, 'create', '-f', '-'], { input: forged.replace('"forged"', '"forged-bg"') });
+    await waitReady(['forged-bg']);
+    const pod = await getPod('forged-bg');
+    assert.notEqual(pod.status.podIP, '10.244.0.99', 'the forged address was not plugged');
+    await assertNetworksAgree(['forged-bg']);
+    assert.match(await exec('forged-bg', ['ip', '-o', 'addr', 'show', 'eth0']), new RegExp(`inet ${(pod.status.podIP ?? '').replaceAll('.', '\\.')}/`));
+    const ev = await until('a ForgedAnnotation Event', async () => (await events('Pod', 'forged-bg')).find((e) => e.reason === 'ForgedAnnotation'));
+    assert.match(ev.message, /10\.244\.0\.99\/24, which kovn did not allocate/);
     await kubectl(['delete', 'pod', 'forged-bg', 'plain', '--grace-period=0', '--force'], { timeoutMs: 60_000 }).catch(() => undefined);
     await kubectl(['label', 'node', 'node-1', 'kovn-test-']);
   });
