@@ -233,7 +233,14 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
       const t0 = Date.now();
       const host = hostIfname(a.containerId);
       const ifaceId = podPortName(a.namespace, a.name);
-      await plugVeth({ netns: a.netns, ifname: a.ifname, hostIfname: host, mac: a.mac, ips: a.ips, gateways: a.gateways, mtu: cluster.mtu });
+      const iface = { netns: a.netns, ifname: a.ifname, hostIfname: host, mac: a.mac, ips: a.ips, gateways: a.gateways, mtu: cluster.mtu };
+      // A re-ADD of a live sandbox (the runtime retrying, or asking again after a restart) gets the
+      // attachment it already has: tearing it down would cut the pod's connections.
+      const port = podPorts(ovs).find((p) => p.name === host);
+      if (port?.ifaceId === ifaceId && port.uid === a.uid && (await checkVeth(iface).then(() => true, () => false))) {
+        return { mac: a.mac, ips: a.ips, gateways: a.gateways, hostIfname: host, mtu: cluster.mtu, changes: [], plugMs: Date.now() - t0 };
+      }
+      await plugVeth(iface);
       const changes = await ensurePort(ovs, host, '', {
         'iface-id': ifaceId, 'iface-id-ver': a.uid, [SANDBOX_KEY]: a.containerId, [POD_KEY]: `${a.namespace}/${a.name}`,
       });

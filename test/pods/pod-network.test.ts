@@ -113,6 +113,20 @@ describe('pod networking (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
     assert.equal(await ping('a1', await ip('b1')), true, 'other pods are unaffected');
   });
 
+  test('a re-ADD of a live sandbox returns its attachment and leaves it as it is', async () => {
+    const pod = await getPod('a1');
+    const sb = await sandboxOf(1, 'a1');
+    const host = sb.id.slice(0, 15);
+    const ifindex = async (): Promise<string> => (await run('ip', ['-n', 'kovn-node-1', '-o', 'link', 'show', host])).split(':')[0] ?? '';
+    const before = await ifindex();
+    const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=a1;K8S_POD_UID=${pod.metadata.uid}`;
+    const add = await cni(1, { CNI_COMMAND: 'ADD', CNI_CONTAINERID: sb.id, CNI_NETNS: sb.netns, CNI_ARGS: args }, {});
+    assert.equal(add.code, 0, JSON.stringify(add.out));
+    assert.match(JSON.stringify(add.out.ips), new RegExp(`"${(pod.status.podIP ?? '').replaceAll('.', '\\.')}/`));
+    assert.equal(await ifindex(), before, 'the same veth: nothing was torn down');
+    assert.equal(await ping('a1', await ip('b1')), true);
+  });
+
   test('a deleted pod leaves no port, interface, veth, namespace or address; the address is not reused at once', { timeout: 3 * 60_000 }, async () => {
     const pod = await getPod('a2');
     const addr = pod.status.podIP ?? '';
