@@ -22,20 +22,13 @@ import type { Change, NbClient } from './nb.ts';
 import { ownedBy } from './translate/ownership.ts';
 import { podPort } from './translate/pod.ts';
 import { clusterTopology, nodeTopology } from './translate/topology.ts';
+import { until } from '../ovsdb/testing/until.ts';
 
 type NB = OvnNorthboundTables;
 const ops = opsFor<NB>();
 const run = promisify(execFile);
 
 const sorted = (changes: Change[]): string[] => changes.map((c) => `${c.op} ${c.table} ${c.row}`).sort();
-
-async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('Northbound layer', { timeout: 120_000 }, () => {
   const sandbox = new Sandbox();

@@ -15,17 +15,10 @@ import { FaultyProxy } from './testing/faulty-proxy.ts';
 import { Sandbox } from './testing/ovsdb-server.ts';
 import type { OvsdbServer } from './testing/ovsdb-server.ts';
 import { cacheTables, dumpTables } from './testing/compare.ts';
+import { until } from './testing/until.ts';
 
 type NB = OvnNorthboundTables;
 const nb = opsFor<NB>();
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('resync of an out-of-sync cache', { timeout: 90_000 }, () => {
   const sandbox = new Sandbox();

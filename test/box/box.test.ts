@@ -11,7 +11,7 @@ import { PORTS, files, STATE } from '../../deploy/local/config.ts';
 import { kubectl, kubectlJson } from '../../deploy/local/kubectl.ts';
 import type { BoxStatus } from '../../deploy/local/status.ts';
 import { run } from '../../lib/exec.ts';
-import { footprint, kovn } from './helpers.ts';
+import { downLeavesNothing, footprint, kovn } from './helpers.ts';
 
 const NODES = ['node-1', 'node-2'];
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -166,12 +166,7 @@ describe('cluster in a box', { timeout: 30 * 60_000 }, () => {
   });
 
   test('after down no process, namespace, link, mount or socket of the stack remains', { timeout: 5 * 60_000 }, async () => {
-    const d = await kovn(['down']);
-    assert.equal(d.code, 0, d.out);
-    const left = footprint();
-    assert.deepEqual(left.processes, []);
-    assert.deepEqual(left.namespaces, []);
-    assert.deepEqual(left.mounts, []);
+    const left = await downLeavesNothing();
     assert.deepEqual(left.links.sort(), before0.links.sort());
     const s = await kovn(['status', '--json']);
     assert.notEqual(s.code, 0);

@@ -1,6 +1,8 @@
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { REPO, STATE } from '../../deploy/local/config.ts';
+import type { BoxStatus, ComponentStatus } from '../../deploy/local/status.ts';
 
 export interface Cli {
   code: number | null;
@@ -41,4 +43,32 @@ export function footprint(): { processes: string[]; namespaces: string[]; mounts
     .map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(STATE));
   const links = readdirSync('/sys/class/net');
   return { processes, namespaces, mounts, links };
+}
+
+/** Polls until `fn` gives a value (not undefined or false), or fails naming what it waited for. */
+export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** A component as `kovn status --json` reports it; undefined when it is not listed. */
+export async function componentStatus(name: string): Promise<ComponentStatus | undefined> {
+  const s = JSON.parse((await kovn(['status', '--json'])).out) as BoxStatus;
+  return [...s.components, ...s.nodes.flatMap((n) => n.components)].find((x) => x.name === name);
+}
+
+/** `kovn down`, then nothing of the box is left: no process, namespace or mount. Returns what is there. */
+export async function downLeavesNothing(): Promise<ReturnType<typeof footprint>> {
+  const d = await kovn(['down']);
+  assert.equal(d.code, 0, d.out);
+  const left = footprint();
+  assert.deepEqual(left.processes, []);
+  assert.deepEqual(left.namespaces, []);
+  assert.deepEqual(left.mounts, []);
+  return left;
 }

@@ -6,27 +6,16 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO, dirs } from '../../deploy/local/config.ts';
 import { runningPid } from '../../deploy/local/proc.ts';
-import type { BoxStatus, ComponentStatus } from '../../deploy/local/status.ts';
-import { footprint, kovn } from './helpers.ts';
+import type { ComponentStatus } from '../../deploy/local/status.ts';
+import { componentStatus, downLeavesNothing, kovn, until } from './helpers.ts';
 
 const CONTROLLER = 'kovn-controller';
 const AGENT = 'node-1-kovn-agent';
 
 async function component(name: string): Promise<ComponentStatus> {
-  const s = JSON.parse((await kovn(['status', '--json'])).out) as BoxStatus;
-  const c = [...s.components, ...s.nodes.flatMap((n) => n.components)].find((x) => x.name === name);
+  const c = await componentStatus(name);
   assert.ok(c, `${name} in kovn status`);
   return c;
-}
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs / 1000}s: ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 /** The component once it is healthy with a pid other than `old`. */
@@ -103,12 +92,7 @@ describe('a supervised box', { timeout: 10 * 60_000 }, () => {
   });
 
   test('down stops every supervisor and daemon and leaves nothing behind', async () => {
-    const d = await kovn(['down']);
-    assert.equal(d.code, 0, d.out);
-    const left = footprint();
-    assert.deepEqual(left.processes, []);
-    assert.deepEqual(left.namespaces, []);
-    assert.deepEqual(left.mounts, []);
+    await downLeavesNothing();
     assert.equal(spawnSync('pgrep', ['-f', `${REPO}/deploy/local/supervise.sh`]).status, 1, 'no supervisor runs');
   });
 

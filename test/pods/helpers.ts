@@ -5,7 +5,7 @@ import { after, before } from 'node:test';
 import { join } from 'node:path';
 import { files, nodeNs, dirs } from '../../deploy/local/config.ts';
 import { kubectl, kubectlJson } from '../../deploy/local/kubectl.ts';
-import { run, sleep } from '../../lib/exec.ts';
+import { run } from '../../lib/exec.ts';
 
 export interface PodJson {
   metadata: { name: string; namespace: string; uid: string; annotations?: Record<string, string> };
@@ -77,15 +77,9 @@ export function ipamAllocations(node: number): Record<string, { pod: string; ips
   return (JSON.parse(readFileSync(f, 'utf8')) as { allocations: Record<string, { pod: string; ips: string[] }> }).allocations;
 }
 
-export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(250);
-  }
-}
+import { until } from '../box/helpers.ts';
+
+export { until };
 
 export async function events(kind: string, name: string, namespace = 'default'): Promise<{ reason: string; message: string; type: string }[]> {
   const list = await kubectlJson<{ items: { reason: string; message: string; type: string; involvedObject: { kind: string; name: string } }[] }>(
@@ -170,14 +164,10 @@ export async function assertNetworksAgree(names: string[]): Promise<void> {
   assert.deepEqual(dead, [], 'no allocation for a UID that is not a live pod');
 }
 
-interface StatusJson { components: { name: string; healthy: boolean; pid: number | null }[]; nodes: { components: { name: string; healthy: boolean; pid: number | null }[] }[] }
-
 /** Whether `kovn status --json` says the component runs healthy. */
 export async function healthy(name: string): Promise<boolean> {
-  const { kovn } = await import('../box/helpers.ts');
-  const r = await kovn(['status', '--json']);
-  const s = JSON.parse(r.out) as StatusJson;
-  return [...s.components, ...s.nodes.flatMap((n) => n.components)].some((c) => c.name === name && c.healthy);
+  const { componentStatus } = await import('../box/helpers.ts');
+  return (await componentStatus(name))?.healthy === true;
 }
 
 /** SIGKILLs a supervised daemon and waits until its supervisor has it back, healthy, under a new pid. */
