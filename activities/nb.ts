@@ -78,6 +78,11 @@ export interface SyncOptions {
   readonly comment?: string;
   /** Plans sent before giving up on a stale cache (default 5). */
   readonly attempts?: number;
+  /**
+   * Prune only the rows for which `test` holds, judged anew on every plan and guarded by a `wait` on
+   * `columns`: a row rewritten meanwhile (a pod's port taken over by its next incarnation) is kept.
+   */
+  readonly pruneIf?: { readonly columns: readonly string[]; readonly test: (row: Row) => boolean };
   /** Called when a sent plan is found stale and is re-planned. */
   readonly onRetry?: (e: { readonly attempt: number; readonly error: unknown }) => void;
 }
@@ -243,7 +248,7 @@ class Planner {
  * Throws InvalidInputError for a row that exists and is not kovn's, and a plain (retryable) Error when
  * a parent does not exist yet.
  */
-export function planSync(nb: NbClient, owner: Owner, rows: readonly AnyDesiredRow[], opts: Pick<SyncOptions, 'prune' | 'tables' | 'comment'> = {}): SyncPlan {
+export function planSync(nb: NbClient, owner: Owner, rows: readonly AnyDesiredRow[], opts: Pick<SyncOptions, 'prune' | 'tables' | 'comment' | 'pruneIf'> = {}): SyncPlan {
   const p = new Planner(nb, owner);
   const byKey = new Map<string, Resolved>();
   const key = (table: string, name: string): string => `${table}\u0000${name}`;
@@ -275,7 +280,7 @@ export function planSync(nb: NbClient, owner: Owner, rows: readonly AnyDesiredRo
   for (const r of byKey.values()) {
     if (r.kind === 'new') p.inserts.push({ depth: depthOf(r.want, byKey, key), op: insertOp(r) });
   }
-  if (opts.prune) planPrune(p, new Set([...byKey.values()].flatMap((r) => (r.kind === 'existing' && r.want ? [r.row._uuid] : []))), opts.tables ?? OWNED_TABLES);
+  if (opts.prune) planPrune(p, new Set([...byKey.values()].flatMap((r) => (r.kind === 'existing' && r.want ? [r.row._uuid] : []))), opts.tables ?? OWNED_TABLES, opts.pruneIf);
   const planned = p.ops(opts.comment ?? `kovn: ${owner.type} ${owner.name}`);
   const guards = new Set(planned.flatMap((o, i) => (p.guards.has(o) ? [i] : [])));
   return { ops: planned, changes: p.changes, tables: p.tables, guards };
@@ -396,17 +401,17 @@ function detach(p: Planner, table: string, column: string, holder: Row, child: s
 }
 
 /** Deletes the owner's rows that are not desired; non-root rows are detached from their holders first. */
-function planPrune(p: Planner, keep: ReadonlySet<string>, tables: readonly NamedTable[]): void {
+function planPrune(p: Planner, keep: ReadonlySet<string>, tables: readonly NamedTable[], only?: SyncOptions['pruneIf']): void {
   const dead: { table: string; row: Row }[] = [];
   for (const table of tables) {
     p.tables.add(table);
     for (const row of tableCache(p.nb, table).byExternalId(OWNER_NAME, p.owner.name)) {
-      if (owns(p.owner, row) && !keep.has(row._uuid)) dead.push({ table, row });
+      if (owns(p.owner, row) && !keep.has(row._uuid) && (only?.test(row) ?? true)) dead.push({ table, row });
     }
   }
   const deadIds = new Set(dead.map((d) => d.row._uuid));
   for (const { table, row } of dead) {
-    p.waitRow(table, row, ['external_ids']);
+    p.waitRow(table, row, ['external_ids', ...(only?.columns ?? [])]);
     if (!schemaOf(p.nb, table).isRoot) {
       // A holder deleted in the same transaction drops its references by itself.
       for (const h of holdersOf(p.nb, table, row._uuid)) if (!deadIds.has(h.row._uuid)) detach(p, h.table, h.column, h.row, row._uuid);
@@ -538,8 +543,8 @@ export async function ensurePodPort(nb: NbClient, node: string, port: DesiredSwi
 }
 
 /** Deletes every row kovn owns for an owner: ports detached from their switch/router, switches deleted. */
-export async function deleteOwned(nb: NbClient, owner: Owner): Promise<Change[]> {
-  return syncOwned(nb, owner, [], { prune: true, comment: `kovn: delete ${owner.type} ${owner.name}` });
+export async function deleteOwned(nb: NbClient, owner: Owner, pruneIf?: SyncOptions['pruneIf']): Promise<Change[]> {
+  return syncOwned(nb, owner, [], { prune: true, comment: `kovn: delete ${owner.type} ${owner.name}`, ...(pruneIf ? { pruneIf } : {}) });
 }
 
 /** Pod ports kovn owns, with their owner key ("ns/name"), for startup sync. */
@@ -557,3 +562,15 @@ export function nodeSubnetsInNb(nb: NbClient, cfg: ClusterConfig, node: string):
   return [...(s.subnet ? [s.subnet] : []), ...(s.ipv6Prefix && v6 ? [`${s.ipv6Prefix}/${v6.hostPrefix}`] : [])];
 }
 
+
+/** The addresses the ports of a node's switch hold ("mac ip..." entries; `dynamic`/`router` skipped), with each port's pod. */
+export function switchPortAddresses(nb: NbClient, node: string): { name: string; uid?: string; pod?: string; ips: string[] }[] {
+  const sw = rowsNamed(nb, 'Logical_Switch', node)[0] as { ports?: string[] } | undefined;
+  const ports = nb.cache.table('Logical_Switch_Port');
+  return (sw?.ports ?? []).flatMap((uuid) => {
+    const p = ports.get(uuid);
+    if (!p) return [];
+    const ips = p.addresses.flatMap((a) => a.split(' ').slice(1)).filter((x) => x.includes('.') || x.includes(':'));
+    return [{ name: p.name, uid: p.options['iface-id-ver'], pod: p.external_ids[OWNER_TYPE] === 'Pod' ? p.external_ids[OWNER_NAME] : undefined, ips }];
+  });
+}

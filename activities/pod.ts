@@ -7,7 +7,9 @@ import { POD_NETWORKS, PodNetworks, readAnnotation, sameAnnotation } from '../li
 import type { Change } from '../lib/change.ts';
 import { annotatePod, getNode, getPod, recordEvent } from '../lib/kube.ts';
 import type { ControllerDeps } from './common.ts';
-import { deleteOwned, ensurePodPort, nodeSubnetsInNb } from './nb.ts';
+import { InvalidInputError } from '../lib/errors.ts';
+import { contains, offsetOf, parseCidr, size } from '../lib/cidr.ts';
+import { deleteOwned, ensurePodPort, nodeSubnetsInNb, switchPortAddresses } from './nb.ts';
 import { podNetworks, podPort, podPortName } from './translate/pod.ts';
 
 export interface PodKey { namespace: string; name: string }
@@ -25,8 +27,35 @@ export interface PodObservation {
   portNodeExists?: boolean;
 }
 
+/** What a node's CNI ADD asks the controller to publish: the address its agent allocated for the pod. */
+export interface PodPublication extends PodKey { uid: string; node: string; ips: string[] }
+
+/** Whether `ip/len` is a pod address of `subnet`: its prefix, past the network, gateway and management addresses, not broadcast. */
+function inSubnet(ipWithPrefix: string, subnet: string): boolean {
+  try {
+    const [ip = '', len] = ipWithPrefix.split('/');
+    const s = parseCidr(subnet);
+    if (Number(len) !== s.prefix || !contains(s, ip)) return false;
+    const off = offsetOf(s, ip);
+    return off >= 3n && (s.family === 6 || off < size(s) - 1n);
+  } catch {
+    return false;
+  }
+}
+
 export default function createPodActivities({ nb, kube, cfg }: ControllerDeps) {
   const reads = {
+    async nodeExists({ node }: { node: string }): Promise<boolean> {
+      return (await getNode(kube, node)) !== undefined;
+    },
+
+    /** What the Northbound DB holds for a node's pods, for its agent to rebuild a lost allocation store. */
+    nodeAllocations({ node }: { node: string }): Promise<{ subnets: string[]; ports: { uid: string; pod: string; ips: string[] }[] }> {
+      const subnets = nodeSubnetsInNb(nb, cfg, node) ?? [];
+      const withPrefix = (ip: string): string => `${ip}/${subnets.find((s) => s.includes(':') === ip.includes(':'))?.split('/')[1] ?? ''}`;
+      const ports = switchPortAddresses(nb, node).flatMap((p) => (p.uid && p.pod ? [{ uid: p.uid, pod: p.pod, ips: p.ips.map(withPrefix) }] : []));
+      return Promise.resolve({ subnets, ports });
+    },
     async observePod({ namespace, name }: PodKey): Promise<PodObservation> {
       const lsp = nb.cache.table('Logical_Switch_Port').byIndex({ name: podPortName(namespace, name) });
       const port = lsp ? { uid: lsp.options['iface-id-ver'], node: lsp.options['requested-chassis'] } : undefined;
@@ -51,6 +80,32 @@ export default function createPodActivities({ nb, kube, cfg }: ControllerDeps) {
   };
 
   const writes = {
+    /**
+     * The fast path of a pod's network, called by its node's CNI ADD run: the port and annotation for the
+     * address the node's agent allocated. A node can publish only for a pod bound to it (read live, this
+     * incarnation), only addresses of its own subnets, never one another port of its switch holds: a
+     * node agent writes nothing to the Northbound DB itself.
+     */
+    async publishPodNetwork(p: PodPublication): Promise<Change[]> {
+      const pod = await getPod(kube, p.namespace, p.name);
+      const where = `pod ${p.namespace}/${p.name}`;
+      if (!pod || pod.metadata?.uid !== p.uid) throw new InvalidInputError('PodGone', `${where} (uid ${p.uid}) no longer exists`);
+      if (pod.spec?.nodeName !== p.node) throw new InvalidInputError('WrongNode', `${where} is bound to ${pod.spec?.nodeName ?? 'no node'}, not ${p.node}`);
+      if (pod.spec?.hostNetwork) throw new InvalidInputError('HostNetwork', `${where} is on the host's network`);
+      if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') throw new InvalidInputError('PodTerminal', `${where} has ${pod.status.phase}`);
+      const nodeSubnets = nodeSubnetsInNb(nb, cfg, p.node);
+      if (!nodeSubnets?.length) throw new Error(`node ${p.node} has no subnet in the Northbound DB yet`);
+      if (p.ips.length !== nodeSubnets.length || !nodeSubnets.every((s) => p.ips.some((ip) => inSubnet(ip, s)))) {
+        throw new InvalidInputError('AddressOutsideSubnet', `${p.ips.join(', ')} is not one address in each of node ${p.node}'s subnets (${nodeSubnets.join(', ')})`);
+      }
+      const mine = podPortName(p.namespace, p.name);
+      const bare = new Set(p.ips.map((a) => a.split('/')[0]));
+      const clash = switchPortAddresses(nb, p.node).find((x) => x.name !== mine && x.ips.some((a) => bare.has(a)));
+      // Retryable: the port of a pod that is going (its address released on its node already) is removed by its own run.
+      if (clash) throw new Error(`${p.ips.join(', ')} is still held by port ${clash.name} on node ${p.node}`);
+      return writes.ensurePodNetwork({ ...p, nodeSubnets });
+    },
+
     /** The pod's logical port and its k8s.ovn.org/pod-networks annotation. */
     async ensurePodNetwork(p: PodKey & { uid: string; node: string; ips: string[]; nodeSubnets: string[] }): Promise<Change[]> {
       const changes = await ensurePodPort(nb, p.node, podPort({ namespace: p.namespace, name: p.name, uid: p.uid, node: p.node }, p.ips));
@@ -80,8 +135,10 @@ export default function createPodActivities({ nb, kube, cfg }: ControllerDeps) {
       return changes;
     },
 
-    async deletePodPort({ namespace, name }: PodKey): Promise<Change[]> {
-      return deleteOwned(nb, { type: 'Pod', name: `${namespace}/${name}` });
+    /** The pod's port; with `uid`, only while the port is still that incarnation's (a new one may have taken it over). */
+    async deletePodPort({ namespace, name, uid }: PodKey & { uid?: string }): Promise<Change[]> {
+      return deleteOwned(nb, { type: 'Pod', name: `${namespace}/${name}` },
+        uid ? { columns: ['options'], test: (r) => (r.options as Record<string, string> | undefined)?.['iface-id-ver'] === uid } : undefined);
     },
   };
   return { reads, writes };

@@ -20,6 +20,9 @@ export const cniWorkflowId = (command: string, namespace: string, name: string, 
 /** A node agent's sweep of orphans, one run per sweep that found any. */
 export const sweepWorkflowId = (node: string, at: Date): string => `Sweep//${node}/${at.toISOString()}`;
 
+/** A node agent's rebuild of its lost allocation store. */
+export const restoreWorkflowId = (node: string, at: Date): string => `Restore//${node}/${at.toISOString()}`;
+
 export const SA = {
   kind: defineSearchAttributeKey('KovnKind', SearchAttributeType.KEYWORD),
   namespace: defineSearchAttributeKey('KovnNamespace', SearchAttributeType.KEYWORD),

@@ -14,10 +14,13 @@ import { InvalidInputError } from '../lib/errors.ts';
 import { mgmtPort, nodeAddresses, macFromIp } from '../activities/translate/topology.ts';
 import { podNetworks, podPortName } from '../activities/translate/pod.ts';
 import { CNI_ERR_TRY_AGAIN_LATER, CniError } from '../cni/errors.ts';
+import { renameSync } from 'node:fs';
 import { Ipam } from './ipam.ts';
 import type { Allocation } from './ipam.ts';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { NodePods } from './pod-watch.ts';
+import { getPod } from '../lib/kube.ts';
+import type { Kube } from '../lib/kube.ts';
 import { POD_KEY, SANDBOX_KEY, deletePort, ensureChassis, ensurePort, podPorts, systemId, waitOvnInstalled } from './ovs.ts';
 import type { OvsClient, PodPort } from './ovs.ts';
 import { checkVeth, configureMgmtPort, hostIfname, plugVeth, unplugVeth } from './plug.ts';
@@ -33,6 +36,10 @@ export interface NodeAgentDeps {
   ovs: OvsClient;
   pods: NodePods;
   cluster: ClusterConfig;
+  /** For live reads: a pod's address is freed only once the apiserver itself says the pod is gone. */
+  kube: Kube;
+  /** Settles once a lost allocation store is rebuilt: nothing allocates, frees or re-keys before. */
+  restored?: Promise<void>;
 }
 
 export interface PodAttachment {
@@ -98,6 +105,8 @@ function inputSchemas(cluster: ClusterConfig) {
     release: z.object({ uid }),
     setup: z.object({ subnets }),
     waitNetwork: z.object({ namespace, name, uid: z.union([uid, z.literal('')]) }),
+    allocatePod: z.object({ namespace, name, uid: z.union([uid, z.literal('')]) }),
+    rebuild: z.object({ subnets: z.array(subnet).max(cluster.clusterNetworks.length), ports: z.array(z.object({ uid, pod, ips: z.array(ipWithPrefix).min(1).max(2) })) }),
     plug: attachment.extend({ ...net, gateways: z.array(ip).max(2) }),
     check: attachment.extend(net),
     installed: z.object({ hostIfname: hostIf }),
@@ -117,10 +126,25 @@ function parseInput<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
   throw new InvalidInputError('InvalidActivityInput', `${what}: ${first?.path.join('.') || '(input)'}: ${first?.message ?? 'invalid'}`);
 }
 
-export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, cluster }: NodeAgentDeps) {
+/** Why an address is kept instead of freed: undefined when its pod is confirmed gone, live. */
+async function stillInUse(kube: Kube, ovs: OvsClient, a: Allocation): Promise<string | undefined> {
+  if (podPorts(ovs).some((p) => p.uid === a.uid)) return 'its pod\'s OVS port is still plugged on this node';
+  const [namespace = '', name = ''] = a.pod.split('/');
+  let pod: V1Pod | undefined;
+  try {
+    pod = await getPod(kube, namespace, name);
+  } catch (err) {
+    return `the apiserver could not confirm that ${a.pod} is gone (${err instanceof Error ? err.message : String(err)})`;
+  }
+  const live = pod?.metadata?.uid === a.uid && pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed';
+  return live ? `${a.pod} (uid ${a.uid}) still exists` : undefined;
+}
+
+export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, cluster, kube, restored = Promise.resolve() }: NodeAgentDeps) {
   const inputs = inputSchemas(cluster);
   // The store is keyed by the node's subnets, which only setupNode sets: a release or an allocation
-  // never re-keys it (that would drop every allocation and hand addresses out twice).
+  // never re-keys it (that would drop every allocation and hand addresses out twice). A store that is
+  // missing or corrupt is rebuilt from the cluster (rebuildAllocations) before anything else uses it.
   let ipam: Ipam | undefined;
   const current = (): Ipam | undefined => (ipam ??= Ipam.load(ipamFile));
   const unplug = async (host: string): Promise<Change[]> => {
@@ -128,24 +152,95 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
     if (await unplugVeth(host)) changes.push({ db: 'node', table: 'veth', row: host, op: 'delete' });
     return changes;
   };
+  const rebuild = (r: { subnets: string[]; ports: { uid: string; pod: string; ips: string[] }[] }): Change[] => {
+    if (r.subnets.length === 0) return [];
+    if (!pods.synced) throw new Error('the pods of this node have not been listed yet');
+    const fromPods = [...pods.all()].filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed').flatMap((p) => {
+      try {
+        const net = readAnnotation(p.metadata?.annotations, POD_NETWORKS, PodNetworks)?.default;
+        return net ? [{ uid: p.metadata?.uid ?? '', pod: `${p.metadata?.namespace}/${p.metadata?.name}`, ips: net.ip_addresses }] : [];
+      } catch {
+        return [];
+      }
+    });
+    const i = Ipam.open(ipamFile, r.subnets);
+    const taken = new Set(i.list().flatMap((a) => a.ips));
+    const changes: Change[] = [];
+    for (const a of [...r.ports, ...fromPods]) {
+      if (!a.uid || i.get(a.uid) || a.ips.some((ip) => taken.has(ip))) continue;
+      if (!i.restore(a)) continue;
+      for (const ip of a.ips) taken.add(ip);
+      changes.push({ db: 'node', table: 'IPAM', row: `${node}:${a.ips.join(',')}`, op: 'insert' });
+    }
+    ipam = i;
+    return changes;
+  };
 
   return {
     /** The pod's addresses (the same ones on every call for one pod UID), persisted before returning. */
     async allocateAddress(input: { uid: string; pod: string; subnets: string[] }): Promise<{ ips: string[]; created: boolean }> {
+      await restored;
       const { uid, pod, subnets } = parseInput(inputs.allocate, input, 'allocateAddress');
       let i = current();
       if (!i || i.subnets.length === 0) i = ipam = Ipam.open(ipamFile, subnets);
       if (i.subnets.join() !== subnets.join()) throw new Error(`node subnets are changing (${i.subnets.join()} -> ${subnets.join()}); waiting for the node's setup`);
       const had = i.get(uid);
-      return Promise.resolve({ ips: i.allocate(uid, pod).ips, created: !had });
+      return { ips: i.allocate(uid, pod).ips, created: !had };
     },
 
-    async releaseAddress(input: { uid: string }): Promise<{ released: boolean; ips: string[] }> {
+    /**
+     * Frees a pod's addresses once its pod is confirmed gone by a live read and its OVS port is gone;
+     * otherwise keeps them and says why (the sweep frees them later, under the same checks).
+     */
+    async releaseAddress(input: { uid: string }): Promise<{ released: boolean; ips: string[]; kept?: string }> {
+      await restored;
       const { uid } = parseInput(inputs.release, input, 'releaseAddress');
       const i = current();
-      const ips = i?.get(uid)?.ips ?? [];
-      return Promise.resolve({ released: i?.release(uid) ?? false, ips });
+      const a = i?.get(uid);
+      if (!i || !a) return { released: false, ips: [] };
+      const kept = await stillInUse(kube, ovs, a);
+      if (kept) return { released: false, ips: a.ips, kept };
+      return { released: i.release(uid), ips: a.ips };
     },
+
+    /** CNI ADD, step 1: this node's address for the pod incarnation (allocated once per UID, persisted). */
+    async allocatePod(input: { namespace: string; name: string; uid: string }): Promise<{ uid: string; ips: string[]; mac: string; gateways: string[]; created: boolean }> {
+      await restored;
+      const a = parseInput(inputs.allocatePod, input, 'allocatePod');
+      // Runtimes pass K8S_POD_UID; without it, the incarnation this node's cache knows.
+      const uid = a.uid || (await pods.waitFor(a.namespace, a.name, (p) => Boolean(p.metadata?.uid), 10_000, 'its UID')
+        .catch(() => { throw new CniError(CNI_ERR_TRY_AGAIN_LATER, 'pod not seen yet', `pod ${a.namespace}/${a.name} is not in this node's cache`); })).metadata?.uid;
+      const i = current();
+      if (!uid) throw new InvalidInputError('NoPodUid', `pod ${a.namespace}/${a.name} has no UID`);
+      if (!i || i.subnets.length === 0) throw new CniError(CNI_ERR_TRY_AGAIN_LATER, 'node network not ready', `node ${node} has no pod subnet yet`);
+      const had = i.get(uid);
+      const { ips } = i.allocate(uid, `${a.namespace}/${a.name}`);
+      const net = podNetworks(ips, i.subnets).default;
+      if (!net) throw new InvalidInputError('NoPodNetwork', `pod ${a.namespace}/${a.name} has no default network`);
+      return { uid, ips: net.ip_addresses, mac: net.mac_address, gateways: net.gateway_ips ?? [], created: !had };
+    },
+
+    /** Whether the allocation store must be rebuilt (missing, or unreadable: set aside as `<file>.corrupt-<time>`). */
+    allocationsLost(): { lost: boolean; reason?: string } {
+      if (ipam) return { lost: false };
+      try {
+        return Ipam.load(ipamFile) ? { lost: false } : { lost: true, reason: `${ipamFile} does not exist` };
+      } catch (err) {
+        const aside = `${ipamFile}.corrupt-${Date.now()}`;
+        renameSync(ipamFile, aside);
+        return { lost: true, reason: `${err instanceof Error ? err.message : String(err)} (kept as ${aside})` };
+      }
+    },
+
+    /**
+     * Rebuilds a lost store from what the cluster shows: the ports of this node's switch in NB (read by
+     * the controller), then the pod-networks annotations of the live pods bound here. Every address
+     * either names is marked in use; a port's wins over an annotation claiming the same address.
+     */
+    rebuildAllocations(input: { subnets: string[]; ports: { uid: string; pod: string; ips: string[] }[] }): Promise<Change[]> {
+      return Promise.resolve().then(() => rebuild(parseInput(inputs.rebuild, input, 'rebuildAllocations')));
+    },
+
 
     /**
      * What a missed DEL left on this node (the agent was down, a sandbox vanished with its runtime): pod
@@ -167,6 +262,7 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
 
     /** Removes orphans; those findOrphans found only after checking again that their pod is still gone. */
     async removeOrphans(input: Orphans): Promise<Change[]> {
+      await restored;
       const o = parseInput(inputs.orphans, input, 'removeOrphans');
       // Only ports kovn plugged for a pod (they carry its sandbox key) are ever removed here.
       const plugged = new Set(podPorts(ovs).map((p) => p.name));
@@ -176,12 +272,16 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
       const changes: Change[] = [];
       for (const p of o.ports.filter((x) => !live.has(x.uid))) changes.push(...(await unplug(p.name)));
       for (const a of o.addresses.filter((x) => !live.has(x.uid))) {
-        if (current()?.release(a.uid)) changes.push({ db: 'node', table: 'ipam', row: `${a.pod} ${a.ips.join(',')}`, op: 'delete' });
+        // The cache is not proof that a pod is gone (a watch cut for long, say): the apiserver is.
+        const held = current()?.get(a.uid);
+        if (!held || (await stillInUse(kube, ovs, held))) continue;
+        if (current()?.release(a.uid)) changes.push({ db: 'node', table: 'IPAM', row: `${a.pod} ${a.ips.join(',')}`, op: 'delete' });
       }
       return changes;
     },
 
     async setupNode(input: { subnets: string[] }): Promise<{ chassisId: string; changes: Change[] }> {
+      await restored;
       const { subnets } = parseInput(inputs.setup, input, 'setupNode');
       const i = current();
       if (!i || i.subnets.join() !== subnets.join()) ipam = Ipam.open(ipamFile, subnets);

@@ -110,6 +110,28 @@ export class Ipam {
     return { uid, pod, ips };
   }
 
+  /**
+   * Puts back an allocation found in the cluster (a rebuild): its addresses as they are, one per subnet;
+   * false when they do not fit this node's subnets or one is taken.
+   */
+  restore(a: Allocation): boolean {
+    if (this.get(a.uid) || a.ips.length !== this.#subnets.length) return false;
+    const fits = this.#subnets.every((s) => a.ips.some((ipp) => {
+      const [ip = '', len] = ipp.split('/');
+      try {
+        const off = offsetOf(s, ip);
+        return Number(len) === s.prefix && off >= RESERVED_LOW && !this.#used.get(formatCidr(s))?.has(off);
+      } catch {
+        return false;
+      }
+    }));
+    if (!fits) return false;
+    this.#store.allocations[a.uid] = { pod: a.pod, ips: [...a.ips], at: Date.now() };
+    for (const ip of a.ips) this.#mark(ip, true);
+    this.#save();
+    return true;
+  }
+
   /** Releases a pod's addresses; false when it had none. */
   release(uid: string): boolean {
     const a = this.#store.allocations[uid];

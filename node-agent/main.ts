@@ -15,7 +15,7 @@ import { VALID_ATTACHMENTS } from '../cni/protocol.ts';
 import { NodeAgentConfig, markReady } from '../lib/daemon-config.ts';
 import { WORKER_FAILURE_TYPES, startDaemon, workflowSource } from '../lib/daemon.ts';
 import { classifyActivityErrors, classified } from '../lib/errors.ts';
-import { SA, cniWorkflowId, nodeQueue, sweepWorkflowId } from '../lib/ids.ts';
+import { SA, cniWorkflowId, nodeQueue, restoreWorkflowId, sweepWorkflowId } from '../lib/ids.ts';
 import { connectKube } from '../lib/kube.ts';
 import { POD_NETWORKS, PodNetworks, readAnnotation } from '../lib/annotations.ts';
 import { createNodeAgentActivities } from './activities.ts';
@@ -23,7 +23,7 @@ import { lockAllocations } from './ipam.ts';
 import type { Orphans } from './activities.ts';
 import { connectOvs, podPorts } from './ovs.ts';
 import { NodePods } from './pod-watch.ts';
-import type { cniAdd, cniDel } from '../workflows/cni.ts';
+import type { cniAdd, cniDel, restoreAllocations } from '../workflows/cni.ts';
 import type { sweepNode } from '../workflows/node-sweep.ts';
 
 const { cfg, log } = startDaemon('node-agent/main.ts', NodeAgentConfig);
@@ -35,7 +35,9 @@ const ovs = await connectOvs(cfg.ovsSock);
 const pods = await NodePods.start(kube, cfg.node);
 const connection = await NativeConnection.connect({ address: cfg.temporal.address });
 const taskQueue = nodeQueue(cfg.node);
-const activities = createNodeAgentActivities({ node: cfg.node, chassis: { encapIp: cfg.encapIp, sbRemote: cfg.sbRemote }, ipamFile: cfg.ipamFile, ovs, pods, cluster: cfg.cluster });
+let markRestored = (): void => undefined;
+const restored = new Promise<void>((done) => (markRestored = done));
+const activities = createNodeAgentActivities({ node: cfg.node, chassis: { encapIp: cfg.encapIp, sbRemote: cfg.sbRemote }, ipamFile: cfg.ipamFile, ovs, pods, cluster: cfg.cluster, kube, restored });
 const worker = await Worker.create({
   connection, namespace: cfg.temporal.namespace, taskQueue, activities,
   interceptors: { activity: [classifyActivityErrors] },
@@ -47,6 +49,27 @@ const worker = await Worker.create({
 const client = new Client({ connection, namespace: cfg.temporal.namespace });
 const running = worker.run();
 
+// A lost or corrupt allocation store is rebuilt from the cluster before anything allocates (or the CNI
+// server answers): addresses in use are never handed out again.
+const nodeAttrs = [{ key: SA.kind, value: 'Node' }, { key: SA.namespace, value: '' }, { key: SA.name, value: cfg.node }, { key: SA.node, value: cfg.node }];
+for (let delay = 1000; ; delay = Math.min(delay * 2, 30_000)) {
+  const lost = activities.allocationsLost();
+  if (!lost.lost) break;
+  log(`allocation store lost (${lost.reason}): rebuilding it from the cluster`);
+  try {
+    const changes = await client.workflow.execute<typeof restoreAllocations>('restoreAllocations', {
+      workflowId: restoreWorkflowId(cfg.node, new Date()), taskQueue, requestEagerStart: true, typedSearchAttributes: nodeAttrs,
+      args: [{ node: cfg.node, reason: lost.reason ?? 'lost' }],
+    });
+    log(`allocation store rebuilt: ${changes.length} allocation(s) restored`);
+    break;
+  } catch (err) {
+    log(`rebuilding the allocation store failed (trying again in ${delay / 1000} s): ${String(err)}`);
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+markRestored();
+
 const attrs = (ns: string, name: string) => [
   { key: SA.kind, value: 'Pod' }, { key: SA.namespace, value: ns }, { key: SA.name, value: name }, { key: SA.node, value: cfg.node },
 ];
@@ -56,7 +79,7 @@ async function sweep(o: Orphans): Promise<void> {
   if (o.ports.length === 0 && o.addresses.length === 0) return;
   const changes = await client.workflow.execute<typeof sweepNode>('sweepNode', {
     workflowId: sweepWorkflowId(cfg.node, new Date()), taskQueue, requestEagerStart: true,
-    typedSearchAttributes: [{ key: SA.kind, value: 'Node' }, { key: SA.namespace, value: '' }, { key: SA.name, value: cfg.node }, { key: SA.node, value: cfg.node }],
+    typedSearchAttributes: nodeAttrs,
     args: [o],
   });
   for (const c of changes) log(`sweep (${o.reason}): ${c.op} ${c.db}:${c.table} ${c.row}`);
@@ -71,7 +94,7 @@ const handler: CniHandler = {
       workflowId: cniWorkflowId('add', ns, name, req.containerId), taskQueue, requestEagerStart: true,
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
       typedSearchAttributes: attrs(ns, name),
-      args: [{ namespace: ns, name, uid: req.podUid ?? '', containerId: req.containerId, netns: req.netns, ifname: req.ifname }],
+      args: [{ namespace: ns, name, uid: req.podUid ?? '', containerId: req.containerId, netns: req.netns, ifname: req.ifname, node: cfg.node }],
     }).catch((err: unknown) => {
       const cause = (err as { cause?: { type?: string; message?: string } }).cause;
       const code = /^CniError:(\d+)$/.exec(cause?.type ?? '')?.[1];

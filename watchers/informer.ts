@@ -39,10 +39,13 @@ export interface Informer<T extends KubernetesObject> {
   list: () => readonly T[];
   /** Whether the first list has completed (an empty store before it means "not known yet"). */
   synced: () => boolean;
+  /** The object of a key (`ns/name` or `name`), as the store holds it now. */
+  get: (key: string) => T | undefined;
 }
 
 export function informer<T extends KubernetesObject>(src: InformerSource<T>): Informer<T> {
   let store: (() => readonly T[]) | undefined;
+  let byName: ((name: string, namespace?: string) => T | undefined) | undefined;
   let listed = false;
   const list: ListPromise<T> = async () => {
     const r = await src.list();
@@ -52,6 +55,7 @@ export function informer<T extends KubernetesObject>(src: InformerSource<T>): In
   const events$ = new Observable<KeyEvent>((sub) => {
     const inf = makeInformer<T>(src.kc, src.path, list);
     store = () => inf.list();
+    byName = (name, namespace) => inf.get(name, namespace);
     const seen = new Map<string, string>();
     const id = (o: T): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
     const fingerprint = (o: T): string => JSON.stringify(src.relevant(o));
@@ -103,9 +107,14 @@ export function informer<T extends KubernetesObject>(src: InformerSource<T>): In
       stopped = true;
       clearTimeout(restart);
       store = undefined;
+      byName = undefined;
       listed = false;
       void inf.stop();
     };
   });
-  return { events$, list: () => store?.() ?? [], synced: () => listed && store !== undefined };
+  const get = (key: string): T | undefined => {
+    const i = key.indexOf('/');
+    return i < 0 ? byName?.(key) : byName?.(key.slice(i + 1), key.slice(0, i));
+  };
+  return { events$, list: () => store?.() ?? [], synced: () => listed && store !== undefined, get };
 }

@@ -10,8 +10,8 @@ import { hostname } from 'node:os';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { merge } from 'rxjs';
-import type { Subscription } from 'rxjs';
+import { EMPTY, merge, mergeMap, of, timer } from 'rxjs';
+import type { Observable, Subscription } from 'rxjs';
 import { createControllerActivities } from '../activities/controller.ts';
 import { connectNb } from '../activities/nb.ts';
 import { connectSb } from '../activities/sb.ts';
@@ -66,6 +66,26 @@ const dispatchFor = (kind: Kind) => async (key: string, triggers: string[]): Pro
 
 const RESYNC_MS = 10 * 60_000;
 
+/** A kind's keys, those it defers held back and let through only if their object still needs a run then. */
+function deferred(w: Watch, inf: Informer<KubernetesObject>, keys$: Observable<KeyEvent>): Observable<KeyEvent> {
+  if (!w.deferMs) return keys$;
+  const needs = (o: KubernetesObject): boolean => (w.actionable?.(o, ctx) ?? true) && !w.inSync(o, ctx);
+  return keys$.pipe(mergeMap((e) => {
+    const o = inf.get(e.key);
+    let ms = 0;
+    try {
+      ms = o ? (w.deferMs?.(o, ctx) ?? 0) : 0;
+    } catch (err) {
+      log(`defer ${w.kind} ${e.key}: ${String(err)}`);
+    }
+    if (ms <= 0) return of(e);
+    return timer(ms).pipe(mergeMap(() => {
+      const now = inf.get(e.key);
+      return !now || needs(now) ? of({ ...e, trigger: `${e.trigger} (not published by its node within ${ms / 1000} s)` }) : EMPTY;
+    }));
+  }));
+}
+
 /**
  * The watchers of every kind, while this replica leads. The periodic resync (and the first one, once
  * every informer has listed) compares each store with the NB cache in-process: a run starts only for an
@@ -89,7 +109,7 @@ function watchAll(): () => void {
     const extra = new Subject<KeyEvent>();
     stores.set(w.kind, inf);
     resyncs.push({ watch: w, inf, extra });
-    subs.push(dispatchKeys(merge(inf.events$, extra, ...secondaries), dispatchFor(w.kind), { log }).subscribe({
+    subs.push(dispatchKeys(deferred(w, inf, merge(inf.events$, extra, ...secondaries)), dispatchFor(w.kind), { log }).subscribe({
       error: (e: unknown) => log(`${w.kind} watcher failed: ${String(e)}`),
     }));
   }

@@ -13,6 +13,9 @@ import type { Watch, WatchContext } from './watch.ts';
 const portOf = (p: V1Pod, { nb }: WatchContext) =>
   nb.cache.table('Logical_Switch_Port').byIndex({ name: podPortName(p.metadata?.namespace ?? '', p.metadata?.name ?? '') });
 
+/** How long a newly bound pod's node gets to publish its network before the controller's run does it. */
+export const NODE_FIRST_MS = 10_000;
+
 const terminal = (p: V1Pod): boolean => p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed';
 const wantsNetwork = (p: V1Pod): boolean => Boolean(p.spec?.nodeName) && p.spec?.hostNetwork !== true && !terminal(p);
 
@@ -60,6 +63,10 @@ const watch: Watch<V1Pod> = {
       return false;
     }
   },
+  // A pod bound with no port yet gets it from its node's CNI ADD (allocated there, published through the
+  // controller's queue): its own run starts only if the ADD has not published it by then (the node's
+  // agent is down, say), or at once for anything else (deletion, drift, a stale port).
+  deferMs: (p, ctx) => (wantsNetwork(p) && !portOf(p, ctx) ? NODE_FIRST_MS : 0),
   ownerKeys: ({ nb }) => ownedPodPorts(nb).map((p) => p.owner),
 };
 

@@ -37,6 +37,12 @@ export interface Watch<T extends KubernetesObject = KubernetesObject> {
   actionable?: (obj: T, ctx: WatchContext) => boolean;
   /** Whether NB (and kovn's annotations) already hold what the object needs: resync skips those. */
   inSync: (obj: T, ctx: WatchContext) => boolean;
+  /**
+   * How long to leave an object to someone else first (a pod's own node publishes its network during
+   * its CNI ADD): its change is dispatched after this many ms, and only if the object still needs a run
+   * then. 0 or absent: at once.
+   */
+  deferMs?: (obj: T, ctx: WatchContext) => number;
   /** Keys of the objects that own rows in NB (read from the NB cache): an owner not in the store is an orphan. */
   ownerKeys: (ctx: WatchContext) => string[];
   secondary?: SecondaryWatch[];

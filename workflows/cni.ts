@@ -1,27 +1,59 @@
 /**
- * The node's share of a pod's network, as runs the node agent starts itself (eagerly, on its own task
- * queue) for every CNI ADD and DEL: durable and auditable like any change, linked to the pod's workflow
- * by its search attributes and memo, and cheap in Temporal time thanks to local activities.
+ * A pod's network on its node, as runs the node agent starts itself (eagerly, on its own task queue) for
+ * every CNI ADD and DEL: durable and auditable like any change, found with the pod's other runs by their
+ * search attributes, and cheap in Temporal time: local activities, and for an ADD one regular activity
+ * on the controller's queue, which writes the pod's port and annotation (node agents cannot write NB).
  */
-import { proxyLocalActivities, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
+import { patched, proxyActivities, proxyLocalActivities, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
+import type { PodReads, PodWrites } from '../activities/pod.ts';
 import type { AttachmentResult, NodeAgentActivities, PodAttachment } from '../node-agent/activities.ts';
 import type { Change } from '../lib/change.ts';
-import { SA, workflowId } from '../lib/ids.ts';
+import { CONTROLLER_QUEUE, SA, workflowId } from '../lib/ids.ts';
 
 const la = proxyLocalActivities<NodeAgentActivities>({
   startToCloseTimeout: '90s',
   retry: { initialInterval: '100ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 5 },
 });
 
-/** CNI ADD: wait for the controller's annotation, plug the veth and OVS port, wait for ovn-installed. */
-export async function cniAdd(a: PodAttachment): Promise<AttachmentResult> {
+const nodeReads = proxyActivities<PodReads>({
+  taskQueue: CONTROLLER_QUEUE, startToCloseTimeout: '10s', retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s' },
+});
+
+/**
+ * The controller's share of an ADD. Short timeouts: a controller killed mid-call is replaced (its lease)
+ * within seconds, and an ADD that still cannot publish fails with a CNI error kubelet retries.
+ */
+const controller = proxyActivities<PodWrites>({
+  taskQueue: CONTROLLER_QUEUE, startToCloseTimeout: '10s', scheduleToCloseTimeout: '45s',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '3s' },
+});
+
+/**
+ * CNI ADD: this node's address for the pod, its port and annotation written by the controller (guarded:
+ * this incarnation, bound here, an address of this node's), the veth and OVS port, ovn-installed.
+ */
+export async function cniAdd(a: PodAttachment & { node?: string }): Promise<AttachmentResult> {
   upsertMemo({ pod: workflowId('Pod', a.namespace, a.name), containerId: a.containerId });
-  const { waitedMs: annotationMs, ...net } = await la.waitPodNetwork({ namespace: a.namespace, name: a.name, uid: a.uid });
-  const { plugMs, ...res } = await la.plugPod({ ...a, ...net });
+  if (!patched('cni-add-allocates') || !a.node) {
+    // Runs begun before the ADD allocated and published itself wait for the controller's annotation.
+    const { waitedMs: annotationMs, ...net } = await la.waitPodNetwork({ namespace: a.namespace, name: a.name, uid: a.uid });
+    const { plugMs, ...res } = await la.plugPod({ ...a, ...net });
+    const { waitedMs: installedMs } = await la.waitInstalled({ hostIfname: res.hostIfname });
+    upsertSearchAttributes([{ key: SA.outcome, value: 'converged' }]);
+    upsertMemo({ summary: { triggers: ['CNI ADD'], outcome: 'converged', changes: res.changes } });
+    return { ...res, timings: { annotationMs, plugMs, installedMs } };
+  }
+  const t0 = Date.now();
+  const { uid, created, ...net } = await la.allocatePod({ namespace: a.namespace, name: a.name, uid: a.uid });
+  const changes: Change[] = created ? [{ db: 'node', table: 'IPAM', row: `${a.node}:${net.ips.join(',')}`, op: 'insert' }] : [];
+  changes.push(...(await controller.publishPodNetwork({ namespace: a.namespace, name: a.name, uid, node: a.node, ips: net.ips })));
+  const annotationMs = Date.now() - t0; // workflow time: advances with each task, enough for a breakdown
+  const { plugMs, ...res } = await la.plugPod({ ...a, uid, ...net });
   const { waitedMs: installedMs } = await la.waitInstalled({ hostIfname: res.hostIfname });
+  changes.push(...res.changes);
   upsertSearchAttributes([{ key: SA.outcome, value: 'converged' }]);
-  upsertMemo({ summary: { triggers: ['CNI ADD'], outcome: 'converged', changes: res.changes } });
-  return { ...res, timings: { annotationMs, plugMs, installedMs } };
+  upsertMemo({ summary: { triggers: ['CNI ADD'], outcome: 'converged', changes } });
+  return { ...res, changes, timings: { annotationMs, plugMs, installedMs } };
 }
 
 /** CNI DEL: remove the OVS port and the veth; idempotent. */
@@ -30,5 +62,19 @@ export async function cniDel(a: { namespace: string; name: string; containerId: 
   const changes = await la.unplugPod({ containerId: a.containerId });
   upsertSearchAttributes([{ key: SA.outcome, value: 'deleted' }]);
   upsertMemo({ summary: { triggers: ['CNI DEL'], outcome: 'deleted', changes } });
+  return changes;
+}
+
+/**
+ * A node's allocation store found missing or corrupt when its agent started: rebuilt from the ports the
+ * Northbound DB holds for the node (read by the controller) and the annotations of its live pods,
+ * before the agent allocates anything. A run in the node's history like any change.
+ */
+export async function restoreAllocations(input: { node: string; reason: string }): Promise<Change[]> {
+  upsertMemo({ reason: input.reason });
+  const held = await nodeReads.nodeAllocations({ node: input.node });
+  const changes = await la.rebuildAllocations(held);
+  upsertSearchAttributes([{ key: SA.outcome, value: 'converged' }]);
+  upsertMemo({ summary: { triggers: [`allocation store lost: ${input.reason}`], outcome: 'converged', changes } });
   return changes;
 }

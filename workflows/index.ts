@@ -3,5 +3,5 @@
 export { changed } from './reconcile.ts';
 export { reconcileNode } from './node.ts';
 export { reconcilePod } from './pod.ts';
-export { cniAdd, cniDel } from './cni.ts';
+export { cniAdd, cniDel, restoreAllocations } from './cni.ts';
 export { sweepNode } from './node-sweep.ts';
