@@ -45,6 +45,12 @@ function inSubnet(ipWithPrefix: string, subnet: string): boolean {
 
 export default function createPodActivities({ nb, kube, cfg }: ControllerDeps) {
   const reads = {
+    /** Whether NB still holds the pod incarnation's port (its node frees the address only once it does not). */
+    podPortHeld({ namespace, name, uid }: PodKey & { uid: string }): Promise<boolean> {
+      const lsp = nb.cache.table('Logical_Switch_Port').byIndex({ name: podPortName(namespace, name) });
+      return Promise.resolve(lsp?.options['iface-id-ver'] === uid);
+    },
+
     async nodeExists({ node }: { node: string }): Promise<boolean> {
       return (await getNode(kube, node)) !== undefined;
     },

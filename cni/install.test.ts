@@ -32,16 +32,21 @@ describe('installCni', () => {
     const wrapper = await readFile(first.binary, 'utf8');
     assert.ok(wrapper.startsWith('#!/bin/sh\n'));
     // The runtime runs a root-owned copy in its bin dir, never the checkout's file.
-    const copy = join(binDir, PLUGIN_DIR, 'plugin.ts');
+    const copy = join(binDir, PLUGIN_DIR, 'plugin.js');
     const node = join(binDir, PLUGIN_DIR, 'node');
     assert.ok(wrapper.includes(`exec '${node}' '${copy}' "$@"`), wrapper);
     assert.ok(!wrapper.includes(PLUGIN_SCRIPT) && !wrapper.includes(process.execPath));
     assert.deepEqual([(await stat(node)).uid, (await stat(node)).mode & 0o777, (await stat(node)).size], [0, 0o755, (await stat(process.execPath)).size]);
     assert.equal((await stat(first.binary)).mode & 0o777, 0o755);
-    for (const f of [copy, join(binDir, PLUGIN_DIR, 'plugin-command.ts'), join(binDir, PLUGIN_DIR, 'agent-client.ts')]) {
+    // Plain JavaScript, types stripped once at install (not on every run), imports pointing at the copies.
+    for (const f of [copy, join(binDir, PLUGIN_DIR, 'plugin-command.js'), join(binDir, PLUGIN_DIR, 'agent-client.js')]) {
       const st = await stat(f);
       assert.deepEqual([st.uid, st.mode & 0o777], [0, 0o644], f);
-      assert.equal(await readFile(f, 'utf8'), await readFile(join(dirname(PLUGIN_SCRIPT), basename(f)), 'utf8'));
+      const js = await readFile(f, 'utf8');
+      const ts = await readFile(join(dirname(PLUGIN_SCRIPT), basename(f).replace(/\.js$/, '.ts')), 'utf8');
+      assert.match(ts, /^import type /m, 'the source has types to strip');
+      assert.doesNotMatch(js, /^import type /m);
+      assert.doesNotMatch(js, /from '\.\/[^']+\.ts'/);
     }
     assert.deepEqual(JSON.parse(await readFile(first.conflist, 'utf8')), {
       cniVersion: '1.0.0', cniVersions: ['1.0.0', '1.1.0'], name: 'kovn', plugins: [{ type: 'kovn', agentSocket: '/run/kovn/cni.sock', mtu: 1400 }],

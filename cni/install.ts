@@ -3,9 +3,10 @@
  * executable wrapper in the CNI bin dir, and `10-kovn.conflist` in the conf dir. The conflist goes last: its presence is what turns the node
  * Ready, so the agent calls this only once its CNI server is serving.
  */
-import { chmod, chown, copyFile, mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stripTypeScriptTypes } from 'node:module';
 import { z } from 'zod';
 import { describeIssues } from './zod-issues.ts';
 
@@ -65,6 +66,15 @@ async function pluginSources(entry: string): Promise<Map<string, string>> {
   return files;
 }
 
+const asJs = (f: string): string => f.replace(/\.ts$/, '.js');
+
+/**
+ * The plugin as plain JavaScript: types stripped once here rather than on every run (Node's type
+ * stripping costs the plugin ~80 ms of CPU per call, and it runs for every ADD and DEL).
+ */
+const toJs = (ts: string): string =>
+  stripTypeScriptTypes(ts, { mode: 'strip' }).replace(/((?:from|import\()\s*')(\.\/[^']+)\.ts'/g, "$1$2.js'");
+
 /**
  * Copies the plugin into `<binDir>/kovn.d/`, root-owned and writable by root only, so what the runtime
  * runs as root never comes from a checkout that someone else may write. Returns whether anything changed.
@@ -80,9 +90,11 @@ async function installPluginCopy(binDir: string, entry: string): Promise<{ scrip
   for (const [file, text] of sources) {
     const rel = relative(root, file);
     if (rel.startsWith('..')) throw new Error(`CNI plugin module ${file} is outside ${root}`);
-    changed = (await writeAtomic(join(dir, rel), text, 0o644)) || changed;
+    changed = (await writeAtomic(join(dir, asJs(rel)), toJs(text), 0o644)) || changed;
   }
-  return { script: join(dir, basename(entry)), changed };
+  // Sources an older install copied as TypeScript.
+  for (const f of await readdir(dir)) if (f.endsWith('.ts')) await rm(join(dir, f), { force: true });
+  return { script: join(dir, asJs(basename(entry))), changed };
 }
 
 /** Writes the plugin's copy and wrapper, then the conflist, each atomically and only when its content differs. */

@@ -34,6 +34,8 @@ export const NodeAgentConfig = z.object({
   cniConfDir: abs,
   nodeBin: abs,
   cluster: ClusterConfig,
+  /** How often the agent sweeps what missed DELs left; an address is an orphan only once older than this. */
+  sweepSeconds: z.number().int().min(1).max(86_400).default(300),
   workflowBundle: abs.optional(),
   readyFile: abs.optional(),
 });

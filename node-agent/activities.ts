@@ -126,18 +126,26 @@ function parseInput<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
   throw new InvalidInputError('InvalidActivityInput', `${what}: ${first?.path.join('.') || '(input)'}: ${first?.message ?? 'invalid'}`);
 }
 
-/** Why an address is kept instead of freed: undefined when its pod is confirmed gone, live. */
+/**
+ * Why a pod's network is kept: undefined only when the apiserver itself (a live read, never a cache that
+ * a cut watch may have left stale) says the pod incarnation is gone or done.
+ */
+async function podLive(kube: Kube, pod: string, uid: string): Promise<string | undefined> {
+  const [namespace = '', name = ''] = pod.split('/');
+  let p: V1Pod | undefined;
+  try {
+    p = await getPod(kube, namespace, name);
+  } catch (err) {
+    return `the apiserver could not confirm that ${pod} is gone (${err instanceof Error ? err.message : String(err)})`;
+  }
+  const live = p?.metadata?.uid === uid && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed';
+  return live ? `${pod} (uid ${uid}) still exists` : undefined;
+}
+
+/** Why an address is kept instead of freed: its pod's port is still plugged here, or its pod is not confirmed gone. */
 async function stillInUse(kube: Kube, ovs: OvsClient, a: Allocation): Promise<string | undefined> {
   if (podPorts(ovs).some((p) => p.uid === a.uid)) return 'its pod\'s OVS port is still plugged on this node';
-  const [namespace = '', name = ''] = a.pod.split('/');
-  let pod: V1Pod | undefined;
-  try {
-    pod = await getPod(kube, namespace, name);
-  } catch (err) {
-    return `the apiserver could not confirm that ${a.pod} is gone (${err instanceof Error ? err.message : String(err)})`;
-  }
-  const live = pod?.metadata?.uid === a.uid && pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed';
-  return live ? `${a.pod} (uid ${a.uid}) still exists` : undefined;
+  return podLive(kube, a.pod, a.uid);
 }
 
 export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, cluster, kube, restored = Promise.resolve() }: NodeAgentDeps) {
@@ -270,7 +278,11 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
       if (o.reason === 'pod-gone' && !pods.synced) throw new Error('the pods of this node have not been listed yet');
       const live = o.reason === 'pod-gone' ? pods.liveUids() : new Set<string>();
       const changes: Change[] = [];
-      for (const p of o.ports.filter((x) => !live.has(x.uid))) changes.push(...(await unplug(p.name)));
+      for (const p of o.ports.filter((x) => !live.has(x.uid))) {
+        // The runtime's own GC is proof for its sandboxes; for a pod the cache lacks, only the apiserver is.
+        if (o.reason === 'pod-gone' && (await podLive(kube, p.pod, p.uid))) continue;
+        changes.push(...(await unplug(p.name)));
+      }
       for (const a of o.addresses.filter((x) => !live.has(x.uid))) {
         // The cache is not proof that a pod is gone (a watch cut for long, say): the apiserver is.
         const held = current()?.get(a.uid);
@@ -358,6 +370,13 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
       const t0 = Date.now();
       await waitOvnInstalled(ovs, host, 30_000);
       return { waitedMs: Date.now() - t0 };
+    },
+
+    /** The pod incarnation a sandbox's OVS port was plugged for, if it still is. */
+    sandboxPod(input: { containerId: string }): Promise<{ uid: string; pod: string } | undefined> {
+      const { containerId } = parseInput(inputs.unplug, input, 'sandboxPod');
+      const p = podPorts(ovs).find((x) => x.name === hostIfname(containerId));
+      return Promise.resolve(p?.uid ? { uid: p.uid, pod: p.pod } : undefined);
     },
 
     /** CNI DEL: the OVS port and the veth pair; idempotent (also when the pod is gone from the API). */

@@ -146,9 +146,9 @@ log(`node agent for ${cfg.node} serving ${cfg.cniSocket} (task queue ${taskQueue
 // What missed DELs left (the agent was down, a run was interrupted): ports of pods gone from this node
 // at once on start and then every period; addresses once older than the period, so an allocation whose
 // pod this agent has not seen yet is kept.
-const SWEEP_MS = 5 * 60_000;
+const SWEEP_MS = cfg.sweepSeconds * 1000;
 const sweepOrphans = (): void => void Promise.resolve().then(() => sweep(activities.findOrphans(SWEEP_MS)))
-  .catch((err: unknown) => log(`sweep failed (tried again in ${SWEEP_MS / 60_000} min): ${String(err)}`));
+  .catch((err: unknown) => log(`sweep failed (tried again in ${SWEEP_MS / 1000} s): ${String(err)}`));
 sweepOrphans();
 const sweeper = setInterval(sweepOrphans, SWEEP_MS);
 

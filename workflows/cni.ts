@@ -15,6 +15,11 @@ const la = proxyLocalActivities<NodeAgentActivities>({
   retry: { initialInterval: '100ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 5 },
 });
 
+/** Reads of the controller's, for the DEL: bounded, so a DEL never waits long on a controller that is away. */
+const portReads = proxyActivities<PodReads>({
+  taskQueue: CONTROLLER_QUEUE, startToCloseTimeout: '5s', scheduleToCloseTimeout: '20s', retry: { initialInterval: '200ms', maximumInterval: '2s' },
+});
+
 const nodeReads = proxyActivities<PodReads>({
   taskQueue: CONTROLLER_QUEUE, startToCloseTimeout: '10s', retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s' },
 });
@@ -46,7 +51,13 @@ export async function cniAdd(a: PodAttachment & { node?: string }): Promise<Atta
   const t0 = Date.now();
   const { uid, created, ...net } = await la.allocatePod({ namespace: a.namespace, name: a.name, uid: a.uid });
   const changes: Change[] = created ? [{ db: 'node', table: 'IPAM', row: `${a.node}:${net.ips.join(',')}`, op: 'insert' }] : [];
-  changes.push(...(await controller.publishPodNetwork({ namespace: a.namespace, name: a.name, uid, node: a.node, ips: net.ips })));
+  try {
+    changes.push(...(await controller.publishPodNetwork({ namespace: a.namespace, name: a.name, uid, node: a.node, ips: net.ips })));
+  } catch (err) {
+    // Nothing is plugged yet: the address goes back, unless the node finds the pod still there (a live read).
+    await la.releaseAddress({ uid }).catch(() => undefined);
+    throw err;
+  }
   const annotationMs = Date.now() - t0; // workflow time: advances with each task, enough for a breakdown
   const { plugMs, ...res } = await la.plugPod({ ...a, uid, ...net });
   const { waitedMs: installedMs } = await la.waitInstalled({ hostIfname: res.hostIfname });
@@ -56,10 +67,21 @@ export async function cniAdd(a: PodAttachment & { node?: string }): Promise<Atta
   return { ...res, changes, timings: { annotationMs, plugMs, installedMs } };
 }
 
-/** CNI DEL: remove the OVS port and the veth; idempotent. */
+/**
+ * CNI DEL: remove the OVS port and the veth; idempotent. Then the pod's address, once its logical port
+ * is gone from NB too and the pod is confirmed gone (its node reads it live); otherwise the controller's
+ * run for the pod frees it after removing the port.
+ */
 export async function cniDel(a: { namespace: string; name: string; containerId: string }): Promise<Change[]> {
   upsertMemo({ pod: workflowId('Pod', a.namespace, a.name), containerId: a.containerId });
+  const freeing = patched('cni-del-frees-address');
+  const was = freeing ? await la.sandboxPod({ containerId: a.containerId }) : undefined;
   const changes = await la.unplugPod({ containerId: a.containerId });
+  // A controller that cannot answer now: the address stays for the pod's run (or the sweep) to free.
+  if (was && !(await portReads.podPortHeld({ namespace: a.namespace, name: a.name, uid: was.uid }).catch(() => true))) {
+    const r = await la.releaseAddress({ uid: was.uid });
+    if (r.released) changes.push({ db: 'node', table: 'IPAM', row: `${was.pod} ${r.ips.join(',')}`, op: 'delete' });
+  }
   upsertSearchAttributes([{ key: SA.outcome, value: 'deleted' }]);
   upsertMemo({ summary: { triggers: ['CNI DEL'], outcome: 'deleted', changes } });
   return changes;

@@ -134,9 +134,10 @@ describe('pod networking (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
     const host = sb.id.slice(0, 15);
     await kubectl(['delete', 'pod', 'a2', '--wait=true'], { timeoutMs: 120_000 });
     await until('LSP default_a2 removed', async () => (await lsp('default_a2')) === undefined);
+    // kubelet tears the sandbox down (CNI DEL) on its own schedule, after the API object is gone; the
+    // address is freed only then (its port gone from NB and OVS, the pod confirmed gone).
+    await until('OVS port removed', async () => !(await vsctl(1, ['list-ports', 'br-int'])).includes(host), 120_000);
     await until('IPAM release', () => Promise.resolve(!Object.keys(ipamAllocations(1)).includes(pod.metadata.uid)));
-    // kubelet tears the sandbox down (CNI DEL) on its own schedule, after the API object is gone.
-    await until('OVS port removed', async () => !(await vsctl(1, ['list-ports', 'br-int'])).includes(host));
     await until('veth removed', () => run('ip', ['-n', 'kovn-node-1', 'link', 'show', host]).then(() => false, () => true));
     await until('pod netns removed', () => run('test', ['-e', sb.netns]).then(() => false, () => true));
     await createPods([{ name: 'a3', node: 'node-1' }]);

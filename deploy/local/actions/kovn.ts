@@ -105,6 +105,7 @@ export function nodeAgent(i: number, family: IpFamily, bundle = ''): Component {
     cniConfDir: p.cniConfDir,
     nodeBin: node24,
     cluster: clusterConfig(family),
+    sweepSeconds: 300,
     workflowBundle: bundle,
     readyFile: join(dirs.run, `${name}.ready`),
   };
