@@ -89,7 +89,10 @@ describe('pod addresses (IPv4, 2 nodes)', { timeout: 20 * 60_000 }, () => {
     for (const [uid, a] of held) assert.deepEqual(ipamAllocations(1)[uid]?.ips, a.ips, `${a.pod} keeps ${a.ips.join(',')}`);
     assert.ok(readdirSync(join(dirs.node('node-1'), 'kovn')).some((f) => f.startsWith('ipam.json.corrupt-')), 'the corrupt store is kept aside');
     assert.equal(await ping('st5', await ipOf('st1')), true);
+    const gone = new Set((await liveAllocations()).filter(([, a]) => /^default\/st\d$/.test(a.pod)).map(([uid]) => uid));
     await kubectl(['delete', 'pod', 'st1', 'st2', 'st3', 'st4', 'st5', '--wait=true'], { timeoutMs: 120_000 });
+    // Freed once kubelet's DEL has unplugged them and their pods are confirmed gone.
+    await until('the deleted pods\' addresses freed', () => Promise.resolve(Object.keys(ipamAllocations(1)).every((uid) => !gone.has(uid))), 120_000);
   });
 
   test('a node whose apiserver watch is cut for longer than the sweep interval frees no address of a live pod', { timeout: 5 * 60_000 }, async () => {
