@@ -5,6 +5,7 @@
  */
 import { POD_NETWORKS, PodNetworks, readAnnotation, sameAnnotation } from '../lib/annotations.ts';
 import type { Change } from '../lib/change.ts';
+import type { V1Pod } from '@kubernetes/client-node';
 import { annotatePod, getNode, getPod, recordEvent } from '../lib/kube.ts';
 import type { ControllerDeps } from './common.ts';
 import { InvalidInputError } from '../lib/errors.ts';
@@ -85,6 +86,34 @@ export default function createPodActivities({ nb, kube, cfg }: ControllerDeps) {
     },
   };
 
+  /** kovn's k8s.ovn.org/pod-networks on the pod (as read): written when it differs, a foreign value replaced with an Event. */
+  const annotate = async (p: PodKey & { uid: string; ips: string[]; nodeSubnets: string[] }, pod: V1Pod | undefined): Promise<Change[]> => {
+    const changes: Change[] = [];
+    if (!pod || pod.metadata?.uid !== p.uid) return changes; // gone meanwhile: the next run cleans up
+    const want = podNetworks(p.ips, p.nodeSubnets);
+    let have: PodNetworks | undefined;
+    try {
+      have = readAnnotation(pod.metadata.annotations, POD_NETWORKS, PodNetworks);
+    } catch (err) {
+      // Someone else wrote garbage where kovn keeps the pod's network: say so on the pod, then replace it.
+      await recordEvent(kube, { kind: 'Pod', namespace: p.namespace, name: p.name, uid: p.uid }, 'Warning', 'InvalidAnnotation',
+        `${err instanceof Error ? err.message : String(err)}; kovn replaces it with the pod's network`);
+    }
+    if (have?.default && !sameAnnotation(have.default, want.default)) {
+      // Valid, but not the network kovn gave this pod (a manifest's own value, say): it was never used
+      // for the pod (CNI ADD plugs kovn's allocation), and is replaced now. Say so on the pod.
+      await recordEvent(kube, { kind: 'Pod', namespace: p.namespace, name: p.name, uid: p.uid }, 'Warning', 'ForgedAnnotation',
+        `${POD_NETWORKS} held ${have.default.ip_addresses.join(', ')}, which kovn did not allocate; kovn replaces it with the pod's network (${want.default?.ip_addresses.join(', ') ?? ''})`);
+    }
+    if (!sameAnnotation(have?.default, want.default)) {
+      // Guarded by the resourceVersion read above: a pod recreated under the same name meanwhile gets
+      // a 409 (retried), never this incarnation's addresses.
+      await annotatePod(kube, p.namespace, p.name, { [POD_NETWORKS]: JSON.stringify({ ...(have ?? {}), ...want }) }, pod.metadata.resourceVersion);
+      changes.push({ db: 'k8s', table: 'Pod', row: `${p.namespace}/${p.name}`, op: 'update' });
+    }
+    return changes;
+  };
+
   const writes = {
     /**
      * The fast path of a pod's network, called by its node's CNI ADD run: the port and annotation for the
@@ -109,36 +138,14 @@ export default function createPodActivities({ nb, kube, cfg }: ControllerDeps) {
       const clash = switchPortAddresses(nb, p.node).find((x) => x.name !== mine && x.ips.some((a) => bare.has(a)));
       // Retryable: the port of a pod that is going (its address released on its node already) is removed by its own run.
       if (clash) throw new Error(`${p.ips.join(', ')} is still held by port ${clash.name} on node ${p.node}`);
-      return writes.ensurePodNetwork({ ...p, nodeSubnets });
+      const changes = await ensurePodPort(nb, p.node, podPort({ namespace: p.namespace, name: p.name, uid: p.uid, node: p.node }, p.ips));
+      return [...changes, ...(await annotate({ ...p, nodeSubnets }, pod))];
     },
 
     /** The pod's logical port and its k8s.ovn.org/pod-networks annotation. */
     async ensurePodNetwork(p: PodKey & { uid: string; node: string; ips: string[]; nodeSubnets: string[] }): Promise<Change[]> {
       const changes = await ensurePodPort(nb, p.node, podPort({ namespace: p.namespace, name: p.name, uid: p.uid, node: p.node }, p.ips));
-      const pod = await getPod(kube, p.namespace, p.name);
-      if (!pod || pod.metadata?.uid !== p.uid) return changes; // gone meanwhile: the next run cleans up
-      const want = podNetworks(p.ips, p.nodeSubnets);
-      let have: PodNetworks | undefined;
-      try {
-        have = readAnnotation(pod.metadata.annotations, POD_NETWORKS, PodNetworks);
-      } catch (err) {
-        // Someone else wrote garbage where kovn keeps the pod's network: say so on the pod, then replace it.
-        await recordEvent(kube, { kind: 'Pod', namespace: p.namespace, name: p.name, uid: p.uid }, 'Warning', 'InvalidAnnotation',
-          `${err instanceof Error ? err.message : String(err)}; kovn replaces it with the pod's network`);
-      }
-      if (have?.default && !sameAnnotation(have.default, want.default)) {
-        // Valid, but not the network kovn gave this pod (a manifest's own value, say): it was never used
-        // for the pod (CNI ADD plugs kovn's allocation), and is replaced now. Say so on the pod.
-        await recordEvent(kube, { kind: 'Pod', namespace: p.namespace, name: p.name, uid: p.uid }, 'Warning', 'ForgedAnnotation',
-          `${POD_NETWORKS} held ${have.default.ip_addresses.join(', ')}, which kovn did not allocate; kovn replaces it with the pod's network (${want.default?.ip_addresses.join(', ') ?? ''})`);
-      }
-      if (!sameAnnotation(have?.default, want.default)) {
-        // Guarded by the resourceVersion read above: a pod recreated under the same name meanwhile gets
-        // a 409 (retried), never this incarnation's addresses.
-        await annotatePod(kube, p.namespace, p.name, { [POD_NETWORKS]: JSON.stringify({ ...(have ?? {}), ...want }) }, pod.metadata.resourceVersion);
-        changes.push({ db: 'k8s', table: 'Pod', row: `${p.namespace}/${p.name}`, op: 'update' });
-      }
-      return changes;
+      return [...changes, ...(await annotate(p, await getPod(kube, p.namespace, p.name)))];
     },
 
     /** The pod's port; with `uid`, only while the port is still that incarnation's (a new one may have taken it over). */

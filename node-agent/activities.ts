@@ -130,7 +130,7 @@ function parseInput<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
  * Why a pod's network is kept: undefined only when the apiserver itself (a live read, never a cache that
  * a cut watch may have left stale) says the pod incarnation is gone or done.
  */
-async function podLive(kube: Kube, pod: string, uid: string): Promise<string | undefined> {
+async function podLive(kube: Kube, node: string, pod: string, uid: string): Promise<string | undefined> {
   const [namespace = '', name = ''] = pod.split('/');
   let p: V1Pod | undefined;
   try {
@@ -138,14 +138,15 @@ async function podLive(kube: Kube, pod: string, uid: string): Promise<string | u
   } catch (err) {
     return `the apiserver could not confirm that ${pod} is gone (${err instanceof Error ? err.message : String(err)})`;
   }
-  const live = p?.metadata?.uid === uid && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed';
+  // Bound elsewhere (a node asked for a pod that was never its own): not this node's to keep.
+  const live = p?.metadata?.uid === uid && p.spec?.nodeName === node && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed';
   return live ? `${pod} (uid ${uid}) still exists` : undefined;
 }
 
 /** Why an address is kept instead of freed: its pod's port is still plugged here, or its pod is not confirmed gone. */
-async function stillInUse(kube: Kube, ovs: OvsClient, a: Allocation): Promise<string | undefined> {
+async function stillInUse(kube: Kube, ovs: OvsClient, node: string, a: Allocation): Promise<string | undefined> {
   if (podPorts(ovs).some((p) => p.uid === a.uid)) return 'its pod\'s OVS port is still plugged on this node';
-  return podLive(kube, a.pod, a.uid);
+  return podLive(kube, node, a.pod, a.uid);
 }
 
 export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, cluster, kube, restored = Promise.resolve() }: NodeAgentDeps) {
@@ -206,7 +207,7 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
       const i = current();
       const a = i?.get(uid);
       if (!i || !a) return { released: false, ips: [] };
-      const kept = await stillInUse(kube, ovs, a);
+      const kept = await stillInUse(kube, ovs, node, a);
       if (kept) return { released: false, ips: a.ips, kept };
       return { released: i.release(uid), ips: a.ips };
     },
@@ -280,13 +281,13 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
       const changes: Change[] = [];
       for (const p of o.ports.filter((x) => !live.has(x.uid))) {
         // The runtime's own GC is proof for its sandboxes; for a pod the cache lacks, only the apiserver is.
-        if (o.reason === 'pod-gone' && (await podLive(kube, p.pod, p.uid))) continue;
+        if (o.reason === 'pod-gone' && (await podLive(kube, node, p.pod, p.uid))) continue;
         changes.push(...(await unplug(p.name)));
       }
       for (const a of o.addresses.filter((x) => !live.has(x.uid))) {
         // The cache is not proof that a pod is gone (a watch cut for long, say): the apiserver is.
         const held = current()?.get(a.uid);
-        if (!held || (await stillInUse(kube, ovs, held))) continue;
+        if (!held || (await stillInUse(kube, ovs, node, held))) continue;
         if (current()?.release(a.uid)) changes.push({ db: 'node', table: 'IPAM', row: `${a.pod} ${a.ips.join(',')}`, op: 'delete' });
       }
       return changes;

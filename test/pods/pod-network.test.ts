@@ -166,12 +166,15 @@ describe('pod networking (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
 
   test('kovn history shows a pod\'s runs with the OVN rows they wrote and the node actions', async () => {
     const runs = await history('default/a1');
-    const ctl = runs.filter((r) => r.workflowId === 'Pod/default/a1');
-    assert.ok(ctl.length >= 1);
-    const all = ctl.flatMap((r) => r.changes);
+    // The pod's network is its CNI ADD's run: the node's allocation, the port and annotation the
+    // controller wrote for it, the node's veth and OVS port.
+    const add = runs.filter((r) => r.workflowId.startsWith('CNI/default/a1/add-'));
+    assert.ok(add.length >= 1, JSON.stringify(runs));
+    const all = add.flatMap((r) => r.changes);
     assert.ok(all.some((c) => c.db === 'nb' && c.table === 'Logical_Switch_Port' && c.row === 'default_a1' && c.op === 'insert'), JSON.stringify(all));
     assert.ok(all.some((c) => c.db === 'node' && c.table === 'IPAM' && c.op === 'insert'));
-    assert.ok(runs.some((r) => r.workflowId.startsWith('CNI/default/a1/add-') && r.changes.some((c) => c.table === 'Port' && c.op === 'insert')));
+    assert.ok(all.some((c) => c.db === 'k8s' && c.table === 'Pod' && c.op === 'update'));
+    assert.ok(all.some((c) => c.table === 'Port' && c.op === 'insert'));
     const text = await kovn(['history', 'pod', 'default/a1']);
     assert.match(text.out, /insert\s+nb:Logical_Switch_Port default_a1/);
   });
