@@ -81,7 +81,8 @@ function deferred(w: Watch, inf: Informer<KubernetesObject>, keys$: Observable<K
     if (ms <= 0) return of(e);
     return timer(ms).pipe(mergeMap(() => {
       const now = inf.get(e.key);
-      return !now || needs(now) ? of({ ...e, trigger: `${e.trigger} (not published by its node within ${ms / 1000} s)` }) : EMPTY;
+      // Gone meanwhile: its deletion was dispatched on its own, at once.
+      return now && needs(now) ? of({ ...e, trigger: `${e.trigger} (not published by its node within ${ms / 1000} s)` }) : EMPTY;
     }));
   }));
 }

@@ -13,7 +13,7 @@ export async function reconcilePod(input: ReconcileInput): Promise<RunSummary> {
   const namespace = input.namespace ?? '';
   const { name } = input;
   // An address whose port is gone but which its node has not been asked to free yet (carried across passes).
-  let release: { node: string; uid: string } | undefined;
+  let release: { node: string; uid: string; known?: boolean } | undefined;
   return reconcile({ kind: 'Pod', namespace, name }, input, async ({ s, interruptible }) => {
     const obs = await read.observePod({ namespace, name });
     if (obs.node) upsertSearchAttributes([{ key: SA.node, value: obs.node }]);
@@ -24,7 +24,7 @@ export async function reconcilePod(input: ReconcileInput): Promise<RunSummary> {
         // The port first, then the address: an address is never free while a port still holds it. Only
         // the stale incarnation's port: a new one's, written meanwhile by its node, stays.
         s.changes.push(...(await write.deletePodPort({ namespace, name, ...(obs.port.uid ? { uid: obs.port.uid } : {}) })));
-        if (obs.port.node && obs.port.uid && obs.portNodeExists) release = { node: obs.port.node, uid: obs.port.uid };
+        if (obs.port.node && obs.port.uid && obs.portNodeExists) release = { node: obs.port.node, uid: obs.port.uid, known: true };
       } else {
         if (obs.port.node && obs.port.uid && obs.portNodeExists) {
           const node = obs.port.node;
@@ -37,10 +37,11 @@ export async function reconcilePod(input: ReconcileInput): Promise<RunSummary> {
       }
     }
     if (release) {
-      const { node, uid } = release;
+      const { node, uid, known } = release;
+      release = { node, uid }; // a later pass (this one failed) looks at the node again
       // The node confirms the pod gone (a live read) and unplugged before it frees; else it keeps the
-      // address for its sweep. A node deleted meanwhile took its addresses with it.
-      const r = (await read.nodeExists({ node })) ? await interruptible(() => onNode(node).releaseAddress({ uid }), () => read.nodeExists({ node })) : { released: false, ips: [] };
+      // address for its CNI DEL or its sweep. A node deleted meanwhile took its addresses with it.
+      const r = known || (await read.nodeExists({ node })) ? await interruptible(() => onNode(node).releaseAddress({ uid }), () => read.nodeExists({ node })) : { released: false, ips: [] };
       if (!r) return 'interrupted';
       if (r.released) s.changes.push({ db: 'node', table: 'IPAM', row: `${node}:${r.ips.join(',')}`, op: 'delete' });
       release = undefined;
