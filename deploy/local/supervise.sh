@@ -12,6 +12,10 @@
 #   supervisor of the same box), its state, the last exit (read by proc.ts, see SupervisorState).
 # - SIGTERM/SIGINT: SIGTERM to the daemon, SIGKILL after 10 s, then it exits (`kovn stop`, `kovn down`).
 #   SIGUSR2: no more restarts; it exits once the daemon has (`kovn down` sends it first).
+# - SUPERVISE_LIVENESS (environment): a command (`sh -c`) that succeeds while the daemon is alive, as a
+#   kubelet liveness probe. Run every SUPERVISE_LIVENESS_EVERY s (default 10) after a first grace of
+#   that long; SUPERVISE_LIVENESS_FAILURES (default 3) failures in a row SIGKILL the daemon, which is
+#   then restarted as after any exit (for a daemon that runs but no longer serves).
 # - One supervisor per NAME: it holds flock(2) on STATE/supervise/NAME.lock (freed by the kernel when it
 #   dies, whatever kills it); a second one exits with code 3.
 set -u
@@ -50,11 +54,37 @@ save() {
 }
 save $$ null starting
 
-stopping=0 draining=0 child='' napper=''
+stopping=0 draining=0 child='' napper='' prober=''
+every=${SUPERVISE_LIVENESS_EVERY:-10} failures=${SUPERVISE_LIVENESS_FAILURES:-3}
+
+# probe PID: the liveness loop for one run of the daemon (in the background, killed when it exits).
+probe() {
+  local pid=$1 failed=0 nap=''
+  trap '[ -n "$nap" ] && kill "$nap" 2>/dev/null; exit 0' TERM
+  while :; do
+    sleep "$every" 9>&- &
+    nap=$!
+    wait "$nap"
+    nap=''
+    kill -0 "$pid" 2>/dev/null || return
+    if sh -c "$SUPERVISE_LIVENESS" >/dev/null 2>&1 9>&- </dev/null; then
+      failed=0
+      continue
+    fi
+    failed=$((failed + 1))
+    note "liveness probe failed ($failed/$failures)"
+    if ((failed >= failures)); then
+      note "not alive: SIGKILL"
+      kill -KILL "$pid" 2>/dev/null
+      return
+    fi
+  done
+}
 stop() {
   [ $stopping = 1 ] && return
   stopping=1
   note "$1: stopping"
+  [ -n "$prober" ] && kill "$prober" 2>/dev/null
   [ -n "$napper" ] && kill "$napper" 2>/dev/null
   [ -n "$child" ] && kill -TERM "$child" 2>/dev/null
 }
@@ -82,6 +112,10 @@ while [ $stopping = 0 ] && [ $draining = 0 ]; do
   printf '%s\n' "$child" >"$pidf.$$.tmp" && mv -f "$pidf.$$.tmp" "$pidf"
   save $$ "$child" running
   [ $stopping = 1 ] && kill -TERM "$child" 2>/dev/null # told to stop while it was being started
+  if [ -n "${SUPERVISE_LIVENESS:-}" ]; then
+    probe "$child" 9>&- &
+    prober=$!
+  fi
   while :; do
     wait "$child" 2>/dev/null # (bash's own "Killed" notice: the note below says it)
     rc=$?
@@ -89,6 +123,8 @@ while [ $stopping = 0 ] && [ $draining = 0 ]; do
     [ $stopping = 1 ] && reap
   done
   # Gone: a stop during the backoff must not signal its pid, which the kernel may hand to another process.
+  [ -n "$prober" ] && kill "$prober" 2>/dev/null
+  prober=''
   gone=$child child=''
   up=$(((${EPOCHREALTIME/./} - t0) / 1000))
   if ((rc > 128)); then how="signal SIG$(kill -l $((rc - 128)))"; else how="exit code $rc"; fi

@@ -2,7 +2,7 @@
 // drained, one supervisor per name. Its own state dir, so it never meets a running box.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -70,6 +70,24 @@ test('drained (kovn down), a supervisor restarts nothing and exits with its daem
   await until('the supervisor exits', () => !alive(sup));
   assert.equal(runningPid('d'), undefined);
   assert.equal(readSupervisor('d')?.restarts, 0);
+});
+
+test('a daemon that runs but fails its liveness probe is SIGKILLed and restarted; one that passes it is left alone', { timeout: 30_000 }, async () => {
+  const ok = join(state, 'alive');
+  const probe = { SUPERVISE_LIVENESS: `test -e '${ok}'`, SUPERVISE_LIVENESS_EVERY: '1', SUPERVISE_LIVENESS_FAILURES: '2' };
+  writeFileSync(ok, '');
+  startDaemon({ name: 'l', cmd: 'sleep', args: ['1000'], env: probe });
+  const first = await until('the first pid', () => runningPid('l'));
+  await new Promise((r) => setTimeout(r, 3500));
+  assert.equal(runningPid('l'), first, 'alive: not restarted');
+  rmSync(ok);
+  const second = await until('a new pid once the probe fails', () => { const p = runningPid('l'); return p !== first && p; }, 10_000);
+  assert.equal(alive(first), false);
+  assert.match(readFileSync(logFile('l'), 'utf8'), /liveness probe failed \(2\/2\)[\s\S]*not alive: SIGKILL[\s\S]*exited \(signal SIGKILL/);
+  assert.equal(readSupervisor('l')?.restarts, 1);
+  writeFileSync(ok, '');
+  assert.equal(await stopDaemon('l'), true);
+  assert.equal(alive(second), false);
 });
 
 test('a daemon that exits at once is restarted with a growing delay, not in a hot loop', async () => {

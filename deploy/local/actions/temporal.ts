@@ -31,6 +31,14 @@ export function temporal(): Component {
         '--sqlite-pragma', 'journal_mode=wal', '--sqlite-pragma', 'synchronous=normal',
         ...DYNAMIC_CONFIG.flatMap((v) => ['--dynamic-config-value', v]),
         '--log-level', 'warn'],
+      // Alive while it serves the namespace: under a long overload the dev server can lose its one
+      // shard for good (SQLite "interrupted", "shard status unknown") and answer nothing until restarted.
+      env: {
+        SUPERVISE_LIVENESS: [`nsenter --net=/run/netns/${ns} --`, bin('temporal'), 'operator namespace describe --namespace', TEMPORAL_NAMESPACE,
+          '--address 127.0.0.1:7233 --command-timeout 5s'].join(' '),
+        SUPERVISE_LIVENESS_EVERY: '15',
+        SUPERVISE_LIVENESS_FAILURES: '3',
+      },
     },
     health: async () =>
       (await inNsOk(ns, bin('temporal'), ['operator', 'namespace', 'describe', '--namespace', TEMPORAL_NAMESPACE, '--address', '127.0.0.1:7233'])) &&
