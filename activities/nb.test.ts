@@ -138,7 +138,7 @@ describe('Northbound layer', { timeout: 120_000 }, () => {
   });
 
   test('a port whose node changed moves to the other switch in the same transaction', async () => {
-    await ensurePodPort(nb, 'node-1', pod('mover', 'node-1'));
+    await ensurePodPort(nb, 'node-1', pod('mover', 'node-1', 'u1', '10.244.1.6/24'));
     assert.deepEqual(await portsOf('Logical_Switch', 'node-1'), ['default_mover', 'default_web', 'k8s-node-1', 'stor-node-1']);
     const moved = pod('mover', 'node-2', 'u9', '10.244.2.9/24');
     assert.deepEqual(sorted(await ensurePodPort(nb, 'node-2', moved)), ['update Logical_Switch_Port default_mover']);
@@ -146,6 +146,15 @@ describe('Northbound layer', { timeout: 120_000 }, () => {
     assert.deepEqual(await portsOf('Logical_Switch', 'node-2'), ['default_mover', 'k8s-node-2', 'stor-node-2']);
     assert.deepEqual((await server('Logical_Switch_Port', 'default_mover'))?.addresses, ['0a:58:0a:f4:02:09 10.244.2.9']);
     assert.deepEqual(await ensurePodPort(nb, 'node-2', moved), []);
+  });
+
+  test('a pod port is created only while no other port holds its address: a wait in the same transaction', async () => {
+    // default_web holds 10.244.1.5; a second pod handed that address (a lost allocation) is refused at commit.
+    assert.equal((await server('Logical_Switch_Port', 'default_web'))?.addresses[0]?.endsWith(' 10.244.1.5'), true);
+    await assert.rejects(ensurePodPort(nb, 'node-1', pod('twin', 'node-1', 'u7')), (err: Error) => err.name === 'StalePlanError' && /create guard/.test(err.message));
+    assert.equal(await server('Logical_Switch_Port', 'default_twin'), undefined);
+    assert.deepEqual(sorted(await ensurePodPort(nb, 'node-1', pod('twin', 'node-1', 'u7', '10.244.1.7/24'))), ['insert Logical_Switch_Port default_twin']);
+    assert.deepEqual(await deleteOwned(nb, { type: 'Pod', name: 'default/twin' }), [{ db: 'nb', table: 'Logical_Switch_Port', row: 'default_twin', op: 'delete' }]);
   });
 
   test('a prune deletes the owner\'s extra rows only: foreign rows, even on the same switch, stay as they were', async () => {

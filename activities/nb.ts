@@ -493,9 +493,9 @@ const ownerFrom = (ext: Record<string, string>): Owner => {
   return o;
 };
 
-const switchPortRow = (p: DesiredSwitchPort, sw: string): DesiredRow<'Logical_Switch_Port'> => desired('Logical_Switch_Port', p.name, {
+const switchPortRow = (p: DesiredSwitchPort, sw: string, createGuard: readonly Operation[] = []): DesiredRow<'Logical_Switch_Port'> => desired('Logical_Switch_Port', p.name, {
   type: p.type, addresses: p.addresses, port_security: p.port_security, options: p.options, external_ids: p.external_ids,
-}, { parent: { table: 'Logical_Switch', name: sw, column: 'ports' } });
+}, { parent: { table: 'Logical_Switch', name: sw, column: 'ports' }, ...(createGuard.length ? { createGuard } : {}) });
 
 /** other_config keys of a node switch: a key a node no longer has (a family dropped) is removed. */
 const SUBNET_KEYS = ['subnet', 'exclude_ips', 'ipv6_prefix'];
@@ -536,10 +536,14 @@ export function switchSubnets(nb: NbClient): Map<string, { subnet?: string; ipv6
   return new Map((nb.cache.table('Logical_Switch').all()).map((s) => [s.name, { subnet: s.other_config.subnet, ipv6Prefix: s.other_config.ipv6_prefix }]));
 }
 
-/** A pod's logical switch port on its node's switch (moved there from another switch if need be). */
+/**
+ * A pod's logical switch port on its node's switch (moved there from another switch if need be). Created
+ * only while no other port holds its addresses (a wait in the same transaction): one address, one port.
+ */
 export async function ensurePodPort(nb: NbClient, node: string, port: DesiredSwitchPort): Promise<Change[]> {
   if (rowsNamed(nb, 'Logical_Switch', node).length === 0) throw new Error(`switch of node ${node} does not exist yet`);
-  return syncOwned(nb, ownerFrom(port.external_ids), [switchPortRow(port, node)], { prune: true, comment: `kovn: Pod port ${port.name}` });
+  const unique = port.addresses.map((a) => ops.wait('Logical_Switch_Port', [['addresses', 'includes', [a]], ['name', '!=', port.name]], { until: '==', rows: [], columns: ['name'], timeout: 0 }));
+  return syncOwned(nb, ownerFrom(port.external_ids), [switchPortRow(port, node, unique)], { prune: true, comment: `kovn: Pod port ${port.name}` });
 }
 
 /** Deletes every row kovn owns for an owner: ports detached from their switch/router, switches deleted. */

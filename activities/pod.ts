@@ -86,6 +86,13 @@ export default function createPodActivities({ nb, kube, cfg }: ControllerDeps) {
     },
   };
 
+  /** Another port of the node's switch that holds one of these addresses, if any. */
+  const heldBy = (p: PodKey & { node: string; ips: string[] }): string | undefined => {
+    const mine = podPortName(p.namespace, p.name);
+    const bare = new Set(p.ips.map((a) => a.split('/')[0]));
+    return switchPortAddresses(nb, p.node).find((x) => x.name !== mine && x.ips.some((a) => bare.has(a)))?.name;
+  };
+
   /** kovn's k8s.ovn.org/pod-networks on the pod (as read): written when it differs, a foreign value replaced with an Event. */
   const annotate = async (p: PodKey & { uid: string; ips: string[]; nodeSubnets: string[] }, pod: V1Pod | undefined): Promise<Change[]> => {
     const changes: Change[] = [];
@@ -133,17 +140,27 @@ export default function createPodActivities({ nb, kube, cfg }: ControllerDeps) {
       if (p.ips.length !== nodeSubnets.length || !nodeSubnets.every((s) => p.ips.some((ip) => inSubnet(ip, s)))) {
         throw new InvalidInputError('AddressOutsideSubnet', `${p.ips.join(', ')} is not one address in each of node ${p.node}'s subnets (${nodeSubnets.join(', ')})`);
       }
-      const mine = podPortName(p.namespace, p.name);
-      const bare = new Set(p.ips.map((a) => a.split('/')[0]));
-      const clash = switchPortAddresses(nb, p.node).find((x) => x.name !== mine && x.ips.some((a) => bare.has(a)));
-      // Retryable: the port of a pod that is going (its address released on its node already) is removed by its own run.
-      if (clash) throw new Error(`${p.ips.join(', ')} is still held by port ${clash.name} on node ${p.node}`);
+      // An address is freed only once no port holds it: a clash means the node handed out an address
+      // that is in use (a store rebuilt without an ADD in flight). Final for this allocation: the ADD
+      // drops it, and kubelet's retry gets another address.
+      const clash = heldBy(p);
+      if (clash) throw new InvalidInputError('AddressInUse', `${p.ips.join(', ')} is held by port ${clash} on node ${p.node}`);
       const changes = await ensurePodPort(nb, p.node, podPort({ namespace: p.namespace, name: p.name, uid: p.uid, node: p.node }, p.ips));
-      return [...changes, ...(await annotate({ ...p, nodeSubnets }, pod))];
+      try {
+        return [...changes, ...(await annotate({ ...p, nodeSubnets }, pod))];
+      } catch (err) {
+        // The pod went between the read and the port's write (the annotation's patch is the fence): its
+        // deletion's run may have looked before the port was there, so the port goes here.
+        if ((err as { statusCode?: unknown }).statusCode !== 404) throw err;
+        await writes.deletePodPort({ namespace: p.namespace, name: p.name, uid: p.uid });
+        throw new InvalidInputError('PodGone', `${where} (uid ${p.uid}) was deleted while its port was written; the port is removed`);
+      }
     },
 
     /** The pod's logical port and its k8s.ovn.org/pod-networks annotation. */
     async ensurePodNetwork(p: PodKey & { uid: string; node: string; ips: string[]; nodeSubnets: string[] }): Promise<Change[]> {
+      const clash = heldBy(p);
+      if (clash) throw new Error(`${p.ips.join(', ')} is held by port ${clash} on node ${p.node}; waiting for the node's allocation to be put right`);
       const changes = await ensurePodPort(nb, p.node, podPort({ namespace: p.namespace, name: p.name, uid: p.uid, node: p.node }, p.ips));
       return [...changes, ...(await annotate(p, await getPod(kube, p.namespace, p.name)))];
     },

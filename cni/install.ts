@@ -92,8 +92,6 @@ async function installPluginCopy(binDir: string, entry: string): Promise<{ scrip
     if (rel.startsWith('..')) throw new Error(`CNI plugin module ${file} is outside ${root}`);
     changed = (await writeAtomic(join(dir, asJs(rel)), toJs(text), 0o644)) || changed;
   }
-  // Sources an older install copied as TypeScript.
-  for (const f of await readdir(dir)) if (f.endsWith('.ts')) await rm(join(dir, f), { force: true });
   return { script: join(dir, asJs(basename(entry))), changed };
 }
 
@@ -116,6 +114,9 @@ export async function installCni(options: InstallCniOptions): Promise<InstallCni
     await chmod(cache, 0o700);
   }
   const binaryChanged = (await writeAtomic(binary, wrapperScript(node, copy.script, cache), 0o755)) || copy.changed || nodeChanged;
+  // Sources an older install copied as TypeScript: gone once the wrapper no longer runs them.
+  const dir = join(o.binDir, PLUGIN_DIR);
+  for (const f of await readdir(dir)) if (f.endsWith('.ts')) await rm(join(dir, f), { force: true });
   const conflistChanged = await writeAtomic(conflist, conflistJson(o), 0o644);
   return { binary, conflist, binaryChanged, conflistChanged };
 }

@@ -106,6 +106,7 @@ function inputSchemas(cluster: ClusterConfig) {
     setup: z.object({ subnets }),
     waitNetwork: z.object({ namespace, name, uid: z.union([uid, z.literal('')]) }),
     allocatePod: z.object({ namespace, name, uid: z.union([uid, z.literal('')]) }),
+    held: z.object({ uid, pod, ips: z.array(ipWithPrefix).min(1).max(2) }),
     rebuild: z.object({ subnets: z.array(subnet).max(cluster.clusterNetworks.length), ports: z.array(z.object({ uid, pod, ips: z.array(ipWithPrefix).min(1).max(2) })) }),
     plug: attachment.extend({ ...net, gateways: z.array(ip).max(2) }),
     check: attachment.extend(net),
@@ -163,22 +164,10 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
   };
   const rebuild = (r: { subnets: string[]; ports: { uid: string; pod: string; ips: string[] }[] }): Change[] => {
     if (r.subnets.length === 0) return [];
-    if (!pods.synced) throw new Error('the pods of this node have not been listed yet');
-    const fromPods = [...pods.all()].filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed').flatMap((p) => {
-      try {
-        const net = readAnnotation(p.metadata?.annotations, POD_NETWORKS, PodNetworks)?.default;
-        return net ? [{ uid: p.metadata?.uid ?? '', pod: `${p.metadata?.namespace}/${p.metadata?.name}`, ips: net.ip_addresses }] : [];
-      } catch {
-        return [];
-      }
-    });
     const i = Ipam.open(ipamFile, r.subnets);
-    const taken = new Set(i.list().flatMap((a) => a.ips));
     const changes: Change[] = [];
-    for (const a of [...r.ports, ...fromPods]) {
-      if (!a.uid || i.get(a.uid) || a.ips.some((ip) => taken.has(ip))) continue;
-      if (!i.restore(a)) continue;
-      for (const ip of a.ips) taken.add(ip);
+    for (const a of r.ports) {
+      if (!a.uid || !i.restore(a)) continue;
       changes.push({ db: 'node', table: 'IPAM', row: `${node}:${a.ips.join(',')}`, op: 'insert' });
     }
     ipam = i;
@@ -229,6 +218,21 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
       return { uid, ips: net.ip_addresses, mac: net.mac_address, gateways: net.gateway_ips ?? [], created: !had };
     },
 
+    /** CNI ADD, after its port is published: its allocation is in the store (see Ipam.hold). */
+    async holdAllocation(input: { uid: string; pod: string; ips: string[] }): Promise<void> {
+      await restored;
+      const a = parseInput(inputs.held, input, 'holdAllocation');
+      if (!current()?.hold(a)) throw new InvalidInputError('AllocationChanged', `pod ${a.pod} (uid ${a.uid}) holds other addresses than ${a.ips.join(', ')} on node ${node}`);
+    },
+
+    /** An ADD's allocation whose address another port holds in NB: dropped, so the retry gets another. */
+    async dropAllocation(input: { uid: string; pod: string; ips: string[] }): Promise<boolean> {
+      await restored;
+      const a = parseInput(inputs.held, input, 'dropAllocation');
+      const i = current();
+      return i?.get(a.uid)?.ips.join() === a.ips.join() ? i.release(a.uid) : false;
+    },
+
     /** Whether the allocation store must be rebuilt (missing, or unreadable: set aside as `<file>.corrupt-<time>`). */
     allocationsLost(): { lost: boolean; reason?: string } {
       if (ipam) return { lost: false };
@@ -243,8 +247,9 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
 
     /**
      * Rebuilds a lost store from what the cluster shows: the ports of this node's switch in NB (read by
-     * the controller), then the pod-networks annotations of the live pods bound here. Every address
-     * either names is marked in use; a port's wins over an annotation claiming the same address.
+     * the controller), kovn's own rows. Not from pods' annotations: anyone allowed to write a pod (the
+     * break-glass group) could set one and so pick an address. An ADD in flight puts its own allocation
+     * back (holdAllocation) before it plugs.
      */
     rebuildAllocations(input: { subnets: string[]; ports: { uid: string; pod: string; ips: string[] }[] }): Promise<Change[]> {
       return Promise.resolve().then(() => rebuild(parseInput(inputs.rebuild, input, 'rebuildAllocations')));

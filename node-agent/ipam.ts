@@ -136,8 +136,24 @@ export class Ipam {
   release(uid: string): boolean {
     const a = this.#store.allocations[uid];
     if (!a) return false;
-    for (const ip of a.ips) this.#mark(ip, false);
     delete this.#store.allocations[uid];
+    // An address two allocations claim (one of them being put right) stays in use for the other.
+    const still = new Set(Object.values(this.#store.allocations).flatMap((x) => x.ips));
+    for (const ip of a.ips) if (!still.has(ip)) this.#mark(ip, false);
+    this.#save();
+    return true;
+  }
+
+  /**
+   * Makes sure an allocation an ADD recorded is in the store (a store rebuilt while the ADD was in
+   * flight lacks it): put back as it is, even over an allocation that took its address meanwhile,
+   * whose own ADD then finds the address held and drops it. False when the UID holds other addresses.
+   */
+  hold(a: Allocation): boolean {
+    const have = this.get(a.uid);
+    if (have) return have.ips.join() === a.ips.join();
+    this.#store.allocations[a.uid] = { pod: a.pod, ips: [...a.ips], at: Date.now() };
+    for (const ip of a.ips) this.#mark(ip, true);
     this.#save();
     return true;
   }

@@ -10,7 +10,7 @@ import { WorkflowIdConflictPolicy } from '@temporalio/common';
 import { startCniServer } from '../cni/server.ts';
 import type { CniHandler } from '../cni/server.ts';
 import { installCni } from '../cni/install.ts';
-import { CNI_ERR_PLUGIN_NOT_AVAILABLE, CniError } from '../cni/errors.ts';
+import { CNI_ERR_PLUGIN_NOT_AVAILABLE, CNI_ERR_TRY_AGAIN_LATER, CniError } from '../cni/errors.ts';
 import { VALID_ATTACHMENTS } from '../cni/protocol.ts';
 import { NodeAgentConfig, markReady } from '../lib/daemon-config.ts';
 import { WORKER_FAILURE_TYPES, startDaemon, workflowSource } from '../lib/daemon.ts';
@@ -85,6 +85,22 @@ async function sweep(o: Orphans): Promise<void> {
   for (const c of changes) log(`sweep (${o.reason}): ${c.op} ${c.db}:${c.table} ${c.row}`);
 }
 
+/**
+ * What kubelet's Event shows for a failed ADD run: the classified failure at the bottom of its cause
+ * chain (the workflow's, then the activity's), with its own message; a CNI code when it has one, "try
+ * again later" when it may pass, else an error of kovn's (999) naming its reason.
+ */
+function cniErrorOf(err: unknown): CniError {
+  let f = err as { type?: unknown; message?: unknown; cause?: unknown; nonRetryable?: unknown } | undefined;
+  for (let c = f; c && typeof c === 'object'; c = c.cause as typeof f) if (typeof c.type === 'string' && c.type) f = c;
+  const type = typeof f?.type === 'string' ? f.type : '';
+  const msg = typeof f?.message === 'string' && f.message ? f.message : err instanceof Error ? err.message : String(err);
+  const code = /^CniError:(\d+)$/.exec(type)?.[1];
+  if (code) return new CniError(Number(code), msg);
+  if (!type) return new CniError(CNI_ERR_TRY_AGAIN_LATER, 'pod network not ready', msg);
+  return f?.nonRetryable === true ? new CniError(999, `${type}: ${msg}`) : new CniError(CNI_ERR_TRY_AGAIN_LATER, `${type}: ${msg}`);
+}
+
 const handler: CniHandler = {
   async add(req) {
     const ns = req.podNamespace ?? '';
@@ -95,11 +111,7 @@ const handler: CniHandler = {
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
       typedSearchAttributes: attrs(ns, name),
       args: [{ namespace: ns, name, uid: req.podUid ?? '', containerId: req.containerId, netns: req.netns, ifname: req.ifname, node: cfg.node }],
-    }).catch((err: unknown) => {
-      const cause = (err as { cause?: { type?: string; message?: string } }).cause;
-      const code = /^CniError:(\d+)$/.exec(cause?.type ?? '')?.[1];
-      throw code ? new CniError(Number(code), cause?.message ?? 'failed') : err;
-    });
+    }).catch((err: unknown) => { throw cniErrorOf(err); });
     return {
       interfaces: [{ name: res.hostIfname }, { name: req.ifname, mac: res.mac, sandbox: req.netns, mtu: res.mtu }],
       ips: res.ips.map((address) => {

@@ -56,10 +56,6 @@ export class NodePods {
       .map((p) => p.metadata?.uid ?? ''));
   }
 
-  all(): IterableIterator<V1Pod> {
-    return this.#pods.values();
-  }
-
   get(namespace: string, name: string): V1Pod | undefined {
     return this.#pods.get(`${namespace}/${name}`);
   }

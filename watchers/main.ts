@@ -69,7 +69,14 @@ const RESYNC_MS = 10 * 60_000;
 /** A kind's keys, those it defers held back and let through only if their object still needs a run then. */
 function deferred(w: Watch, inf: Informer<KubernetesObject>, keys$: Observable<KeyEvent>): Observable<KeyEvent> {
   if (!w.deferMs) return keys$;
-  const needs = (o: KubernetesObject): boolean => (w.actionable?.(o, ctx) ?? true) && !w.inSync(o, ctx);
+  const needs = (o: KubernetesObject): boolean => {
+    try {
+      return (w.actionable?.(o, ctx) ?? true) && !w.inSync(o, ctx);
+    } catch (err) {
+      log(`defer ${w.kind} ${keyOf(o)}: ${String(err)}`);
+      return true; // its run looks at it
+    }
+  };
   return keys$.pipe(mergeMap((e) => {
     const o = inf.get(e.key);
     let ms = 0;

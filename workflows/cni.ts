@@ -9,6 +9,7 @@ import type { PodReads, PodWrites } from '../activities/pod.ts';
 import type { AttachmentResult, NodeAgentActivities, PodAttachment } from '../node-agent/activities.ts';
 import type { Change } from '../lib/change.ts';
 import { CONTROLLER_QUEUE, SA, workflowId } from '../lib/ids.ts';
+import { failureOf } from './reconcile.ts';
 
 const la = proxyLocalActivities<NodeAgentActivities>({
   startToCloseTimeout: '90s',
@@ -20,8 +21,9 @@ const portReads = proxyActivities<PodReads>({
   taskQueue: CONTROLLER_QUEUE, startToCloseTimeout: '5s', scheduleToCloseTimeout: '20s', retry: { initialInterval: '200ms', maximumInterval: '2s' },
 });
 
+/** The rebuild's read: bounded, so an agent whose controller is away logs it and tries again. */
 const nodeReads = proxyActivities<PodReads>({
-  taskQueue: CONTROLLER_QUEUE, startToCloseTimeout: '10s', retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s' },
+  taskQueue: CONTROLLER_QUEUE, startToCloseTimeout: '10s', scheduleToCloseTimeout: '60s', retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s' },
 });
 
 /**
@@ -51,13 +53,17 @@ export async function cniAdd(a: PodAttachment & { node?: string }): Promise<Atta
   const t0 = Date.now();
   const { uid, created, ...net } = await la.allocatePod({ namespace: a.namespace, name: a.name, uid: a.uid });
   const changes: Change[] = created ? [{ db: 'node', table: 'IPAM', row: `${a.node}:${net.ips.join(',')}`, op: 'insert' }] : [];
+  const held = { uid, pod: `${a.namespace}/${a.name}`, ips: net.ips };
   try {
     changes.push(...(await controller.publishPodNetwork({ namespace: a.namespace, name: a.name, uid, node: a.node, ips: net.ips })));
   } catch (err) {
-    // Nothing is plugged yet: the address goes back, unless the node finds the pod still there (a live read).
-    await la.releaseAddress({ uid }).catch(() => undefined);
+    // Nothing is plugged yet. An address another port holds is not this pod's: dropped, kubelet's retry
+    // gets another. Otherwise it goes back once NB holds no port for it and the node finds the pod gone.
+    if (failureOf(err).reason === 'AddressInUse') await la.dropAllocation(held).catch(() => undefined);
+    else if (!(await portReads.podPortHeld({ namespace: a.namespace, name: a.name, uid }).catch(() => true))) await la.releaseAddress({ uid }).catch(() => undefined);
     throw err;
   }
+  await la.holdAllocation(held);
   const annotationMs = Date.now() - t0; // workflow time: advances with each task, enough for a breakdown
   const { plugMs, ...res } = await la.plugPod({ ...a, uid, ...net });
   const { waitedMs: installedMs } = await la.waitInstalled({ hostIfname: res.hostIfname });

@@ -13,9 +13,9 @@
 # - SIGTERM/SIGINT: SIGTERM to the daemon, SIGKILL after 10 s, then it exits (`kovn stop`, `kovn down`).
 #   SIGUSR2: no more restarts; it exits once the daemon has (`kovn down` sends it first).
 # - SUPERVISE_LIVENESS (environment): a command (`sh -c`) that succeeds while the daemon is alive, as a
-#   kubelet liveness probe. Run every SUPERVISE_LIVENESS_EVERY s (default 10) after a first grace of
-#   that long; SUPERVISE_LIVENESS_FAILURES (default 3) failures in a row SIGKILL the daemon, which is
-#   then restarted as after any exit (for a daemon that runs but no longer serves).
+#   kubelet liveness probe. Run every SUPERVISE_LIVENESS_EVERY s (default 10, each run bounded by that
+#   long); once one has passed, SUPERVISE_LIVENESS_FAILURES (default 3) failures in a row SIGKILL the
+#   daemon, which is then restarted as after any exit (for a daemon that runs but no longer serves).
 # - One supervisor per NAME: it holds flock(2) on STATE/supervise/NAME.lock (freed by the kernel when it
 #   dies, whatever kills it); a second one exits with code 3.
 set -u
@@ -58,19 +58,25 @@ stopping=0 draining=0 child='' napper='' prober=''
 every=${SUPERVISE_LIVENESS_EVERY:-10} failures=${SUPERVISE_LIVENESS_FAILURES:-3}
 
 # probe PID: the liveness loop for one run of the daemon (in the background, killed when it exits).
+# Failures count only once a probe has passed (a slow start is the start-up check's business), and
+# each probe is bounded by the period, so a hanging probe is a failure, never a stuck loop.
 probe() {
-  local pid=$1 failed=0 nap=''
-  trap '[ -n "$nap" ] && kill "$nap" 2>/dev/null; exit 0' TERM
+  local pid=$1 failed=0 passed=0 job=''
+  trap '[ -n "$job" ] && kill "$job" 2>/dev/null; exit 0' TERM
   while :; do
     sleep "$every" 9>&- &
-    nap=$!
-    wait "$nap"
-    nap=''
+    job=$!
+    wait "$job"
+    job=''
     kill -0 "$pid" 2>/dev/null || return
-    if sh -c "$SUPERVISE_LIVENESS" >/dev/null 2>&1 9>&- </dev/null; then
-      failed=0
+    timeout -k 2 "$every" sh -c "$SUPERVISE_LIVENESS" >/dev/null 2>&1 9>&- </dev/null &
+    job=$!
+    if wait "$job"; then
+      job='' failed=0 passed=1
       continue
     fi
+    job=''
+    [ $passed = 1 ] || continue
     failed=$((failed + 1))
     note "liveness probe failed ($failed/$failures)"
     if ((failed >= failures)); then
@@ -80,11 +86,13 @@ probe() {
     fi
   done
 }
+
 stop() {
   [ $stopping = 1 ] && return
   stopping=1
   note "$1: stopping"
   [ -n "$prober" ] && kill "$prober" 2>/dev/null
+  prober=''
   [ -n "$napper" ] && kill "$napper" 2>/dev/null
   [ -n "$child" ] && kill -TERM "$child" 2>/dev/null
 }
