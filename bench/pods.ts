@@ -217,6 +217,7 @@ export default async function pods(argv: string[]): Promise<void> {
   const scales = values.scales.split(',').map(Number);
   const pacedS = Number(values.paced);
   const windows: (Window & { run: number; window: string })[] = [];
+  const failed: { run: number; plugin: Plugin; error: string }[] = [];
   let rate = 0;
   for (let run = 0; run < runs; run++) {
     for (const plugin of (run % 2 === 0 ? ['bridge', 'kovn'] : ['kovn', 'bridge']) as Plugin[]) {
@@ -243,13 +244,25 @@ export default async function pods(argv: string[]): Promise<void> {
           console.log(`run ${run + 1} ${plugin} paced at ${r2(rate / 2)}/s: ready p50 ${w.ready_s.p50} s p99 ${w.ready_s.p99} s, ${w.cpu_core_s_per_pod} core-s/pod`);
           await deleteAll(`${plugin}-paced-`);
         }
+      } catch (err) {
+        // A run that broke (the box's Temporal lost its shard under load, say) is reported, not hidden;
+        // the windows measured before it stay, and the next run starts on a new box.
+        failed.push({ run, plugin, error: err instanceof Error ? err.message : String(err) });
+        console.error(`run ${run + 1} ${plugin} failed: ${String(err)}`);
       } finally {
         await pods.stop();
         kovn(['down']);
         CpuGroups.clear();
+        write(windows, failed, { runs, scales, pacedS, rate });
       }
     }
   }
+  console.log(JSON.stringify(write(windows, failed, { runs, scales, pacedS, rate }), null, 2));
+}
+
+/** Medians over the runs so far, written after every run so an aborted benchmark keeps what it measured. */
+function write(windows: (Window & { run: number; window: string })[], failed: unknown[], o: { runs: number; scales: number[]; pacedS: number; rate: number }): Record<string, unknown> {
+  const { runs, scales, pacedS, rate } = o;
   const summary: Record<string, unknown> = {};
   for (const win of [...new Set(windows.map((w) => w.window))]) {
     const of = (p: Plugin) => windows.filter((w) => w.window === win && w.plugin === p);
@@ -268,8 +281,8 @@ export default async function pods(argv: string[]): Promise<void> {
       kovn_nb_transactions_per_pod: m(k, (w) => w.nb_transactions_per_pod),
     };
   }
-  const result = { nodes: 2, runs, scales, paced: { seconds: pacedS, pods_per_s: r2(rate / 2), level: 20, bridge_sustainable_pods_per_s: r2(rate) }, summary, windows };
-  console.log(JSON.stringify(summary, null, 2));
+  const result = { nodes: 2, runs, scales, paced: { seconds: pacedS, pods_per_s: r2(rate / 2), level: 20, bridge_sustainable_pods_per_s: r2(rate) }, summary, failed, windows };
   mkdirSync(`${REPO}bench/results`, { recursive: true });
   writeFileSync(`${REPO}bench/results/pods.json`, `${JSON.stringify(result, null, 2)}\n`);
+  return summary;
 }
