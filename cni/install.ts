@@ -161,7 +161,8 @@ function shellQuote(s: string): string {
 /** Copies a (large) file beside its target and renames it in, unless size and mtime already match. */
 async function copyIfChanged(src: string, dst: string, mode: number): Promise<boolean> {
   const [a, b] = await Promise.all([stat(src), stat(dst).catch(() => undefined)]);
-  if (b && b.size === a.size && Math.trunc(b.mtimeMs) === Math.trunc(a.mtimeMs) && b.uid === 0 && (b.mode & 0o777) === mode) return false;
+  // utimes() takes the time through a double of seconds: the copy's mtime can differ by a fraction of a ms.
+  if (b && b.size === a.size && Math.abs(b.mtimeMs - a.mtimeMs) < 1.5 && b.uid === 0 && (b.mode & 0o777) === mode) return false;
   const tmp = join(dst, '..', `.${PLUGIN_NAME}.${process.pid}.${Date.now()}.tmp`);
   try {
     await copyFile(src, tmp);
