@@ -23,10 +23,8 @@ export function temporal(): Component {
     netns: ns,
     prepare: () => void mkdirSync(dirs.temporal, { recursive: true }),
     daemon: {
-      // Ahead of the nodes' daemons for CPU (as a real cluster runs Temporal on machines of its own):
-      // starved on 2 busy cores, its SQLite persistence misses deadlines until it loses its shard.
-      name: 'temporal', netns: ns, cmd: 'nice',
-      args: ['-n', '-5', bin('temporal'), 'server', 'start-dev', '--db-filename', join(dirs.temporal, 'temporal.db'),
+      name: 'temporal', netns: ns, cmd: bin('temporal'),
+      args: ['server', 'start-dev', '--db-filename', join(dirs.temporal, 'temporal.db'),
         '--ip', '0.0.0.0', '--port', '7233', '--ui-port', '8233', '--http-port', '7243', '--metrics-port', '7244',
         '--namespace', TEMPORAL_NAMESPACE,
         ...SEARCH_ATTRIBUTES.flatMap((a) => ['--search-attribute', `${a}=Keyword`]),
