@@ -157,9 +157,25 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
   // missing or corrupt is rebuilt from the cluster (rebuildAllocations) before anything else uses it.
   let ipam: Ipam | undefined;
   const current = (): Ipam | undefined => (ipam ??= Ipam.load(ipamFile));
+  /** Frees an address once NB holds no port for it (setPortGone), it is unplugged here and its pod is gone. */
+  const freeIfDue = async (uid: string): Promise<{ released: boolean; ips: string[]; kept?: string }> => {
+    const i = current();
+    const a = i?.get(uid);
+    if (!i || !a) return { released: false, ips: [] };
+    if (!i.portGone(uid)) return { released: false, ips: a.ips, kept: 'its logical port is not known to be gone from NB' };
+    const kept = await stillInUse(kube, ovs, node, a);
+    if (kept) return { released: false, ips: a.ips, kept };
+    return { released: i.release(uid), ips: a.ips };
+  };
+  /** Removes an OVS port and its veth; then the address of its pod, if that was all that held it. */
   const unplug = async (host: string): Promise<Change[]> => {
+    const was = podPorts(ovs).find((p) => p.name === host);
     const changes = await deletePort(ovs, host);
     if (await unplugVeth(host)) changes.push({ db: 'node', table: 'veth', row: host, op: 'delete' });
+    if (was?.uid) {
+      const r = await freeIfDue(was.uid);
+      if (r.released) changes.push({ db: 'node', table: 'IPAM', row: `${was.pod} ${r.ips.join(',')}`, op: 'delete' });
+    }
     return changes;
   };
   const rebuild = (r: { subnets: string[]; ports: { uid: string; pod: string; ips: string[] }[] }): Change[] => {
@@ -183,22 +199,21 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
       if (!i || i.subnets.length === 0) i = ipam = Ipam.open(ipamFile, subnets);
       if (i.subnets.join() !== subnets.join()) throw new Error(`node subnets are changing (${i.subnets.join()} -> ${subnets.join()}); waiting for the node's setup`);
       const had = i.get(uid);
+      i.setPortGone(uid, false); // the controller is about to write its port again
       return { ips: i.allocate(uid, pod).ips, created: !had };
     },
 
     /**
-     * Frees a pod's addresses once its pod is confirmed gone by a live read and its OVS port is gone;
-     * otherwise keeps them and says why (the sweep frees them later, under the same checks).
+     * Called once NB holds no port for the pod UID (the controller removed it, or said so): frees its
+     * addresses when its pod is confirmed gone by a live read and its OVS port is gone. Otherwise keeps
+     * them, says why, and remembers (durably) that only this node's checks remain: the unplug that ends
+     * the pod here frees them, and the sweep as a last resort.
      */
     async releaseAddress(input: { uid: string }): Promise<{ released: boolean; ips: string[]; kept?: string }> {
       await restored;
       const { uid } = parseInput(inputs.release, input, 'releaseAddress');
-      const i = current();
-      const a = i?.get(uid);
-      if (!i || !a) return { released: false, ips: [] };
-      const kept = await stillInUse(kube, ovs, node, a);
-      if (kept) return { released: false, ips: a.ips, kept };
-      return { released: i.release(uid), ips: a.ips };
+      current()?.setPortGone(uid, true);
+      return freeIfDue(uid);
     },
 
     /** CNI ADD, step 1: this node's address for the pod incarnation (allocated once per UID, persisted). */

@@ -69,3 +69,20 @@ test('stale lists old allocations of pods that are gone, and not fresh or live o
   assert.deepEqual(ipam.stale(new Set(['live']), 10).map((a) => a.uid), ['gone']);
   assert.ok(ipam.get('gone'), 'listing releases nothing');
 });
+
+test('an allocation whose port is gone is stale at any age, survives a restart so marked, and a hold unmarks it', () => {
+  const f = file();
+  const ipam = Ipam.open(f, ['10.244.10.0/24']);
+  const a = ipam.allocate('gone', 'ns/gone');
+  ipam.allocate('other', 'ns/other');
+  assert.deepEqual(ipam.stale(new Set(), 60_000), []);
+  ipam.setPortGone('gone', true);
+  ipam.setPortGone('nope', true);
+  const again = Ipam.load(f);
+  assert.equal(again?.portGone('gone'), true);
+  assert.deepEqual(again?.stale(new Set(), 60_000).map((x) => x.uid), ['gone']);
+  assert.deepEqual(again?.stale(new Set(['gone']), 60_000), [], 'not while its pod is live');
+  assert.equal(again?.hold(a), true);
+  assert.equal(again?.portGone('gone'), false, 'published again');
+  assert.equal(Ipam.load(f)?.portGone('gone'), false);
+});

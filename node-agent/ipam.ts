@@ -29,7 +29,8 @@ export interface Allocation {
 const Store = z.object({
   subnets: z.array(z.string()),
   cursor: z.record(z.string(), z.string()),
-  allocations: z.record(z.string(), z.object({ pod: z.string(), ips: z.array(z.string()), at: z.number().optional() })),
+  // portGone: when NB was found to hold no port for the UID (its address waits only for the node's checks).
+  allocations: z.record(z.string(), z.object({ pod: z.string(), ips: z.array(z.string()), at: z.number().optional(), portGone: z.number().optional() })),
 });
 type Store = z.infer<typeof Store>;
 
@@ -151,7 +152,11 @@ export class Ipam {
    */
   hold(a: Allocation): boolean {
     const have = this.get(a.uid);
-    if (have) return have.ips.join() === a.ips.join();
+    if (have) {
+      if (have.ips.join() !== a.ips.join()) return false;
+      this.setPortGone(a.uid, false); // its port was just published
+      return true;
+    }
     this.#store.allocations[a.uid] = { pod: a.pod, ips: [...a.ips], at: Date.now() };
     for (const ip of a.ips) this.#mark(ip, true);
     this.#save();
@@ -159,13 +164,33 @@ export class Ipam {
   }
 
   /**
-   * Allocations older than `minAgeMs` whose pod UID is not in `live`: addresses of pods that vanished
+   * Records that NB holds no port for the UID (true), or holds one again (false): an address whose port
+   * is gone is freed as soon as its node confirms the pod gone and unplugged, whoever asked first.
+   */
+  setPortGone(uid: string, gone: boolean): void {
+    const a = this.#store.allocations[uid];
+    if (!a || (a.portGone !== undefined) === gone) return;
+    if (gone) a.portGone = Date.now();
+    else delete a.portGone;
+    this.#save();
+  }
+
+  portGone(uid: string): boolean {
+    return this.#store.allocations[uid]?.portGone !== undefined;
+  }
+
+  /**
+   * Allocations older than `minAgeMs` (or whose port is gone) whose pod UID is not in `live`: addresses of pods that vanished
    * while a release could not run (the agent was down, a run was interrupted). The age guard keeps a
    * fresh allocation whose pod the caller has not seen yet. Read-only: the caller releases them.
    */
   stale(live: ReadonlySet<string>, minAgeMs: number): Allocation[] {
     const now = Date.now();
-    return this.list().filter((a) => !live.has(a.uid) && now - (this.#store.allocations[a.uid]?.at ?? 0) > minAgeMs);
+    // One whose port NB no longer holds has no ADD in flight to wait for, whatever its age.
+    return this.list().filter((a) => {
+      const s = this.#store.allocations[a.uid];
+      return !live.has(a.uid) && (s?.portGone !== undefined || now - (s?.at ?? 0) > minAgeMs);
+    });
   }
 
   #next(s: Cidr): string {

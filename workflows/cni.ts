@@ -75,16 +75,18 @@ export async function cniAdd(a: PodAttachment & { node?: string }): Promise<Atta
 
 /**
  * CNI DEL: remove the OVS port and the veth; idempotent. Then the pod's address, once its logical port
- * is gone from NB too and the pod is confirmed gone (its node reads it live); otherwise the controller's
- * run for the pod frees it after removing the port.
+ * is gone from NB too and the pod is confirmed gone (its node reads it live): whichever of this run and
+ * the controller's run for the pod comes last frees it (the node remembers what the first one found).
  */
 export async function cniDel(a: { namespace: string; name: string; containerId: string }): Promise<Change[]> {
   upsertMemo({ pod: workflowId('Pod', a.namespace, a.name), containerId: a.containerId });
   const freeing = patched('cni-del-frees-address');
   const was = freeing ? await la.sandboxPod({ containerId: a.containerId }) : undefined;
   const changes = await la.unplugPod({ containerId: a.containerId });
-  // A controller that cannot answer now: the address stays for the pod's run (or the sweep) to free.
-  if (was && !(await portReads.podPortHeld({ namespace: a.namespace, name: a.name, uid: was.uid }).catch(() => true))) {
+  // Freed by the unplug if the controller had already removed its port from NB. Otherwise asked now; a
+  // controller that cannot answer leaves it to the pod's run (it asks the node once the port is gone).
+  const freed = changes.some((c) => c.table === 'IPAM');
+  if (was && !freed && !(await portReads.podPortHeld({ namespace: a.namespace, name: a.name, uid: was.uid }).catch(() => true))) {
     const r = await la.releaseAddress({ uid: was.uid });
     if (r.released) changes.push({ db: 'node', table: 'IPAM', row: `${was.pod} ${r.ips.join(',')}`, op: 'delete' });
   }
