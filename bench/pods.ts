@@ -14,6 +14,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { dirs, files } from '../deploy/local/config.ts';
 import { kubectl } from '../deploy/local/kubectl.ts';
 import { bin } from '../deploy/local/tools.ts';
+import { nodePaths } from '../deploy/local/actions/node.ts';
 import { POD_NETWORKS } from '../lib/annotations.ts';
 import { run, sleep } from '../lib/exec.ts';
 import { connectTemporal } from '../lib/history.ts';
@@ -22,6 +23,7 @@ import { CpuGroups, cpuBetween } from './lib/cpu.ts';
 import { apiRequests, nbTransactions, perPod, temporalSteps } from './lib/counters.ts';
 
 const REPO = new URL('..', import.meta.url).pathname;
+const NODES = 2;
 type Plugin = 'kovn' | 'bridge';
 
 function kovn(args: string[]): void {
@@ -109,8 +111,20 @@ class Pods {
   }
 }
 
+/**
+ * Deletes every pod and waits until the nodes have torn down every sandbox (a forced delete returns
+ * before kubelet's CNI DELs) and kovn's runs have closed: the next window starts on a quiet box.
+ */
 async function deleteAll(prefix: string): Promise<void> {
   await kubectl(['delete', 'pods', '--all', '--grace-period=0', '--force', '--wait=true'], { timeoutMs: 300_000 });
+  const deadline = Date.now() + 180_000;
+  for (let i = 1; i <= NODES; i++) {
+    const sock = `unix://${nodePaths(i).containerdSock}`;
+    while ((await run(bin('crictl'), ['-r', sock, 'pods', '-q'], { timeoutMs: 15_000 })).trim() !== '') {
+      if (Date.now() > deadline) throw new Error(`node-${i} still has sandboxes 180 s after the pods' deletion`);
+      await sleep(500);
+    }
+  }
   if (prefix.startsWith('kovn')) await waitRunsClosed(new Date(0), 120_000);
 }
 
@@ -202,9 +216,9 @@ async function paced(pods: Pods, rate: number, seconds: number, level: number, p
 async function boxUp(plugin: Plugin): Promise<void> {
   kovn(['down']);
   CpuGroups.clear();
-  if (plugin === 'kovn') kovn(['up', '--nodes', '2']);
+  if (plugin === 'kovn') kovn(['up', '--nodes', String(NODES)]);
   else {
-    kovn(['up', '--nodes', '2', '--bare']);
+    kovn(['up', '--nodes', String(NODES), '--bare']);
     installBridge(2);
     await kubectl(['wait', '--for=condition=Ready', 'node', '--all', '--timeout=120s'], { timeoutMs: 150_000 });
   }
@@ -281,7 +295,7 @@ function write(windows: (Window & { run: number; window: string })[], failed: un
       kovn_nb_transactions_per_pod: m(k, (w) => w.nb_transactions_per_pod),
     };
   }
-  const result = { nodes: 2, runs, scales, paced: { seconds: pacedS, pods_per_s: r2(rate / 2), level: 20, bridge_sustainable_pods_per_s: r2(rate) }, summary, failed, windows };
+  const result = { nodes: NODES, runs, scales, paced: { seconds: pacedS, pods_per_s: r2(rate / 2), level: 20, bridge_sustainable_pods_per_s: r2(rate) }, summary, failed, windows };
   mkdirSync(`${REPO}bench/results`, { recursive: true });
   writeFileSync(`${REPO}bench/results/pods.json`, `${JSON.stringify(result, null, 2)}\n`);
   return summary;
