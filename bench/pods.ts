@@ -112,7 +112,7 @@ class Pods {
 }
 
 /**
- * Deletes every pod and waits until the nodes have torn down every sandbox (a forced delete returns
+ * Deletes every pod and waits until the nodes have stopped every sandbox (a forced delete returns
  * before kubelet's CNI DELs) and kovn's runs have closed: the next window starts on a quiet box.
  */
 async function deleteAll(prefix: string): Promise<void> {
@@ -120,8 +120,9 @@ async function deleteAll(prefix: string): Promise<void> {
   const deadline = Date.now() + 180_000;
   for (let i = 1; i <= NODES; i++) {
     const sock = `unix://${nodePaths(i).containerdSock}`;
-    while ((await run(bin('crictl'), ['-r', sock, 'pods', '-q'], { timeoutMs: 15_000 })).trim() !== '') {
-      if (Date.now() > deadline) throw new Error(`node-${i} still has sandboxes 180 s after the pods' deletion`);
+    // Stopped is torn down (CNI DEL done); kubelet's GC removes the sandbox a minute or so later, with a DEL that finds nothing left.
+    while ((await run(bin('crictl'), ['-r', sock, 'pods', '--state', 'ready', '-q'], { timeoutMs: 15_000 })).trim() !== '') {
+      if (Date.now() > deadline) throw new Error(`node-${i} still has running sandboxes 180 s after the pods' deletion`);
       await sleep(500);
     }
   }

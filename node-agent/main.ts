@@ -22,6 +22,7 @@ import { createNodeAgentActivities } from './activities.ts';
 import { lockAllocations } from './ipam.ts';
 import type { Orphans } from './activities.ts';
 import { connectOvs, podPorts } from './ovs.ts';
+import { hostIfname } from './plug.ts';
 import { NodePods } from './pod-watch.ts';
 import type { cniAdd, cniDel, restoreAllocations } from '../workflows/cni.ts';
 import type { sweepNode } from '../workflows/node-sweep.ts';
@@ -124,6 +125,10 @@ const handler: CniHandler = {
   async del(req) {
     const ns = req.podNamespace ?? '';
     const name = req.podName ?? '';
+    // containerd repeats DEL for a sandbox on its way out (stop, then remove) and kubelet retries: once
+    // its OVS port is gone there is nothing left to change (its veth went with the pod's namespace, its
+    // address with the controller's release), so no run is started for it.
+    if (!podPorts(ovs).some((p) => p.name === hostIfname(req.containerId))) return;
     await client.workflow.execute<typeof cniDel>('cniDel', {
       workflowId: cniWorkflowId('del', ns || '-', name || req.containerId, req.containerId), taskQueue, requestEagerStart: true,
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,

@@ -13,8 +13,12 @@ import type { Watch, WatchContext } from './watch.ts';
 const portOf = (p: V1Pod, { nb }: WatchContext) =>
   nb.cache.table('Logical_Switch_Port').byIndex({ name: podPortName(p.metadata?.namespace ?? '', p.metadata?.name ?? '') });
 
-/** How long a newly bound pod's node gets to publish its network before the controller's run does it. */
-export const NODE_FIRST_MS = 10_000;
+/**
+ * How long a newly bound pod's node gets to publish its network before the controller's run does it: past
+ * a burst's slowest ADDs (a 100-pod burst on 2 nodes took up to 25 s), so a busy node's ADDs get no
+ * duplicate run beside them.
+ */
+export const NODE_FIRST_MS = 30_000;
 
 const terminal = (p: V1Pod): boolean => p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed';
 const wantsNetwork = (p: V1Pod): boolean => Boolean(p.spec?.nodeName) && p.spec?.hostNetwork !== true && !terminal(p);

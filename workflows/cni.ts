@@ -74,12 +74,21 @@ export async function cniAdd(a: PodAttachment & { node?: string }): Promise<Atta
 }
 
 /**
- * CNI DEL: remove the OVS port and the veth; idempotent. Then the pod's address, once its logical port
- * is gone from NB too and the pod is confirmed gone (its node reads it live): whichever of this run and
- * the controller's run for the pod comes last frees it (the node remembers what the first one found).
+ * CNI DEL: remove the OVS port and the veth; idempotent. The pod's address is freed once its logical
+ * port is gone from NB too and the pod is confirmed gone (its node reads it live): by whichever of this
+ * unplug and the controller's release comes last (the node remembers the release). Runs begun before
+ * that asked the controller here whether NB still held the port.
  */
 export async function cniDel(a: { namespace: string; name: string; containerId: string }): Promise<Change[]> {
   upsertMemo({ pod: workflowId('Pod', a.namespace, a.name), containerId: a.containerId });
+  if (patched('cni-del-leaves-nb-to-controller')) {
+    // The unplug frees the address if the controller has removed the pod's port from NB already;
+    // otherwise the controller does once it has (it asks this node right after): no call to it here.
+    const changes = await la.unplugPod({ containerId: a.containerId });
+    upsertSearchAttributes([{ key: SA.outcome, value: 'deleted' }]);
+    upsertMemo({ summary: { triggers: ['CNI DEL'], outcome: 'deleted', changes } });
+    return changes;
+  }
   const freeing = patched('cni-del-frees-address');
   const was = freeing ? await la.sandboxPod({ containerId: a.containerId }) : undefined;
   const changes = await la.unplugPod({ containerId: a.containerId });
