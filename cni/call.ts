@@ -1,6 +1,6 @@
 /**
- * The plugin's side of the wire, free of schemas: the plugin runs once per pod and command, so it only
- * forwards its call and prints the agent's answer. The agent validates the call (protocol.ts).
+ * The wire between the plugin (cni/shim) and the agent: the plugin forwards its CNI_* variables and
+ * stdin untouched and prints the answer; the agent validates the call (protocol.ts).
  */
 import { CNI_ERR_DECODE, CniError } from './errors.ts';
 import { LATEST_VERSION } from './versions.ts';
@@ -16,22 +16,6 @@ export interface PluginAnswer {
   stdout: string;
   exitCode: 0 | 1;
   logLine?: string;
-}
-
-export function isPluginAnswer(x: unknown): x is PluginAnswer {
-  const a = x as Partial<PluginAnswer> | null;
-  return typeof a === 'object' && a !== null && typeof a.stdout === 'string' && (a.exitCode === 0 || a.exitCode === 1)
-    && (a.logLine === undefined || typeof a.logLine === 'string');
-}
-
-/** The variables the spec defines; nothing else of the runtime's environment leaves the plugin. */
-export function cniVars(env: Record<string, string | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const k of ['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_ARGS', 'CNI_PATH']) {
-    const v = env[k];
-    if (v !== undefined) out[k] = v;
-  }
-  return out;
 }
 
 /** The network config on stdin as JSON; a CNI decode error (code 6) when it is not JSON. */

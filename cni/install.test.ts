@@ -1,53 +1,43 @@
 /**
- * installCni/uninstallCni on real directories, the installed wrapper run with a bare environment, and
- * ADD/CHECK/STATUS/DEL through the wrapper by the reference runtime library (cnitool) in a real netns.
+ * installCni/uninstallCni on real directories, the installed plugin run with a bare environment, and
+ * ADD/CHECK/STATUS/DEL through it by the reference runtime library (cnitool) in a real netns.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
-import { readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { CONFLIST_NAME, PLUGIN_DIR, PLUGIN_SCRIPT, installCni, uninstallCni } from './install.ts';
-import { runPlugin, startTestAgent, tempDir } from './test-support.ts';
+import { CONFLIST_NAME, OLD_PLUGIN_DIR, installCni, uninstallCni } from './install.ts';
+import { SUPPORTED_VERSIONS } from './versions.ts';
+import { pluginBinary, runPlugin, startTestAgent, tempDir } from './test-support.ts';
 import type { TestHandler } from './test-support.ts';
 
 const exec = promisify(execFile);
 
 describe('installCni', () => {
   let dir = '';
+  let plugin = '';
   let cleanup: () => Promise<void> = () => Promise.resolve();
-  before(async () => { ({ dir, cleanup } = await tempDir()); });
+  before(async () => {
+    ({ dir, cleanup } = await tempDir());
+    plugin = await pluginBinary();
+  });
   after(() => cleanup());
 
-  it('writes an executable wrapper with absolute paths, then the conflist; a second run changes nothing', async () => {
+  it('copies the plugin binary root-owned into the bin dir, then writes the conflist; a second run changes nothing', async () => {
     const binDir = join(dir, 'bin');
     const confDir = join(dir, 'net.d');
-    const opts = { binDir, confDir, agentSocket: '/run/kovn/cni.sock', nodeBin: process.execPath, mtu: 1400 };
+    const opts = { binDir, confDir, agentSocket: '/run/kovn/cni.sock', pluginBinary: plugin, mtu: 1400 };
     const first = await installCni(opts);
     assert.deepEqual(first, { binary: join(binDir, 'kovn'), conflist: join(confDir, CONFLIST_NAME), binaryChanged: true, conflistChanged: true });
-    const wrapper = await readFile(first.binary, 'utf8');
-    assert.ok(wrapper.startsWith('#!/bin/sh\n'));
-    // The runtime runs a root-owned copy in its bin dir, never the checkout's file.
-    const copy = join(binDir, PLUGIN_DIR, 'plugin.js');
-    const node = join(binDir, PLUGIN_DIR, 'node');
-    assert.ok(wrapper.includes(`exec '${node}' '${copy}' "$@"`), wrapper);
-    assert.ok(!wrapper.includes(PLUGIN_SCRIPT) && !wrapper.includes(process.execPath));
-    assert.deepEqual([(await stat(node)).uid, (await stat(node)).mode & 0o777, (await stat(node)).size], [0, 0o755, (await stat(process.execPath)).size]);
-    assert.equal((await stat(first.binary)).mode & 0o777, 0o755);
-    // Plain JavaScript, types stripped once at install (not on every run), imports pointing at the copies.
-    for (const f of [copy, join(binDir, PLUGIN_DIR, 'plugin-command.js'), join(binDir, PLUGIN_DIR, 'agent-client.js')]) {
-      const st = await stat(f);
-      assert.deepEqual([st.uid, st.mode & 0o777], [0, 0o644], f);
-      const js = await readFile(f, 'utf8');
-      const ts = await readFile(join(dirname(PLUGIN_SCRIPT), basename(f).replace(/\.js$/, '.ts')), 'utf8');
-      assert.match(ts, /^import type /m, 'the source has types to strip');
-      assert.doesNotMatch(js, /^import type /m);
-      assert.doesNotMatch(js, /from '\.\/[^']+\.ts'/);
-    }
+    // The runtime runs a root-owned copy in its bin dir, never the build's file.
+    const st = await stat(first.binary);
+    assert.deepEqual([st.uid, st.mode & 0o777], [0, 0o755]);
+    assert.ok((await readFile(first.binary)).equals(await readFile(plugin)), 'the same bytes');
     assert.deepEqual(JSON.parse(await readFile(first.conflist, 'utf8')), {
       cniVersion: '1.0.0', cniVersions: ['1.0.0', '1.1.0'], name: 'kovn', plugins: [{ type: 'kovn', agentSocket: '/run/kovn/cni.sock', mtu: 1400 }],
     });
@@ -55,30 +45,37 @@ describe('installCni', () => {
     const changed = await installCni({ ...opts, mtu: 1380 });
     assert.deepEqual([changed.binaryChanged, changed.conflistChanged], [false, true]);
     // No temp files left behind for the runtime to trip over.
-    assert.deepEqual([...await readdir(binDir), ...await readdir(confDir)].sort(), [CONFLIST_NAME, 'kovn', PLUGIN_DIR]);
-    assert.ok((await readdir(join(binDir, PLUGIN_DIR))).every((f) => !f.startsWith('.')));
+    assert.deepEqual([...await readdir(binDir), ...await readdir(confDir)].sort(), [CONFLIST_NAME, 'kovn']);
   });
 
-  it('the wrapper answers VERSION with containerd\'s bare environment (no node on PATH)', async () => {
+  it('replaces what an install of the Node plugin left (its wrapper and kovn.d/, interpreter included)', async () => {
+    const binDir = join(dir, 'bin-old');
+    await mkdir(join(binDir, OLD_PLUGIN_DIR), { recursive: true });
+    await writeFile(join(binDir, OLD_PLUGIN_DIR, 'plugin.js'), '');
+    await writeFile(join(binDir, 'kovn'), "#!/bin/sh\nexec node plugin.js\n", { mode: 0o755 });
+    const r = await installCni({ binDir, confDir: join(dir, 'conf-old'), agentSocket: '/run/kovn/cni.sock', pluginBinary: plugin });
+    assert.equal(r.binaryChanged, true);
+    assert.ok((await readFile(r.binary)).equals(await readFile(plugin)));
+    assert.deepEqual(await readdir(binDir), ['kovn']);
+  });
+
+  it('the plugin answers VERSION with containerd\'s bare environment (nothing on PATH)', async () => {
     const binDir = join(dir, 'bin2');
-    const { binary } = await installCni({ binDir, confDir: join(dir, 'conf2'), agentSocket: '/run/kovn/cni.sock', nodeBin: process.execPath, compileCache: true });
+    const { binary } = await installCni({ binDir, confDir: join(dir, 'conf2'), agentSocket: '/run/kovn/cni.sock', pluginBinary: plugin });
     const r = await runPlugin({ CNI_COMMAND: 'VERSION', PATH: '/nonexistent' }, '{"cniVersion":"1.0.0"}', [binary]);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.json?.cniVersion, '1.0.0');
-    const cache = join(binDir, PLUGIN_DIR, 'compile-cache');
-    assert.ok(existsSync(cache), 'compile cache dir, root-only, in the plugin\'s own dir');
-    assert.equal((await stat(cache)).mode & 0o777, 0o700);
+    assert.deepEqual(r.json, { cniVersion: '1.0.0', supportedVersions: [...SUPPORTED_VERSIONS] });
   });
 
   it('rejects relative paths, naming the option', async () => {
-    await assert.rejects(installCni({ binDir: 'bin', confDir: '/x', agentSocket: '/s', nodeBin: '/n' }), /binDir: not an absolute path/);
+    await assert.rejects(installCni({ binDir: 'bin', confDir: '/x', agentSocket: '/s', pluginBinary: '/p' }), /binDir: not an absolute path/);
   });
 
-  it('uninstallCni removes the conflist and the wrapper, and is idempotent', async () => {
+  it('uninstallCni removes the conflist and the plugin, and is idempotent', async () => {
     const binDir = join(dir, 'bin3');
     const confDir = join(dir, 'conf3');
-    await installCni({ binDir, confDir, agentSocket: '/run/kovn/cni.sock', nodeBin: process.execPath });
-    assert.deepEqual(await uninstallCni({ binDir, confDir }), { removed: [join(confDir, CONFLIST_NAME), join(binDir, 'kovn'), join(binDir, PLUGIN_DIR)] });
+    await installCni({ binDir, confDir, agentSocket: '/run/kovn/cni.sock', pluginBinary: plugin });
+    assert.deepEqual(await uninstallCni({ binDir, confDir }), { removed: [join(confDir, CONFLIST_NAME), join(binDir, 'kovn')] });
     assert.deepEqual(await uninstallCni({ binDir, confDir }), { removed: [] });
   });
 });
@@ -104,7 +101,7 @@ describe('the installed plugin driven by cnitool (libcni) in a real network name
     ({ handler, stop } = agent);
     const t = await tempDir();
     cleanupDir = t.cleanup;
-    await installCni({ binDir: join(t.dir, 'bin'), confDir: join(t.dir, 'net.d'), agentSocket: agent.socketPath, nodeBin: process.execPath, mtu: 1400, compileCache: true });
+    await installCni({ binDir: join(t.dir, 'bin'), confDir: join(t.dir, 'net.d'), agentSocket: agent.socketPath, pluginBinary: await pluginBinary(), mtu: 1400 });
     env = {
       PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
       NETCONFPATH: join(t.dir, 'net.d'),
@@ -132,7 +129,7 @@ describe('the installed plugin driven by cnitool (libcni) in a real network name
     assert.deepEqual([req.containerId, req.netns, req.podNamespace, req.podName], [containerId, nsPath, 'default', 'cnitest']);
   });
 
-  it('CHECK and STATUS succeed through the wrapper', async () => {
+  it('CHECK and STATUS succeed through the installed plugin', async () => {
     await tool('check', 'kovn', nsPath);
     const check = handler.requests.at(-1);
     assert.equal(check?.command, 'CHECK');

@@ -1,20 +1,19 @@
 /**
- * Puts kovn's CNI plugin where the container runtime looks: a root-owned copy of the plugin and an
- * executable wrapper in the CNI bin dir, and `10-kovn.conflist` in the conf dir. The conflist goes last: its presence is what turns the node
+ * Puts kovn's CNI plugin where the container runtime looks: a root-owned copy of the plugin binary
+ * (cni/shim, built by deploy/local/tools.ts; in an image, shipped beside the agent) in the CNI bin dir,
+ * and `10-kovn.conflist` in the conf dir. The conflist goes last: its presence is what turns the node
  * Ready, so the agent calls this only once its CNI server is serving.
  */
-import { chmod, chown, copyFile, mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { stripTypeScriptTypes } from 'node:module';
+import { chmod, chown, copyFile, mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { describeIssues } from './zod-issues.ts';
 
 /** File names the runtime sees. */
 export const PLUGIN_NAME = 'kovn';
 export const CONFLIST_NAME = '10-kovn.conflist';
-/** The plugin's entry point, by absolute path: containerd runs plugins with its own environment. */
-export const PLUGIN_SCRIPT = fileURLToPath(new URL('./plugin.ts', import.meta.url));
+/** Where installs before the Go plugin kept a Node interpreter and the plugin's JavaScript: removed. */
+export const OLD_PLUGIN_DIR = `${PLUGIN_NAME}.d`;
 
 const absPath = z.string().startsWith('/', 'not an absolute path');
 
@@ -25,20 +24,12 @@ export const InstallCniOptions = z.object({
   confDir: absPath,
   /** The agent's CNI socket, written into the config for the plugin. */
   agentSocket: absPath,
-  /** The Node 24 binary that runs the plugin. */
-  nodeBin: absPath,
+  /** The plugin binary to install (the box's build of cni/shim). */
+  pluginBinary: absPath,
   /** Pod interface MTU written into the config; the agent's default when absent. */
   mtu: z.number().int().min(576).max(65535).optional(),
   /** Where the plugin logs one line per call. */
   logFile: absPath.optional(),
-  /**
-   * Node's compile cache (NODE_COMPILE_CACHE) for the plugin: halves its start-up. Kept in the plugin's
-   * own root-only directory in the bin dir (`kovn.d/compile-cache`), never beside a checkout or in a
-   * world-writable place such as /tmp.
-   */
-  compileCache: z.boolean().default(false),
-  /** The plugin script; this checkout's cni/plugin.ts unless given. */
-  pluginScript: absPath.default(PLUGIN_SCRIPT),
 });
 export type InstallCniOptions = z.input<typeof InstallCniOptions>;
 
@@ -50,73 +41,20 @@ export interface InstallCniResult {
   conflistChanged: boolean;
 }
 
-/** Where the plugin's own copy lives, beside its wrapper in the runtime's bin dir. */
-export const PLUGIN_DIR = `${PLUGIN_NAME}.d`;
-
-/** The plugin script and every module it imports (relative imports only: the plugin needs no package). */
-async function pluginSources(entry: string): Promise<Map<string, string>> {
-  const files = new Map<string, string>();
-  const visit = async (file: string): Promise<void> => {
-    if (files.has(file)) return;
-    const text = await readFile(file, 'utf8');
-    files.set(file, text);
-    for (const m of text.matchAll(/(?:from|import\()\s*'(\.\/[^']+\.ts)'/g)) await visit(join(dirname(file), m[1] ?? ''));
-  };
-  await visit(entry);
-  return files;
-}
-
-const asJs = (f: string): string => f.replace(/\.ts$/, '.js');
-
 /**
- * The plugin as plain JavaScript: types stripped once here rather than on every run (Node's type
- * stripping costs the plugin ~80 ms of CPU per call, and it runs for every ADD and DEL).
+ * Copies the plugin into the bin dir (root-owned, writable by root only: the runtime runs it as root,
+ * so it never runs a file from a checkout someone else may write), then writes the conflist, each
+ * atomically and only when it differs.
  */
-const toJs = (ts: string): string =>
-  stripTypeScriptTypes(ts, { mode: 'strip' }).replace(/((?:from|import\()\s*')(\.\/[^']+)\.ts'/g, "$1$2.js'");
-
-/**
- * Copies the plugin into `<binDir>/kovn.d/`, root-owned and writable by root only, so what the runtime
- * runs as root never comes from a checkout that someone else may write. Returns whether anything changed.
- */
-async function installPluginCopy(binDir: string, entry: string): Promise<{ script: string; changed: boolean }> {
-  const dir = join(binDir, PLUGIN_DIR);
-  await mkdir(dir, { recursive: true, mode: 0o755 });
-  await chown(dir, 0, 0);
-  await chmod(dir, 0o755);
-  let changed = await writeAtomic(join(dir, 'package.json'), '{"type":"module"}\n', 0o644);
-  const sources = await pluginSources(entry);
-  const root = dirname(entry);
-  for (const [file, text] of sources) {
-    const rel = relative(root, file);
-    if (rel.startsWith('..')) throw new Error(`CNI plugin module ${file} is outside ${root}`);
-    changed = (await writeAtomic(join(dir, asJs(rel)), toJs(text), 0o644)) || changed;
-  }
-  return { script: join(dir, asJs(basename(entry))), changed };
-}
-
-/** Writes the plugin's copy and wrapper, then the conflist, each atomically and only when its content differs. */
 export async function installCni(options: InstallCniOptions): Promise<InstallCniResult> {
   const r = InstallCniOptions.safeParse(options);
   if (!r.success) throw new Error(`installCni: ${describeIssues(r.error)}`);
   const o = r.data;
   const binary = join(o.binDir, PLUGIN_NAME);
   const conflist = join(o.confDir, CONFLIST_NAME);
-  const copy = await installPluginCopy(o.binDir, o.pluginScript);
-  // The interpreter too: the runtime runs it as root, so it is a root-owned copy, not the checkout's.
-  const node = join(o.binDir, PLUGIN_DIR, 'node');
-  const nodeChanged = await copyIfChanged(o.nodeBin, node, 0o755);
-  let cache: string | undefined;
-  if (o.compileCache) {
-    cache = join(o.binDir, PLUGIN_DIR, 'compile-cache');
-    await mkdir(cache, { recursive: true, mode: 0o700 });
-    await chown(cache, 0, 0);
-    await chmod(cache, 0o700);
-  }
-  const binaryChanged = (await writeAtomic(binary, wrapperScript(node, copy.script, cache), 0o755)) || copy.changed || nodeChanged;
-  // Sources an older install copied as TypeScript: gone once the wrapper no longer runs them.
-  const dir = join(o.binDir, PLUGIN_DIR);
-  for (const f of await readdir(dir)) if (f.endsWith('.ts')) await rm(join(dir, f), { force: true });
+  await mkdir(o.binDir, { recursive: true });
+  const binaryChanged = await copyIfChanged(o.pluginBinary, binary, 0o755);
+  await rm(join(o.binDir, OLD_PLUGIN_DIR), { recursive: true, force: true });
   const conflistChanged = await writeAtomic(conflist, conflistJson(o), 0o644);
   return { binary, conflist, binaryChanged, conflistChanged };
 }
@@ -126,26 +64,15 @@ export interface UninstallCniResult {
   removed: string[];
 }
 
-/** Removes the conflist first (no new pods come to kovn), then the wrapper. Missing files are fine. */
+/** Removes the conflist first (no new pods come to kovn), then the plugin. Missing files are fine. */
 export async function uninstallCni(options: { binDir: string; confDir: string }): Promise<UninstallCniResult> {
   const removed: string[] = [];
-  for (const path of [join(options.confDir, CONFLIST_NAME), join(options.binDir, PLUGIN_NAME), join(options.binDir, PLUGIN_DIR)]) {
+  for (const path of [join(options.confDir, CONFLIST_NAME), join(options.binDir, PLUGIN_NAME), join(options.binDir, OLD_PLUGIN_DIR)]) {
     const existed = await stat(path).then(() => true, () => false);
     await rm(path, { force: true, recursive: true });
     if (existed) removed.push(path);
   }
   return { removed };
-}
-
-/** The `#!/bin/sh` wrapper: interpreter and script by absolute path, arguments passed on. */
-export function wrapperScript(nodeBin: string, pluginScript: string, compileCacheDir?: string): string {
-  return [
-    '#!/bin/sh',
-    '# kovn CNI plugin, written by the kovn node agent (cni/install.ts). Do not edit.',
-    ...(compileCacheDir ? [`NODE_COMPILE_CACHE=${shellQuote(compileCacheDir)}`, 'export NODE_COMPILE_CACHE'] : []),
-    `exec ${shellQuote(nodeBin)} ${shellQuote(pluginScript)} "$@"`,
-    '',
-  ].join('\n');
 }
 
 /** The network config list: one kovn plugin. 1.0.0 for containerd 1.6; newer runtimes may pick 1.1.0. */
@@ -154,11 +81,7 @@ export function conflistJson(o: { agentSocket: string; mtu?: number | undefined;
   return `${JSON.stringify({ cniVersion: '1.0.0', cniVersions: ['1.0.0', '1.1.0'], name: 'kovn', plugins: [plugin] }, null, 2)}\n`;
 }
 
-function shellQuote(s: string): string {
-  return `'${s.replaceAll("'", "'\\''")}'`;
-}
-
-/** Copies a (large) file beside its target and renames it in, unless size and mtime already match. */
+/** Copies a file beside its target and renames it in, unless size and mtime already match. */
 async function copyIfChanged(src: string, dst: string, mode: number): Promise<boolean> {
   const [a, b] = await Promise.all([stat(src), stat(dst).catch(() => undefined)]);
   // utimes() takes the time through a double of seconds: the copy's mtime can differ by a fraction of a ms.

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CNI_ERR_UNKNOWN_CONTAINER, CniError } from './errors.ts';
-import { PLUGIN_SCRIPT } from './install.ts';
+import { bin, buildTool, GO_TOOLS, isBuilt } from '../deploy/local/tools.ts';
 import type { AddRequest, AgentRequest, ValidAttachment } from './protocol.ts';
 import type { CniResultInput } from './result.ts';
 import { startCniServer } from './server.ts';
@@ -99,11 +99,18 @@ export interface PluginRun {
   json: Record<string, unknown> | undefined;
 }
 
-/** Runs `node cni/plugin.ts` as containerd would: its own small environment, config on stdin. */
-export function runPlugin(env: Record<string, string>, stdin: string, argv: string[] = [process.execPath, PLUGIN_SCRIPT]): Promise<PluginRun> {
+/** The plugin binary (cni/shim) as the box builds it; built first when it is not (a few seconds). */
+export async function pluginBinary(): Promise<string> {
+  const tool = GO_TOOLS.find((t) => t.module === 'kovn-cni');
+  if (tool && !isBuilt(tool)) await buildTool(tool);
+  return bin('kovn-cni');
+}
+
+/** Runs the plugin as containerd would: its own small environment, config on stdin. */
+export async function runPlugin(env: Record<string, string>, stdin: string, argv?: string[]): Promise<PluginRun> {
+  const [cmd = '', ...args] = argv ?? [await pluginBinary()];
   return new Promise((resolve, reject) => {
-    const [cmd, ...args] = argv;
-    const child = spawn(cmd ?? process.execPath, args, { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });

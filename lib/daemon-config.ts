@@ -32,7 +32,8 @@ export const NodeAgentConfig = z.object({
   cniSocket: abs,
   cniBinDir: abs,
   cniConfDir: abs,
-  nodeBin: abs,
+  /** The CNI plugin binary the agent installs into cniBinDir (cni/shim, built by deploy/local/tools.ts). */
+  cniPlugin: abs,
   cluster: ClusterConfig,
   /** How often the agent sweeps what missed DELs left; an address is an orphan only once older than this. */
   sweepSeconds: z.number().int().min(1).max(86_400).default(300),

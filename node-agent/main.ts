@@ -155,8 +155,8 @@ const handler: CniHandler = {
 
 const server = await startCniServer({ socketPath: cfg.cniSocket, handler, log: (l) => log(`cni: ${l}`) });
 // Node's compile cache halves the plugin's start (it runs once per pod); a root-only dir of the agent's.
-const installed = await installCni({ binDir: cfg.cniBinDir, confDir: cfg.cniConfDir, agentSocket: cfg.cniSocket, nodeBin: cfg.nodeBin,
-  mtu: cfg.cluster.mtu, compileCache: true });
+const installed = await installCni({ binDir: cfg.cniBinDir, confDir: cfg.cniConfDir, agentSocket: cfg.cniSocket, pluginBinary: cfg.cniPlugin,
+  mtu: cfg.cluster.mtu });
 markReady(cfg.readyFile);
 log(`node agent for ${cfg.node} serving ${cfg.cniSocket} (task queue ${taskQueue}); CNI config ${installed.conflist}`);
 

@@ -1,12 +1,15 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, mkdirSync, rmSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, mkdirSync, rmSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CACHE, REPO } from './config.ts';
 import { run } from '../../lib/exec.ts';
+import { LATEST_VERSION, SUPPORTED_VERSIONS } from '../../cni/versions.ts';
 
 /** A Go-built tool: one module under tools/go/, pinned by its go.sum, built into a keyed cache dir. */
 export interface GoTool {
   module: string;
+  /** The module's directory in the repo, when not tools/go/<module> (kovn's own Go code). */
+  dir?: string;
   /** Binary name -> Go package path. */
   binaries: Record<string, string>;
   ldflags?: string;
@@ -35,6 +38,13 @@ export const GO_TOOLS: readonly GoTool[] = [
     },
   },
   { module: 'crictl', binaries: { crictl: 'sigs.k8s.io/cri-tools/cmd/crictl' } },
+  // kovn's CNI plugin (cni/shim), with the CNI versions it reports taken from cni/versions.ts.
+  {
+    module: 'kovn-cni',
+    dir: 'cni/shim',
+    ldflags: `-s -w -X main.supportedVersions=${SUPPORTED_VERSIONS.join(',')} -X main.latestVersion=${LATEST_VERSION}`,
+    binaries: { 'kovn-cni': '.' },
+  },
   {
     module: 'cni',
     binaries: {
@@ -48,12 +58,16 @@ export const GO_TOOLS: readonly GoTool[] = [
 
 /** The cache dir of a tool: its name plus a hash of everything that decides the build. */
 export function toolDir(tool: GoTool): string {
-  const src = join(REPO, 'tools/go', tool.module);
+  const src = sourceDir(tool);
   const h = createHash('sha256');
-  for (const f of ['go.mod', 'go.sum', 'tools.go']) h.update(readFileSync(join(src, f)));
+  // go.mod, go.sum (a module of the standard library alone has none), then every Go source.
+  const sources = readdirSync(src).filter((f) => f.endsWith('.go')).sort();
+  for (const f of ['go.mod', 'go.sum', ...sources]) if (existsSync(join(src, f))) h.update(readFileSync(join(src, f)));
   h.update(JSON.stringify(tool));
   return join(CACHE, 'tools', `${tool.module}-${h.digest('hex').slice(0, 12)}`);
 }
+
+const sourceDir = (tool: GoTool): string => join(REPO, tool.dir ?? join('tools/go', tool.module));
 
 const byBinary = new Map(GO_TOOLS.flatMap((t) => Object.keys(t.binaries).map((b) => [b, t] as const)));
 
@@ -79,7 +93,7 @@ export async function buildTool(tool: GoTool): Promise<void> {
     const args = ['build', '-trimpath', '-o', join(tmp, name)];
     if (tool.ldflags) args.push('-ldflags', tool.ldflags);
     args.push(pkg);
-    await run(goBin, args, { cwd: join(REPO, 'tools/go', tool.module), env: { CGO_ENABLED: '0' } });
+    await run(goBin, args, { cwd: sourceDir(tool), env: { CGO_ENABLED: '0' } });
   }
   writeFileSync(join(tmp, '.complete'), new Date().toISOString());
   rmSync(dest, { recursive: true, force: true });

@@ -6,6 +6,7 @@ import { ensureCert, writeKubeconfig } from '../pki.ts';
 import { runningPid } from '../proc.ts';
 import { kubectl } from '../kubectl.ts';
 import { nodePaths } from './node.ts';
+import { bin } from '../tools.ts';
 import { SB_TCP } from './ovn-central.ts';
 import type { Component } from './types.ts';
 import { DUAL_STACK_CLUSTER, IPV4_CLUSTER } from '../../../lib/cluster-config.ts';
@@ -103,7 +104,7 @@ export function nodeAgent(i: number, family: IpFamily, bundle = ''): Component {
     cniSocket: join(p.dir, 'kovn', 'cni.sock'),
     cniBinDir: p.cniBinDir,
     cniConfDir: p.cniConfDir,
-    nodeBin: node24,
+    cniPlugin: bin('kovn-cni'),
     cluster: clusterConfig(family),
     sweepSeconds: 300,
     workflowBundle: bundle,

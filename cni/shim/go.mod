@@ -1,0 +1,3 @@
+module kovn.local/cni-plugin
+
+go 1.26
