@@ -262,8 +262,8 @@ export default async function pods(argv: string[]): Promise<void> {
       } catch (err) {
         // A run that broke (the box's Temporal lost its shard under load, say) is reported, not hidden;
         // the windows measured before it stay, and the next run starts on a new box.
-        failed.push({ run, plugin, error: err instanceof Error ? err.message : String(err) });
-        console.error(`run ${run + 1} ${plugin} failed: ${String(err)}`);
+        failed.push({ run, plugin, error: causes(err) });
+        console.error(`run ${run + 1} ${plugin} failed: ${causes(err)}`, err);
       } finally {
         await pods.stop();
         kovn(['down']);
@@ -273,6 +273,20 @@ export default async function pods(argv: string[]): Promise<void> {
     }
   }
   console.log(JSON.stringify(write(windows, failed, { runs, scales, pacedS, rate }), null, 2));
+}
+
+/** An error with its chain of causes ("fetch failed" alone does not say which connection failed, or why). */
+function causes(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err; e !== undefined && parts.length < 5; e = (e as { cause?: unknown }).cause) {
+    const code = (e as { code?: unknown }).code;
+    if (!(e instanceof Error)) {
+      parts.push(typeof e === 'string' ? e : JSON.stringify(e));
+      break;
+    }
+    parts.push(`${e.message}${typeof code === 'string' ? ` (${code})` : ''}`);
+  }
+  return parts.join(': ');
 }
 
 /** Medians over the runs so far, written after every run so an aborted benchmark keeps what it measured. */
