@@ -6,7 +6,7 @@
 // requests and NB transactions per pod; with kovn also its CNI ADD durations and the Temporal steps per
 // pod. Medians over the runs go to bench/results/pods.json.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KubeConfig, CoreV1Api, makeInformer } from '@kubernetes/client-node';
@@ -227,14 +227,24 @@ async function boxUp(plugin: Plugin): Promise<void> {
 }
 
 export default async function pods(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { runs: { type: 'string', default: '3' }, scales: { type: 'string', default: '50,100' }, paced: { type: 'string', default: '60' } } });
-  const runs = Number(values.runs);
-  const scales = values.scales.split(',').map(Number);
-  const pacedS = Number(values.paced);
+  const { values } = parseArgs({ args: argv, options: {
+    runs: { type: 'string', default: '3' }, scales: { type: 'string', default: '50,100' }, paced: { type: 'string', default: '60' },
+    // Adds this many runs to the recorded results (their scales and paced rate), for a benchmark whose run broke.
+    more: { type: 'string' },
+  } });
   const windows: (Window & { run: number; window: string })[] = [];
   const failed: { run: number; plugin: Plugin; error: string }[] = [];
-  let rate = 0;
-  for (let run = 0; run < runs; run++) {
+  let [first, runs, scales, pacedS, rate] = [0, Number(values.runs), values.scales.split(',').map(Number), Number(values.paced), 0];
+  if (values.more) {
+    const was = JSON.parse(readFileSync(`${REPO}bench/results/pods.json`, 'utf8')) as {
+      runs: number; scales: number[]; paced: { seconds: number; bridge_sustainable_pods_per_s: number }; windows: typeof windows; failed: typeof failed;
+    };
+    windows.push(...was.windows);
+    failed.push(...was.failed);
+    [first, scales, pacedS, rate] = [was.runs, was.scales, was.paced.seconds, was.paced.bridge_sustainable_pods_per_s];
+    runs = was.runs + Number(values.more);
+  }
+  for (let run = first; run < runs; run++) {
     for (const plugin of (run % 2 === 0 ? ['bridge', 'kovn'] : ['kovn', 'bridge']) as Plugin[]) {
       await boxUp(plugin);
       const cpu = await CpuGroups.attach();
