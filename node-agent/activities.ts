@@ -190,7 +190,7 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
     return changes;
   };
 
-  return {
+  const activities = {
     /** The pod's addresses (the same ones on every call for one pod UID), persisted before returning. */
     async allocateAddress(input: { uid: string; pod: string; subnets: string[] }): Promise<{ ips: string[]; created: boolean }> {
       await restored;
@@ -393,6 +393,18 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
       return { waitedMs: Date.now() - t0 };
     },
 
+    /**
+     * CNI ADD once its port is published: holdAllocation, plugPod and waitInstalled as one local
+     * activity, so the run has two activations fewer (each costs the workflow thread a few calls into
+     * its sandbox). Each step is idempotent, so a retry of the whole is safe.
+     */
+    async attachPod(input: PodAttachment & { pod: string; ips: string[]; mac: string; gateways: string[] }): Promise<AttachmentResult & { plugMs: number; installedMs: number }> {
+      await activities.holdAllocation({ uid: input.uid, pod: input.pod, ips: input.ips });
+      const { plugMs, ...res } = await activities.plugPod(input);
+      const { waitedMs } = await activities.waitInstalled({ hostIfname: res.hostIfname });
+      return { ...res, plugMs, installedMs: waitedMs };
+    },
+
     /** The pod incarnation a sandbox's OVS port was plugged for, if it still is. */
     sandboxPod(input: { containerId: string }): Promise<{ uid: string; pod: string } | undefined> {
       const { containerId } = parseInput(inputs.unplug, input, 'sandboxPod');
@@ -411,6 +423,7 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
       return checkVeth({ netns: a.netns, ifname: a.ifname, hostIfname: hostIfname(a.containerId), mac: a.mac, ips: a.ips, gateways: [], mtu: cluster.mtu });
     },
   };
+  return activities;
 }
 
 export type NodeAgentActivities = ReturnType<typeof createNodeAgentActivities>;

@@ -63,6 +63,14 @@ export async function cniAdd(a: PodAttachment & { node?: string }): Promise<Atta
     else if (!(await portReads.podPortHeld({ namespace: a.namespace, name: a.name, uid }).catch(() => true))) await la.releaseAddress({ uid }).catch(() => undefined);
     throw err;
   }
+  if (patched('cni-add-attach-once')) {
+    const annotationMs = Date.now() - t0; // workflow time: advances with each task, enough for a breakdown
+    const { plugMs, installedMs, ...res } = await la.attachPod({ ...a, uid, pod: held.pod, ...net });
+    changes.push(...res.changes);
+    upsertSearchAttributes([{ key: SA.outcome, value: 'converged' }]);
+    upsertMemo({ summary: { triggers: ['CNI ADD'], outcome: 'converged', changes } });
+    return { ...res, changes, timings: { annotationMs, plugMs, installedMs } };
+  }
   await la.holdAllocation(held);
   const annotationMs = Date.now() - t0; // workflow time: advances with each task, enough for a breakdown
   const { plugMs, ...res } = await la.plugPod({ ...a, uid, ...net });
