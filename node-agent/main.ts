@@ -154,7 +154,7 @@ const handler: CniHandler = {
 };
 
 const server = await startCniServer({ socketPath: cfg.cniSocket, handler, log: (l) => log(`cni: ${l}`) });
-// Node's compile cache halves the plugin's start (it runs once per pod); a root-only dir of the agent's.
+// The plugin binary and the conflist, once this agent serves (the conflist last: it turns the node Ready).
 const installed = await installCni({ binDir: cfg.cniBinDir, confDir: cfg.cniConfDir, agentSocket: cfg.cniSocket, pluginBinary: cfg.cniPlugin,
   mtu: cfg.cluster.mtu });
 markReady(cfg.readyFile);

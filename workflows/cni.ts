@@ -63,18 +63,20 @@ export async function cniAdd(a: PodAttachment & { node?: string }): Promise<Atta
     else if (!(await portReads.podPortHeld({ namespace: a.namespace, name: a.name, uid }).catch(() => true))) await la.releaseAddress({ uid }).catch(() => undefined);
     throw err;
   }
+  // Workflow time: advances with each task, enough for a breakdown.
+  let annotationMs: number;
+  let attached: AttachmentResult & { plugMs: number; installedMs: number };
   if (patched('cni-add-attach-once')) {
-    const annotationMs = Date.now() - t0; // workflow time: advances with each task, enough for a breakdown
-    const { plugMs, installedMs, ...res } = await la.attachPod({ ...a, uid, pod: held.pod, ...net });
-    changes.push(...res.changes);
-    upsertSearchAttributes([{ key: SA.outcome, value: 'converged' }]);
-    upsertMemo({ summary: { triggers: ['CNI ADD'], outcome: 'converged', changes } });
-    return { ...res, changes, timings: { annotationMs, plugMs, installedMs } };
+    annotationMs = Date.now() - t0;
+    attached = await la.attachPod({ ...a, uid, pod: held.pod, ...net });
+  } else {
+    // Runs begun before attachPod: the same three steps as local activities of their own.
+    await la.holdAllocation(held);
+    annotationMs = Date.now() - t0;
+    const plugged = await la.plugPod({ ...a, uid, ...net });
+    attached = { ...plugged, installedMs: (await la.waitInstalled({ hostIfname: plugged.hostIfname })).waitedMs };
   }
-  await la.holdAllocation(held);
-  const annotationMs = Date.now() - t0; // workflow time: advances with each task, enough for a breakdown
-  const { plugMs, ...res } = await la.plugPod({ ...a, uid, ...net });
-  const { waitedMs: installedMs } = await la.waitInstalled({ hostIfname: res.hostIfname });
+  const { plugMs, installedMs, ...res } = attached;
   changes.push(...res.changes);
   upsertSearchAttributes([{ key: SA.outcome, value: 'converged' }]);
   upsertMemo({ summary: { triggers: ['CNI ADD'], outcome: 'converged', changes } });

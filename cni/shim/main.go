@@ -214,9 +214,10 @@ func errnoName(e syscall.Errno) string {
 	return e.Error()
 }
 
+// A duration in ms from the environment (tests and debugging); false when unset or not a number >= 0.
 func envMs(name string) (time.Duration, bool) {
 	v, err := strconv.ParseFloat(os.Getenv(name), 64)
-	if err != nil || v <= 0 {
+	if err != nil || v < 0 {
 		return 0, false
 	}
 	return time.Duration(v * float64(time.Millisecond)), true
@@ -225,14 +226,14 @@ func envMs(name string) (time.Duration, bool) {
 // One non-VERSION call: forwarded, waiting for an agent that restarts; an unreachable one in CNI's terms.
 func ask(command, sock string, call []byte) (*answer, error) {
 	timeout, ok := envMs("KOVN_CNI_TIMEOUT_MS")
-	if !ok {
+	if !ok || timeout == 0 {
 		if timeout, ok = timeouts[command]; !ok {
 			timeout = 60 * time.Second
 		}
 	}
-	wait := agentWait
-	if w, ok := envMs("KOVN_CNI_AGENT_WAIT_MS"); ok || os.Getenv("KOVN_CNI_AGENT_WAIT_MS") == "0" {
-		wait = w
+	wait, ok := envMs("KOVN_CNI_AGENT_WAIT_MS")
+	if !ok {
+		wait = agentWait
 	}
 	if command == "STATUS" {
 		wait = 0

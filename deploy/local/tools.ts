@@ -5,7 +5,7 @@ import { CACHE, REPO } from './config.ts';
 import { run } from '../../lib/exec.ts';
 import { LATEST_VERSION, SUPPORTED_VERSIONS } from '../../cni/versions.ts';
 
-/** A Go-built tool: one module under tools/go/, pinned by its go.sum, built into a keyed cache dir. */
+/** A Go-built tool: one module (under tools/go/, or kovn's own at `dir`), built into a cache dir keyed by its sources. */
 export interface GoTool {
   module: string;
   /** The module's directory in the repo, when not tools/go/<module> (kovn's own Go code). */
