@@ -15,9 +15,10 @@ import type { OvsdbServer } from '../ovsdb/testing/ovsdb-server.ts';
 import { IPV4_CLUSTER } from '../lib/cluster-config.ts';
 import { classify } from '../lib/errors.ts';
 import {
-  connectNb, deleteOwned, desired, ensureClusterTopology, ensureNodeTopology, ensurePodPort, noSwitchWithSubnet,
-  ownedPodPorts, planSync, syncOwned,
+  connectNb, deleteOwned, desired, ensureClusterTopology, ensureNodeGateway, ensureNodeTopology, ensurePodPort, noRouterWithNodeId, noSwitchWithSubnet,
+  ownedPodPorts, planSync, routerNodeIds, syncMacBindings, syncOwned,
 } from './nb.ts';
+import { NODE_ID_KEY, nodeGateway, routerToExternal } from './translate/gateway.ts';
 import type { Change, NbClient } from './nb.ts';
 import { ownedBy } from './translate/ownership.ts';
 import { podPort } from './translate/pod.ts';
@@ -76,21 +77,77 @@ describe('Northbound layer', { timeout: 120_000 }, () => {
   test('creates a router with its port and a switch with its ports in one call; a second call changes nothing', async () => {
     const topo = clusterTopology(IPV4_CLUSTER);
     assert.deepEqual(sorted(await ensureClusterTopology(nb, topo)), [
-      'insert Logical_Router ovn_cluster_router', 'insert Logical_Router_Port rtos-join', 'insert Logical_Switch join', 'insert Logical_Switch_Port stor-join',
+      'insert Logical_Router ovn_cluster_router', 'insert Logical_Router_Port rtoj-ovn_cluster_router', 'insert Logical_Switch join', 'insert Logical_Switch_Port jtor-ovn_cluster_router',
     ]);
-    assert.deepEqual(await portsOf('Logical_Switch', 'join'), ['stor-join']);
-    assert.deepEqual(await portsOf('Logical_Router', 'ovn_cluster_router'), ['rtos-join']);
-    assert.deepEqual((await server('Logical_Router_Port', 'rtos-join'))?.networks, ['100.64.0.1/16']);
+    assert.deepEqual(await portsOf('Logical_Switch', 'join'), ['jtor-ovn_cluster_router']);
+    assert.deepEqual(await portsOf('Logical_Router', 'ovn_cluster_router'), ['rtoj-ovn_cluster_router']);
+    assert.deepEqual((await server('Logical_Router_Port', 'rtoj-ovn_cluster_router'))?.networks, ['100.64.0.1/16']);
     assert.deepEqual(await ensureClusterTopology(nb, topo), []);
 
     assert.deepEqual(sorted(await node('node-1', '10.244.1.0/24')), [
       'insert Logical_Router_Port rtos-node-1', 'insert Logical_Switch node-1', 'insert Logical_Switch_Port k8s-node-1', 'insert Logical_Switch_Port stor-node-1',
     ]);
     assert.deepEqual(await portsOf('Logical_Switch', 'node-1'), ['k8s-node-1', 'stor-node-1']);
-    assert.deepEqual(await portsOf('Logical_Router', 'ovn_cluster_router'), ['rtos-join', 'rtos-node-1']);
+    assert.deepEqual(await portsOf('Logical_Router', 'ovn_cluster_router'), ['rtoj-ovn_cluster_router', 'rtos-node-1']);
     assert.deepEqual((await server('Logical_Switch', 'node-1'))?.other_config, { subnet: '10.244.1.0/24', exclude_ips: '10.244.1.1..10.244.1.2' });
     assert.deepEqual(await node('node-1', '10.244.1.0/24'), []);
     assert.equal((await node('node-2', '10.244.2.0/24')).length, 4);
+  });
+
+  test('a node gateway: router, ports, routes, NAT and policies (rows keyed by row id) in one transaction; idempotent; pruned by owner', async () => {
+    const gw = (id: number, ip = '172.29.0.11/24') => nodeGateway(IPV4_CLUSTER, {
+      node: 'node-1', nodeId: id, chassisId: 'node-1', subnets: ['10.244.1.0/24'], internalIps: [ip.split('/')[0] ?? ''],
+      facts: { bridge: 'breth0', mac: '0a:00:00:00:00:11', ipAddresses: [ip], nextHops: ['172.29.0.2'] },
+    });
+    const apply = (id: number, ip?: string) => ensureNodeGateway(nb, 'node-1', nodeTopology('node-1', ['10.244.1.0/24']), gw(id, ip).rows, [noRouterWithNodeId(NODE_ID_KEY, id)]);
+    const changes = sorted(await apply(2));
+    for (const want of [
+      'insert Logical_Router GR_node-1', 'insert Logical_Router_Port rtoj-GR_node-1', 'insert Logical_Switch_Port jtor-GR_node-1',
+      'insert Logical_Switch ext_node-1', 'insert Logical_Switch_Port breth0_node-1', 'insert NAT GR_node-1:snat:10.244.0.0/16',
+      'insert Logical_Router_Static_Route GR_node-1:default:v4', 'insert Logical_Router_Static_Route ovn_cluster_router:node:node-1:10.244.1.0/24',
+      'insert Logical_Router_Policy ovn_cluster_router:node-ip:node-1:172.29.0.11',
+    ]) assert.ok(changes.includes(want), `${want} in ${changes.join(', ')}`);
+    assert.deepEqual(await apply(2), [], 'a second call changes nothing');
+    assert.equal(routerNodeIds(nb, NODE_ID_KEY).get('GR_node-1'), 2);
+    assert.match(await nbctl('lr-route-list', 'GR_node-1'), /0\.0\.0\.0\/0\s+172\.29\.0\.2 dst-ip rtoe-GR_node-1/);
+    assert.match(await nbctl('lr-route-list', 'ovn_cluster_router'), /10\.244\.1\.0\/24\s+100\.64\.0\.2 src-ip/);
+    assert.match(await nbctl('lr-nat-list', 'GR_node-1'), /snat\s+172\.29\.0\.11\s+10\.244\.0\.0\/16/);
+    assert.match(await nbctl('lr-policy-list', 'ovn_cluster_router'), /1004 inport == "rtos-node-1" && ip4\.dst == 172\.29\.0\.11 \/\* node-1 \*\/\s+reroute\s+10\.244\.1\.2/);
+    // The node's IP changed: the NAT is updated in place, the old policy pruned, a new one added.
+    const moved = sorted(await apply(2, '172.29.0.21/24'));
+    assert.ok(moved.includes('update NAT GR_node-1:snat:10.244.0.0/16'), moved.join(', '));
+    assert.ok(moved.includes('delete Logical_Router_Policy ovn_cluster_router:node-ip:node-1:172.29.0.11'), moved.join(', '));
+    // A second router cannot claim the same id: the guard fails the transaction.
+    const other = nodeGateway(IPV4_CLUSTER, {
+      node: 'node-7', nodeId: 2, chassisId: 'node-7', subnets: ['10.244.7.0/24'], internalIps: ['172.29.0.17'],
+      facts: { bridge: 'breth0', mac: '0a:00:00:00:00:17', ipAddresses: ['172.29.0.17/24'], nextHops: ['172.29.0.2'] },
+    });
+    await node('node-7', '10.244.7.0/24');
+    await assert.rejects(ensureNodeGateway(nb, 'node-7', nodeTopology('node-7', ['10.244.7.0/24']), other.rows, [noRouterWithNodeId(NODE_ID_KEY, 2)]), /create guard/);
+    assert.equal(await nbctl('--bare', '--columns=name', 'find', 'Logical_Router', 'name=GR_node-7'), '');
+    // Static MAC bindings: written, idempotent, removed with the node.
+    assert.equal((await syncMacBindings(nb, routerToExternal('node-1'), gw(2).macBindings)).length, 1);
+    await until('binding cached', () => nb.cache.table('Static_MAC_Binding').all().length === 1);
+    assert.deepEqual(await syncMacBindings(nb, routerToExternal('node-1'), gw(2).macBindings), []);
+    const gone = sorted([...(await syncMacBindings(nb, routerToExternal('node-1'), [])), ...(await deleteOwned(nb, { type: 'Node', name: 'node-1' }))]);
+    assert.ok(gone.includes('delete Logical_Router GR_node-1') && gone.includes('delete Logical_Router_Policy ovn_cluster_router:node-ip:node-1:172.29.0.21'), gone.join(', '));
+    assert.equal(await nbctl('lr-route-list', 'ovn_cluster_router'), '');
+    assert.equal(await nbctl('lr-policy-list', 'ovn_cluster_router'), '');
+    assert.equal(await nbctl('--bare', '--columns=_uuid', 'list', 'Static_MAC_Binding'), '');
+    assert.equal(await nbctl('--bare', '--columns=_uuid', 'list', 'NAT'), '', 'the router\'s NAT went with it');
+    await deleteOwned(nb, { type: 'Node', name: 'node-7' });
+    await node('node-1', '10.244.1.0/24'); // as the tests after this one expect it
+  });
+
+  test('the cluster\'s join ports under their old names are replaced in one transaction', async () => {
+    const owner = { type: 'Cluster', name: 'default' } as const;
+    await syncOwned(nb, owner, [
+      desired('Logical_Router_Port', 'rtos-join', { mac: '0a:58:64:40:00:01', networks: ['100.64.0.1/16'], external_ids: ownedBy(owner, 'lrp:rtos-join') },
+        { parent: { table: 'Logical_Router', name: 'ovn_cluster_router', column: 'ports' } }),
+    ]);
+    const changes = sorted(await ensureClusterTopology(nb, clusterTopology(IPV4_CLUSTER)));
+    assert.deepEqual(changes, ['delete Logical_Router_Port rtos-join']);
+    assert.deepEqual(await portsOf('Logical_Router', 'ovn_cluster_router'), ['rtoj-ovn_cluster_router', 'rtos-node-1', 'rtos-node-2']);
   });
 
   test('the generic layer: a new switch and a new router, each with new ports, in one transaction', async () => {
@@ -167,11 +224,13 @@ describe('Northbound layer', { timeout: 120_000 }, () => {
       'external_ids:k8s.ovn.org/owner-controller=other', 'external_ids:k8s.ovn.org/owner-type=Node', 'external_ids:k8s.ovn.org/name=node-1');
     await until('foreign ports cached', () => nb.cache.table('Logical_Switch_Port').byIndex({ name: 'lookalike' }) !== undefined);
 
-    assert.deepEqual(await node('node-1', '10.244.1.0/24'), [{ db: 'nb', table: 'Logical_Switch_Port', row: 'extra-node-1', op: 'delete' }]);
+    // The node's whole state (here without a gateway) is synced with a prune.
+    const whole = () => ensureNodeGateway(nb, 'node-1', nodeTopology('node-1', ['10.244.1.0/24']), [], []);
+    assert.deepEqual(await whole(), [{ db: 'nb', table: 'Logical_Switch_Port', row: 'extra-node-1', op: 'delete' }]);
     assert.equal(await server('Logical_Switch_Port', 'extra-node-1'), undefined);
     assert.deepEqual(await portsOf('Logical_Switch', 'node-1'), ['default_web', 'foreign-1', 'k8s-node-1', 'lookalike', 'stor-node-1']);
     assert.deepEqual((await server('Logical_Switch_Port', 'foreign-1'))?.external_ids, {});
-    assert.deepEqual(await node('node-1', '10.244.1.0/24'), []);
+    assert.deepEqual(await whole(), []);
 
     // Deleting a pod's rows touches nothing else.
     assert.deepEqual(await deleteOwned(nb, { type: 'Pod', name: 'default/web' }), [{ db: 'nb', table: 'Logical_Switch_Port', row: 'default_web', op: 'delete' }]);

@@ -27,13 +27,18 @@ export type NbClient = OvsdbClient<NB>;
 
 const ops = opsFor<NB>();
 
-/** Northbound tables whose rows kovn names and owns: each has `name` and `external_ids`. */
+/**
+ * Northbound tables whose rows kovn owns: each has `external_ids`. A row is keyed by its `name` where
+ * the table has one, else (routes, NAT, router policies) by kovn's row id in `external_ids`.
+ */
 export type NamedTable = {
-  [T in keyof NB]: NB[T] extends { name: string; external_ids: Record<string, string> } ? T : never;
+  [T in keyof NB]: NB[T] extends { external_ids: Record<string, string> } ? T : never;
 }[keyof NB];
 
 /** The tables kovn writes; what a prune looks through unless told otherwise. */
-export const OWNED_TABLES: readonly NamedTable[] = ['Logical_Switch', 'Logical_Switch_Port', 'Logical_Router', 'Logical_Router_Port'];
+export const OWNED_TABLES: readonly NamedTable[] = [
+  'Logical_Switch', 'Logical_Switch_Port', 'Logical_Router', 'Logical_Router_Port', 'Logical_Router_Static_Route', 'NAT', 'Logical_Router_Policy',
+];
 
 /** Map columns whose keys kovn manages one by one, leaving other keys to whoever set them. */
 type MapColumn<T extends NamedTable> = { [K in keyof NB[T]]-?: NB[T][K] extends Record<string, string> ? K : never }[keyof NB[T]] & string;
@@ -106,8 +111,15 @@ export async function connectNb(endpoints: readonly string[]): Promise<NbClient>
   await nb.monitor({
     Logical_Switch: { ...owned, columns: ['name', 'other_config', 'external_ids', 'ports'], columnIndexes: ['name', 'ports'] },
     Logical_Switch_Port: { ...owned, columns: ['name', 'type', 'addresses', 'port_security', 'options', 'external_ids', 'up'] },
-    Logical_Router: { ...owned, columns: ['name', 'external_ids', 'ports'], columnIndexes: ['name', 'ports'] },
-    Logical_Router_Port: { ...owned, columns: ['name', 'mac', 'networks', 'external_ids'] },
+    Logical_Router: {
+      ...owned, columns: ['name', 'options', 'external_ids', 'ports', 'static_routes', 'nat', 'policies'],
+      columnIndexes: ['name', 'ports', 'static_routes', 'nat', 'policies'],
+    },
+    Logical_Router_Port: { ...owned, columns: ['name', 'mac', 'networks', 'options', 'external_ids'] },
+    Logical_Router_Static_Route: { ...owned, columns: ['ip_prefix', 'nexthop', 'output_port', 'policy', 'route_table', 'options', 'external_ids'] },
+    NAT: { ...owned, columns: ['type', 'logical_ip', 'external_ip', 'logical_port', 'options', 'external_ids'] },
+    Logical_Router_Policy: { ...owned, columns: ['priority', 'match', 'action', 'nexthops', 'options', 'external_ids'] },
+    Static_MAC_Binding: { columns: ['logical_port', 'ip', 'mac', 'override_dynamic_mac'] },
   });
   return nb;
 }
@@ -124,9 +136,17 @@ function schemaOf(nb: NbClient, table: string): TableSchema {
   return t;
 }
 
-/** Rows of `table` named `name`: through the schema's unique index, else the monitor's column index. */
+/** Whether the table's rows have a `name`; the others are keyed by kovn's row id in `external_ids`. */
+const hasName = (nb: NbClient, table: string): boolean => schemaOf(nb, table).columns.has('name');
+
+/** A row's key: its name, or its row id for tables without names. */
+const keyOf = (nb: NbClient, table: string, row: Row): string =>
+  hasName(nb, table) ? (row.name as string) : ((row.external_ids as Record<string, string> | undefined)?.[ROW_ID] ?? row._uuid);
+
+/** Rows of `table` keyed `name`: through the schema's unique index, else the monitor's column index (or row-id index). */
 function rowsNamed(nb: NbClient, table: string, name: string): Row[] {
   const tc = tableCache(nb, table);
+  if (!hasName(nb, table)) return [...tc.byExternalId(ROW_ID, name)].sort((a, b) => a._uuid.localeCompare(b._uuid));
   if (schemaOf(nb, table).indexes.some((i) => i.length === 1 && i[0] === 'name')) {
     const r = tc.byIndex({ name });
     return r ? [r] : [];
@@ -210,7 +230,7 @@ class Planner {
 
   /** Fails the transaction unless the row still holds its cached values in `columns`. */
   waitRow(table: string, row: Row, columns: readonly string[]): void {
-    const cols = [...new Set(['name', ...columns])].sort();
+    const cols = [...new Set([hasName(this.nb, table) ? 'name' : 'external_ids', ...columns])].sort();
     this.#wait(`${table}|${row._uuid}|${cols.join(',')}`, {
       op: 'wait', table, where: [['_uuid', '==', row._uuid]], columns: cols, until: '==', timeout: 0,
       rows: [Object.fromEntries(cols.map((c) => [c, row[c]]))],
@@ -228,7 +248,8 @@ class Planner {
 
   /** Fails the transaction if a row of this name appeared meanwhile (the create guard). */
   waitAbsent(table: string, name: string): void {
-    this.#wait(`${table}|absent|${name}`, { op: 'wait', table, where: [['name', '==', name]], columns: ['name'], until: '==', rows: [], timeout: 0 });
+    const where = hasName(this.nb, table) ? [['name', '==', name]] : [['external_ids', 'includes', { [ROW_ID]: name }]];
+    this.#wait(`${table}|absent|${name}`, { op: 'wait', table, where, columns: [hasName(this.nb, table) ? 'name' : 'external_ids'], until: '==', rows: [], timeout: 0 });
   }
 
   #wait(key: string, op: WaitOp): void {
@@ -254,6 +275,9 @@ export function planSync(nb: NbClient, owner: Owner, rows: readonly AnyDesiredRo
   const key = (table: string, name: string): string => `${table}\u0000${name}`;
   for (const want of rows) {
     if (byKey.has(key(want.table, want.name))) throw new Error(`${want.table} ${want.name} is desired twice`);
+    if (!hasName(nb, want.table) && (want.columns.external_ids)?.[ROW_ID] !== want.name) {
+      throw new Error(`${want.table} ${want.name}: a row without a name is keyed by its ${ROW_ID}, which must be ${want.name}`);
+    }
     p.tables.add(want.table);
     const cur = existing(nb, owner, want.table, want.name);
     byKey.set(key(want.table, want.name), cur
@@ -278,7 +302,7 @@ export function planSync(nb: NbClient, owner: Owner, rows: readonly AnyDesiredRo
     else planUpdate(p, r.want, r.row, parentOf);
   }
   for (const r of byKey.values()) {
-    if (r.kind === 'new') p.inserts.push({ depth: depthOf(r.want, byKey, key), op: insertOp(r) });
+    if (r.kind === 'new') p.inserts.push({ depth: depthOf(r.want, byKey, key), op: insertOp(nb, r) });
   }
   if (opts.prune) planPrune(p, new Set([...byKey.values()].flatMap((r) => (r.kind === 'existing' && r.want ? [r.row._uuid] : []))), opts.tables ?? OWNED_TABLES, opts.pruneIf);
   const planned = p.ops(opts.comment ?? `kovn: ${owner.type} ${owner.name}`);
@@ -298,8 +322,8 @@ function depthOf(want: AnyDesiredRow, byKey: Map<string, Resolved>, key: (t: str
   return depth;
 }
 
-function insertOp(r: Extract<Resolved, { kind: 'new' }>): Operation {
-  const row: Record<string, unknown> = { name: r.want.name, ...r.want.columns };
+function insertOp(nb: NbClient, r: Extract<Resolved, { kind: 'new' }>): Operation {
+  const row: Record<string, unknown> = { ...(hasName(nb, r.want.table) ? { name: r.want.name } : {}), ...r.want.columns };
   for (const [column, children] of r.refs) row[column] = [...((row[column] as string[] | undefined) ?? []), ...children];
   return { op: 'insert', table: r.want.table, row, uuidName: r.named };
 }
@@ -417,7 +441,7 @@ function planPrune(p: Planner, keep: ReadonlySet<string>, tables: readonly Named
       for (const h of holdersOf(p.nb, table, row._uuid)) if (!deadIds.has(h.row._uuid)) detach(p, h.table, h.column, h.row, row._uuid);
     }
     p.deletes.push({ op: 'delete', table, where: [['_uuid', '==', row._uuid]] });
-    p.change(table, row.name as string, 'delete');
+    p.change(table, keyOf(p.nb, table, row), 'delete');
   }
 }
 
@@ -510,17 +534,82 @@ function attachmentRows(att: SwitchAttachment, createGuard: readonly Operation[]
   ];
 }
 
-/** The cluster router and the join switch (shared topology: nothing is pruned). */
+/**
+ * The cluster router and the join switch. Only ports are pruned: the cluster's ports renamed since
+ * (`rtos-join`/`stor-join` became `rtoj-`/`jtor-ovn_cluster_router`) go in the transaction that adds
+ * their successors.
+ */
 export async function ensureClusterTopology(nb: NbClient, topo: { router: { name: string; external_ids: Record<string, string> }; join: SwitchAttachment }): Promise<Change[]> {
   const rows = [desired('Logical_Router', topo.router.name, { external_ids: topo.router.external_ids }), ...attachmentRows(topo.join)];
-  return syncOwned(nb, ownerFrom(topo.router.external_ids), rows, { comment: 'kovn: cluster topology' });
+  return syncOwned(nb, ownerFrom(topo.router.external_ids), rows, {
+    prune: true, tables: ['Logical_Switch_Port', 'Logical_Router_Port'], comment: 'kovn: cluster topology',
+  });
 }
 
-/** A node's switch, its router link and its management port; `guard` protects a new subnet claim. */
+/** A node's switch, its router link and its management port (its rows from before the gateway). */
+function nodeTopologyRows(att: SwitchAttachment & { mgmt: DesiredSwitchPort }, guard: readonly Operation[] = []): AnyDesiredRow[] {
+  return [...attachmentRows(att, guard), switchPortRow(att.mgmt, att.sw.name)];
+}
+
+/**
+ * A node's switch, its router link and its management port; `guard` protects a new subnet claim.
+ * Nothing is pruned here: the node's whole desired state, gateway included, is synced by ensureNodeGateway.
+ */
 export async function ensureNodeTopology(nb: NbClient, node: string, att: SwitchAttachment & { mgmt: DesiredSwitchPort }, guard: Operation[]): Promise<Change[]> {
   if (rowsNamed(nb, 'Logical_Router', CLUSTER_ROUTER).length === 0) throw new Error(`${CLUSTER_ROUTER} does not exist yet`);
-  const rows = [...attachmentRows(att, guard), switchPortRow(att.mgmt, att.sw.name)];
-  return syncOwned(nb, ownerFrom(att.sw.external_ids), rows, { prune: true, comment: `kovn: Node ${node}` });
+  return syncOwned(nb, ownerFrom(att.sw.external_ids), nodeTopologyRows(att, guard), { comment: `kovn: Node ${node}` });
+}
+
+/**
+ * Every row of a node, in one transaction: its topology and its gateway; whatever else the node owns
+ * is pruned (old names, a family dropped). `guard` protects a new node id claim.
+ */
+export async function ensureNodeGateway(nb: NbClient, node: string, att: SwitchAttachment & { mgmt: DesiredSwitchPort }, gateway: readonly AnyDesiredRow[], guard: Operation[]): Promise<Change[]> {
+  const rows = [...nodeTopologyRows(att), ...gateway.map((r) => (r.table === 'Logical_Router' && guard.length ? { ...r, createGuard: guard } : r))];
+  return syncOwned(nb, ownerFrom(att.sw.external_ids), rows, { prune: true, comment: `kovn: Node ${node} gateway` });
+}
+
+/** Wait guard: no router holds this node id (an atomic id claim, like a subnet's). */
+export function noRouterWithNodeId(key: string, id: number): Operation {
+  return ops.wait('Logical_Router', [['external_ids', 'includes', { [key]: String(id) }]], { until: '==', rows: [], columns: ['name'], timeout: 0 });
+}
+
+/** Node ids held by gateway routers (any router carrying the key), by router name. */
+export function routerNodeIds(nb: NbClient, key: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const r of nb.cache.table('Logical_Router').all()) {
+    const v = r.external_ids[key];
+    if (v !== undefined && /^\d+$/.test(v)) out.set(r.name, Number(v));
+  }
+  return out;
+}
+
+/**
+ * Static MAC bindings on a router port: exactly `want` (by ip), in one transaction. The table has no
+ * external_ids: a binding belongs to whoever owns its port, and goes with it (`want` empty).
+ */
+export async function syncMacBindings(nb: NbClient, port: string, want: readonly { ip: string; mac: string }[]): Promise<Change[]> {
+  const have = nb.cache.table('Static_MAC_Binding').all().filter((b) => b.logical_port === port);
+  const txn: Operation[] = [ops.comment(`kovn: MAC bindings of ${port}`)];
+  const changes: Change[] = [];
+  for (const w of want) {
+    const cur = have.find((b) => b.ip === w.ip);
+    if (!cur) {
+      // A binding that appeared meanwhile (a stale cache) fails the transaction; the retry sees it.
+      txn.push(ops.wait('Static_MAC_Binding', [['logical_port', '==', port], ['ip', '==', w.ip]], { until: '==', rows: [], columns: ['ip'], timeout: 0 }));
+      txn.push(ops.insert('Static_MAC_Binding', { logical_port: port, ip: w.ip, mac: w.mac, override_dynamic_mac: true }));
+      changes.push({ db: 'nb', table: 'Static_MAC_Binding', row: `${port} ${w.ip}`, op: 'insert' });
+    } else if (cur.mac !== w.mac || !cur.override_dynamic_mac) {
+      txn.push(ops.update('Static_MAC_Binding', [['_uuid', '==', cur._uuid]], { mac: w.mac, override_dynamic_mac: true }));
+      changes.push({ db: 'nb', table: 'Static_MAC_Binding', row: `${port} ${w.ip}`, op: 'update' });
+    }
+  }
+  for (const cur of have.filter((b) => !want.some((w) => w.ip === b.ip))) {
+    txn.push(ops.delete('Static_MAC_Binding', [['_uuid', '==', cur._uuid]]));
+    changes.push({ db: 'nb', table: 'Static_MAC_Binding', row: `${port} ${cur.ip}`, op: 'delete' });
+  }
+  if (changes.length > 0) await nb.transact(txn);
+  return changes;
 }
 
 /** Wait guard: no switch holds this subnet in other_config (an atomic subnet claim). */

@@ -8,6 +8,10 @@ import { parseCidr, parseIp } from './cidr.ts';
 export const POD_NETWORKS = 'k8s.ovn.org/pod-networks';
 export const NODE_SUBNETS = 'k8s.ovn.org/node-subnets';
 export const NODE_CHASSIS_ID = 'k8s.ovn.org/node-chassis-id';
+export const NODE_ID = 'k8s.ovn.org/node-id';
+export const NODE_GATEWAY_ROUTER_LRP_IFADDR = 'k8s.ovn.org/node-gateway-router-lrp-ifaddr';
+export const L3_GATEWAY_CONFIG = 'k8s.ovn.org/l3-gateway-config';
+export const NODE_PRIMARY_IFADDR = 'k8s.ovn.org/node-primary-ifaddr';
 
 const cidrString = z.string().refine((s) => { try { parseCidr(s); return true; } catch { return false; } }, 'not a CIDR');
 /** An address with its prefix length, as OVN-K writes pod addresses ("10.244.1.5/24"). */
@@ -36,6 +40,26 @@ export type PodNetworks = z.infer<typeof PodNetworks>;
 /** `{"default": ["10.244.1.0/24", "fd00:10:244:1::/64"]}`; older OVN-K wrote a single string. */
 export const NodeSubnets = z.record(z.string(), z.union([cidrString.transform((s) => [s]), z.array(cidrString).min(1)]));
 export type NodeSubnets = z.infer<typeof NodeSubnets>;
+
+/** `{"ipv4": "100.64.0.2/16", "ipv6": "fd98::2/64"}` (node-gateway-router-lrp-ifaddr, node-primary-ifaddr). */
+export const IfAddr = z.object({ ipv4: ipWithPrefix.optional(), ipv6: ipWithPrefix.optional() }).strict();
+
+/** `{"default": {"mode": "shared", "interface-id": ..., "mac-address": ..., "ip-addresses": [...], ...}}` */
+export const L3GatewayConfig = z.record(z.string(), z.object({
+  mode: z.enum(['shared', 'local', 'disabled']),
+  'bridge-id': z.string().optional(),
+  'interface-id': z.string().optional(),
+  'mac-address': mac.optional(),
+  'ip-addresses': z.array(ipWithPrefix).optional(),
+  'ip-address': ipWithPrefix.optional(),
+  'next-hops': z.array(ipString).optional(),
+  'next-hop': ipString.optional(),
+  'node-port-enable': z.enum(['true', 'false']).optional(),
+  'vlan-id': z.string().regex(/^\d+$/, 'not a VLAN id').optional(),
+}).passthrough());
+
+/** A node id: a decimal integer ("2"). */
+export const NodeId = z.number().int().min(0);
 
 /** A malformed annotation: non-retryable, reported on the object. */
 export class AnnotationError extends Error {

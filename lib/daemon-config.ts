@@ -28,6 +28,8 @@ export const NodeAgentConfig = z.object({
   /** This node's GENEVE endpoint and the Southbound DB its ovn-controller connects to. */
   encapIp: z.string().min(1),
   sbRemote: z.string().min(1),
+  /** The interface the node's external bridge (`br<iface>`) is made from, with the node's address on it. */
+  gatewayInterface: z.string().regex(/^[A-Za-z0-9_.-]{1,13}$/, 'not an interface name').default('eth0'),
   ipamFile: abs,
   cniSocket: abs,
   cniBinDir: abs,

@@ -24,6 +24,8 @@ import type { Kube } from '../lib/kube.ts';
 import { POD_KEY, SANDBOX_KEY, deletePort, ensureChassis, ensurePort, podPorts, systemId, waitOvnInstalled } from './ovs.ts';
 import type { OvsClient, PodPort } from './ovs.ts';
 import { checkVeth, configureMgmtPort, hostIfname, plugVeth, unplugVeth } from './plug.ts';
+import { bridgeFor, bridgeMapping, ensureHostMasquerade, gatewayFacts } from './gateway.ts';
+import type { GatewayFacts } from '../activities/translate/gateway.ts';
 
 /** The same addresses, in any order ("10.244.1.5/24" and "10.244.1.5/24"). */
 const sameAddresses = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && [...a].sort().join() === [...b].sort().join();
@@ -32,6 +34,10 @@ export interface NodeAgentDeps {
   node: string;
   /** The chassis settings the agent keeps in Open_vSwitch (system-id defaults to the node name). */
   chassis: { encapIp: string; sbRemote: string };
+  /** The gateway interface; the external bridge is made from it at start (ensureExternalBridge). */
+  gatewayInterface: string;
+  /** Re-installs the external bridge's flows if they differ (keepBridgeFlows). */
+  syncBridgeFlows?: () => Promise<void>;
   ipamFile: string;
   ovs: OvsClient;
   pods: NodePods;
@@ -150,7 +156,8 @@ async function stillInUse(kube: Kube, ovs: OvsClient, node: string, a: Allocatio
   return podLive(kube, node, a.pod, a.uid);
 }
 
-export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, cluster, kube, restored = Promise.resolve() }: NodeAgentDeps) {
+export function createNodeAgentActivities({ node, chassis, gatewayInterface, syncBridgeFlows, ipamFile, ovs, pods, cluster, kube, restored = Promise.resolve() }: NodeAgentDeps) {
+  const bridge = bridgeFor(gatewayInterface);
   const inputs = inputSchemas(cluster);
   // The store is keyed by the node's subnets, which only setupNode sets: a release or an allocation
   // never re-keys it (that would drop every allocation and hand addresses out twice). A store that is
@@ -313,12 +320,14 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
       return changes;
     },
 
-    async setupNode(input: { subnets: string[] }): Promise<{ chassisId: string; changes: Change[] }> {
+    async setupNode(input: { subnets: string[] }): Promise<{ chassisId: string; changes: Change[]; gateway: GatewayFacts }> {
       await restored;
       const { subnets } = parseInput(inputs.setup, input, 'setupNode');
       const i = current();
       if (!i || i.subnets.join() !== subnets.join()) ipam = Ipam.open(ipamFile, subnets);
-      const changes = await ensureChassis(ovs, { systemId: node, ...chassis });
+      const changes = await ensureChassis(ovs, { systemId: node, ...chassis, bridgeMappings: bridgeMapping(bridge) });
+      await ensureHostMasquerade(bridge, cluster);
+      await syncBridgeFlows?.();
       const chassisId = systemId(ovs) ?? node;
       const name = mgmtPort(node);
       changes.push(...(await ensurePort(ovs, name, 'internal', { 'iface-id': name })));
@@ -328,7 +337,7 @@ export function createNodeAgentActivities({ node, chassis, ipamFile, ovs, pods, 
         return { dst: n.cidr, via: (gw ?? '').split('/')[0] ?? '' };
       });
       await configureMgmtPort(name, macFromIp(mgmt[0] ?? ''), mgmt, routes, cluster.mtu);
-      return { chassisId, changes };
+      return { chassisId, changes, gateway: await gatewayFacts(bridge) };
     },
 
     /** CNI ADD, step 1: the controller's share, written when the pod was bound: its pod-networks annotation. */

@@ -22,6 +22,7 @@ import { createNodeAgentActivities } from './activities.ts';
 import { lockAllocations } from './ipam.ts';
 import type { Orphans } from './activities.ts';
 import { connectOvs, podPorts } from './ovs.ts';
+import { ensureExternalBridge, keepBridgeFlows } from './gateway.ts';
 import { hostIfname } from './plug.ts';
 import { NodePods } from './pod-watch.ts';
 import type { cniAdd, cniDel, restoreAllocations } from '../workflows/cni.ts';
@@ -33,12 +34,17 @@ await lockAllocations(cfg.ipamFile).catch((err: unknown) => { console.error(`kov
 
 const kube = connectKube(cfg.kubeconfig, `kovn-node-agent/${cfg.node}`);
 const ovs = await connectOvs(cfg.ovsSock);
+// The node's address moves onto the external bridge before the agent opens a connection of its own.
+for (const c of await ensureExternalBridge(ovs, cfg.gatewayInterface)) log(`external bridge: ${c.op} ${c.table} ${c.row}`);
+const bridgeFlows = keepBridgeFlows({ ovs, ovsSock: cfg.ovsSock, node: cfg.node, iface: cfg.gatewayInterface, cluster: cfg.cluster, log });
+await bridgeFlows.sync();
 const pods = await NodePods.start(kube, cfg.node);
 const connection = await NativeConnection.connect({ address: cfg.temporal.address });
 const taskQueue = nodeQueue(cfg.node);
 let markRestored = (): void => undefined;
 const restored = new Promise<void>((done) => (markRestored = done));
-const activities = createNodeAgentActivities({ node: cfg.node, chassis: { encapIp: cfg.encapIp, sbRemote: cfg.sbRemote }, ipamFile: cfg.ipamFile, ovs, pods, cluster: cfg.cluster, kube, restored });
+const activities = createNodeAgentActivities({
+  node: cfg.node, chassis: { encapIp: cfg.encapIp, sbRemote: cfg.sbRemote }, gatewayInterface: cfg.gatewayInterface, syncBridgeFlows: bridgeFlows.sync, ipamFile: cfg.ipamFile, ovs, pods, cluster: cfg.cluster, kube, restored });
 const worker = await Worker.create({
   connection, namespace: cfg.temporal.namespace, taskQueue, activities,
   interceptors: { activity: [classifyActivityErrors] },

@@ -98,6 +98,8 @@ export interface ChassisConfig {
   systemId: string;
   encapIp: string;
   sbRemote: string;
+  /** ovn-bridge-mappings ("physnet:breth0"): where ovn-controller patches localnet ports. */
+  bridgeMappings?: string;
 }
 
 /** Sets the chassis keys in Open_vSwitch external_ids where they differ (ovn-controller reads them). */
@@ -108,6 +110,7 @@ export async function ensureChassis(ovs: OvsClient, c: ChassisConfig): Promise<C
     'system-id': row.external_ids['system-id'] ?? c.systemId, // an existing chassis keeps its identity
     'ovn-encap-type': 'geneve', 'ovn-encap-ip': c.encapIp, 'ovn-remote': c.sbRemote,
     'ovn-bridge': INTEGRATION_BRIDGE, 'ovn-bridge-datapath-type': 'netdev',
+    ...(c.bridgeMappings ? { 'ovn-bridge-mappings': c.bridgeMappings } : {}),
   };
   const differs = Object.entries(want).filter(([k, v]) => row.external_ids[k] !== v);
   if (differs.length === 0) return [];

@@ -59,17 +59,22 @@ export function nodeAddresses(subnets: readonly string[]): { gateway: string[]; 
 
 const bare = (ipWithPrefix: string): string => ipWithPrefix.split('/')[0] ?? '';
 
-function attachment(owner: Owner, name: string, networks: string[], otherConfig: Record<string, string>): SwitchAttachment {
+/** A switch and its link to the cluster router; the link's ports are `rtos-<switch>`/`stor-<switch>` unless named. */
+function attachment(owner: Owner, name: string, networks: string[], otherConfig: Record<string, string>,
+  ports = { router: routerToSwitch(name), sw: switchToRouter(name) }): SwitchAttachment {
   const mac = macFromIp(networks[0] ?? '');
   return {
     sw: { name, other_config: otherConfig, external_ids: ownedBy(owner, `ls:${name}`) },
-    routerPort: { name: routerToSwitch(name), mac, networks, external_ids: ownedBy(owner, `lrp:${routerToSwitch(name)}`) },
+    routerPort: { name: ports.router, mac, networks, external_ids: ownedBy(owner, `lrp:${ports.router}`) },
     switchPort: {
-      name: switchToRouter(name), type: 'router', addresses: ['router'], port_security: [],
-      options: { 'router-port': routerToSwitch(name) }, external_ids: ownedBy(owner, `lsp:${switchToRouter(name)}`),
+      name: ports.sw, type: 'router', addresses: ['router'], port_security: [],
+      options: { 'router-port': ports.router }, external_ids: ownedBy(owner, `lsp:${ports.sw}`),
     },
   };
 }
+
+/** The cluster router's join link, under OVN-Kubernetes' names (kovn once wrote `rtos-join`/`stor-join`). */
+export const CLUSTER_JOIN_PORTS = { router: `rtoj-${CLUSTER_ROUTER}`, sw: `jtor-${CLUSTER_ROUTER}` };
 
 /** The cluster-wide rows: the cluster router and the join switch. */
 export function clusterTopology(cfg: ClusterConfig): { router: { name: string; external_ids: Record<string, string> }; join: SwitchAttachment } {
@@ -77,7 +82,7 @@ export function clusterTopology(cfg: ClusterConfig): { router: { name: string; e
   const joinNets = cfg.joinSubnets.map((s) => { const c = parseCidr(s); return `${nthAddress(c, 1n)}/${c.prefix}`; });
   return {
     router: { name: CLUSTER_ROUTER, external_ids: ownedBy(owner, `lr:${CLUSTER_ROUTER}`) },
-    join: attachment(owner, JOIN_SWITCH, joinNets, {}),
+    join: attachment(owner, JOIN_SWITCH, joinNets, {}, CLUSTER_JOIN_PORTS),
   };
 }
 

@@ -18,7 +18,8 @@ test('cluster topology: the cluster router and the join switch, per family', () 
   const v4 = clusterTopology(IPV4_CLUSTER);
   assert.equal(v4.router.name, 'ovn_cluster_router');
   assert.deepEqual(v4.join.routerPort.networks, ['100.64.0.1/16']);
-  assert.equal(v4.join.switchPort.options['router-port'], 'rtos-join');
+  assert.equal(v4.join.switchPort.options['router-port'], 'rtoj-ovn_cluster_router');
+  assert.equal(v4.join.switchPort.name, 'jtor-ovn_cluster_router');
   const dual = clusterTopology(DUAL_STACK_CLUSTER);
   assert.deepEqual(dual.join.routerPort.networks, ['100.64.0.1/16', 'fd98::1/64']);
   assert.deepEqual(ownerOf(dual.join.sw.external_ids), { type: 'Cluster', name: 'default' });

@@ -3,6 +3,7 @@ import { forwarders } from './actions/forwarders.ts';
 import { controller, nodeAgent } from './actions/kovn.ts';
 import { nodeComponents } from './actions/node.ts';
 import { ovnCentral } from './actions/ovn-central.ts';
+import { echoServers } from './actions/outside.ts';
 import { temporal } from './actions/temporal.ts';
 import type { Component } from './actions/types.ts';
 import type { BoxShape } from './up.ts';
@@ -14,8 +15,8 @@ import type { BoxShape } from './up.ts';
 export function boxComponents(shape: BoxShape, bundle = ''): { central: Component[]; nodes: Component[][] } {
   const kovn = !shape.bare;
   return {
-    central: [...controlPlane(), temporal(), ...ovnCentral(), ...forwarders(['apiserver', 'temporal', 'temporal-ui']),
+    central: [...controlPlane(), temporal(), ...ovnCentral(), ...forwarders(['apiserver', 'temporal', 'temporal-ui']), ...echoServers(shape.ipFamily),
       ...(kovn ? [controller(shape.ipFamily, bundle)] : [])],
-    nodes: Array.from({ length: shape.nodes }, (_, k) => [...nodeComponents(k + 1), ...(kovn ? [nodeAgent(k + 1, shape.ipFamily, bundle)] : [])]),
+    nodes: Array.from({ length: shape.nodes }, (_, k) => [...nodeComponents(k + 1, shape.ipFamily === 'dual'), ...(kovn ? [nodeAgent(k + 1, shape.ipFamily, bundle)] : [])]),
   };
 }

@@ -19,14 +19,32 @@ export const PORTS = {
   temporalUi: Number(process.env.KOVN_UI_PORT ?? 8233),
 };
 
-/** The underlay: a bridge in its own namespace; the control plane and nodes hang off it. */
+/**
+ * The underlay: a bridge in its own namespace; the control plane, the nodes and the outside hang off it.
+ * The outside (`outsideNs`) stands for the world beyond the cluster: the nodes' default router on the
+ * underlay, with an external host behind it (on a link of its own, `world`, off the nodes' subnet). It
+ * forwards nothing and has no default route: no test packet leaves the machine's own namespaces.
+ */
 export const NET = {
   underlayNs: 'kovn-ul',
   cpNs: 'kovn-cp',
+  outsideNs: 'kovn-out',
   bridge: 'br0',
   prefixLen: 24,
   cpIp: '172.29.0.1',
+  outsideIp: '172.29.0.2',
   nodeIp: (i: number): string => `172.29.0.${10 + i}`,
+  /** The external host (TEST-NET-3), /24 on `world` in the outside namespace. */
+  externalHostIp: '203.0.113.10',
+  // IPv6, only on a dual-stack box.
+  underlay6: { prefix: 'fd00:172:29::/64', prefixLen: 64 },
+  cpIp6: 'fd00:172:29::1',
+  outsideIp6: 'fd00:172:29::2',
+  nodeIp6: (i: number): string => `fd00:172:29::${10 + i}`,
+  /** The external host's IPv6 address (documentation prefix), /64 on `world`. */
+  externalHostIp6: '2001:db8:203::10',
+  /** Ports of the external host's echo servers. */
+  echo: { http: 80, udp: 9000 },
   serviceCidr: '10.96.0.0/16',
   apiserverServiceIp: '10.96.0.1',
 };

@@ -1,6 +1,8 @@
 import { NET, PORTS, STATE, TEMPORAL_NAMESPACE, files } from './config.ts';
 import { nodePaths } from './actions/node.ts';
 import { NB_TCP, SB_TCP } from './actions/ovn-central.ts';
+import { outsideInfo } from './actions/outside.ts';
+import type { OutsideInfo } from './actions/outside.ts';
 import type { Component } from './actions/types.ts';
 import { boxComponents } from './components.ts';
 import { recorded } from './up.ts';
@@ -39,6 +41,8 @@ export interface BoxStatus {
   kubeconfig: string;
   temporal: { address: string; namespace: string; ui: string };
   ovn: { nb: string; sb: string; nbTcp: string; sbTcp: string };
+  /** The external host beyond the cluster and its echo servers (their health is in `components`). */
+  outside: OutsideInfo;
   components: ComponentStatus[];
   nodes: NodeStatus[];
 }
@@ -61,7 +65,8 @@ interface NodeList {
 export async function status(): Promise<BoxStatus> {
   const shape = recorded();
   const count = shape?.nodes ?? 0;
-  const { central, nodes: perNode } = boxComponents(shape ?? { nodes: 0, bare: true, ipFamily: 'ipv4' });
+  const family = shape?.ipFamily ?? 'ipv4';
+  const { central, nodes: perNode } = boxComponents(shape ?? { nodes: 0, bare: true, ipFamily: family });
   const [components, nodeComps, list] = await Promise.all([
     Promise.all(central.map(check)),
     Promise.all(perNode.map((cs) => Promise.all(cs.map(check)))),
@@ -86,6 +91,7 @@ export async function status(): Promise<BoxStatus> {
       ui: `http://127.0.0.1:${PORTS.temporalUi}/namespaces/${TEMPORAL_NAMESPACE}/workflows`,
     },
     ovn: { nb: `unix:${files.nbSock}`, sb: `unix:${files.sbSock}`, nbTcp: NB_TCP, sbTcp: SB_TCP },
+    outside: outsideInfo(family),
     components,
     nodes,
   };
@@ -104,7 +110,9 @@ export function printStatus(s: BoxStatus): void {
   out.push(`kovn box: ${s.healthy ? 'healthy' : s.components.some((c) => c.pid !== null) ? 'DEGRADED' : 'down'}  (state ${s.state})`);
   out.push(`  export KUBECONFIG=${s.kubeconfig}`);
   out.push(`  Temporal ${s.temporal.address} namespace ${s.temporal.namespace}; UI ${s.temporal.ui}`);
-  out.push(`  OVN NB ${s.ovn.nb} (${s.ovn.nbTcp}); SB ${s.ovn.sb} (${s.ovn.sbTcp})`, '', 'components:');
+  out.push(`  OVN NB ${s.ovn.nb} (${s.ovn.nbTcp}); SB ${s.ovn.sb} (${s.ovn.sbTcp})`);
+  const o = s.outside;
+  out.push(`  Outside ${o.host}${o.host6 ? ` and ${o.host6}` : ''} (netns ${o.netns}): HTTP :${o.httpPort}, UDP echo :${o.udpPort}`, '', 'components:');
   for (const c of s.components) out.push(`  ${mark(c).padEnd(16)} ${c.name.padEnd(26)} ${String(c.pid ?? '-').padEnd(8)} ${c.netns.padEnd(8)} ${restarts(c)}`.trimEnd());
   for (const n of s.nodes) {
     out.push('', `${n.name} ${n.ip} (netns ${n.netns}): Ready=${n.ready}${n.reason ? ` ${n.reason}` : ''}`);

@@ -4,6 +4,7 @@ import { controlPlane, controlPlaneCerts } from './actions/control-plane.ts';
 import { forwarders } from './actions/forwarders.ts';
 import { nodeComponents, nodePaths, prepareNode, seedTunnelNeighbours } from './actions/node.ts';
 import { ovnCentral } from './actions/ovn-central.ts';
+import { echoServers, outside } from './actions/outside.ts';
 import { temporal } from './actions/temporal.ts';
 import { underlay } from './actions/underlay.ts';
 import type { Component } from './actions/types.ts';
@@ -114,12 +115,14 @@ export async function up(opts: BoxShape): Promise<void> {
     const made = [await ensureCa(), await controlPlaneCerts()].some(Boolean);
     return made ? '' : 'already there';
   }, true);
-  await step('underlay', underlay, true);
-  // Three independent chains start together; each step still reports on its own.
+  await step('underlay', () => underlay(ipFamily), true);
+  await step('outside', () => outside(ipFamily), true);
+  // Four independent chains start together; each step still reports on its own.
   await Promise.all([
     ensureAll([...controlPlane().slice(0, 2), ...forwarders(['apiserver']), ...controlPlane().slice(2)]),
     ensureAll([temporal(), ...forwarders(['temporal', 'temporal-ui'])]),
     ensureAll(ovnCentral()),
+    ensureAll(echoServers(ipFamily)),
   ]);
   let bundle = '';
   if (!bare) {
@@ -129,8 +132,8 @@ export async function up(opts: BoxShape): Promise<void> {
   }
   await Promise.all(Array.from({ length: nodes }, async (_, k) => {
     const i = k + 1;
-    await step(`${nodePaths(i).name} namespace`, async () => ((await prepareNode(i)) ? '' : 'already there'), true);
-    await ensureAll([...nodeComponents(i), ...(bare ? [] : [nodeAgent(i, ipFamily, bundle)])]);
+    await step(`${nodePaths(i).name} namespace`, async () => ((await prepareNode(i, ipFamily === 'dual')) ? '' : 'already there'), true);
+    await ensureAll([...nodeComponents(i, ipFamily === 'dual'), ...(bare ? [] : [nodeAgent(i, ipFamily, bundle)])]);
   }));
   await step('tunnel neighbours', () => seedTunnelNeighbours(nodes), true);
   await step('nodes registered', () => waitNodes(nodes), true);
@@ -144,5 +147,6 @@ export async function up(opts: BoxShape): Promise<void> {
   export KUBECONFIG=${files.adminKubeconfig}
   Temporal:     127.0.0.1:${PORTS.temporal} (namespace kovn)
   Temporal UI:  http://127.0.0.1:${PORTS.temporalUi}/namespaces/kovn/workflows
-  OVN NB / SB:  unix:${files.nbSock} / unix:${files.sbSock} (nodes: tcp:${NET.cpIp}:6641 / 6642)`);
+  OVN NB / SB:  unix:${files.nbSock} / unix:${files.sbSock} (nodes: tcp:${NET.cpIp}:6641 / 6642)
+  outside:      ${NET.outsideNs}, external host ${NET.externalHostIp}${ipFamily === 'dual' ? ` and ${NET.externalHostIp6}` : ''} (HTTP :${NET.echo.http}, UDP echo :${NET.echo.udp})`);
 }

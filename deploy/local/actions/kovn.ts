@@ -100,6 +100,7 @@ export function nodeAgent(i: number, family: IpFamily, bundle = ''): Component {
     ovsSock: p.ovsSock,
     encapIp: p.ip,
     sbRemote: SB_TCP,
+    gatewayInterface: 'eth0',
     ipamFile: join(p.dir, 'kovn', 'ipam.json'),
     cniSocket: join(p.dir, 'kovn', 'cni.sock'),
     cniBinDir: p.cniBinDir,

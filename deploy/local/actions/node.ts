@@ -2,7 +2,7 @@ import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IMAGE, NET, dirs, files, nodeName, nodeNs } from '../config.ts';
 import { caCrt, ensureCert, writeKubeconfig } from '../pki.ts';
-import { ensureNs, inNsOk, ip, underlayPort } from '../net.ts';
+import { ensureNs, inNs, inNsOk, ip, underlayPort } from '../net.ts';
 import { imageTar } from '../image.ts';
 import { bin } from '../tools.ts';
 import { SB_TCP } from './ovn-central.ts';
@@ -30,6 +30,9 @@ export function nodePaths(i: number) {
 
 export type NodePaths = ReturnType<typeof nodePaths>;
 
+/** The node agent makes it from eth0 (OVN-Kubernetes' name for eth0's bridge). */
+export const EXTERNAL_BRIDGE = 'breth0';
+
 const ovsEnv = (p: NodePaths): Record<string, string> => ({
   OVS_RUNDIR: p.ovsDir, OVS_LOGDIR: p.ovsDir, OVS_DBDIR: p.ovsDir, OVN_RUNDIR: p.ovsDir, OVN_LOGDIR: p.ovsDir, OVN_DBDIR: p.ovsDir,
 });
@@ -37,34 +40,41 @@ const ovsEnv = (p: NodePaths): Record<string, string> => ({
 export const vsctl = (p: NodePaths, args: readonly string[]): Promise<string> =>
   run('ovs-vsctl', [`--db=unix:${p.ovsSock}`, '--timeout=20', ...args]);
 
-/** The node's namespace, its underlay port, directories and its kubelet client certificate. */
-/** Returns false when everything was there already. */
-export async function prepareNode(i: number): Promise<boolean> {
+/**
+ * The node's namespace, its underlay port with the node's address and default route (through the
+ * outside, as a real node's would be), directories and its kubelet client certificate. The node agent
+ * makes the external bridge from eth0 and moves the address onto it. Returns false when everything was
+ * there already.
+ */
+export async function prepareNode(i: number, dual = false): Promise<boolean> {
   const p = nodePaths(i);
   for (const d of [p.ovsDir, p.kubeletDir, p.cniBinDir, p.cniConfDir, join(p.dir, 'containerd')]) mkdirSync(d, { recursive: true });
   // containerd's CRI sets up each pod's lo with the reference `loopback` plugin, which nodes ship
   // (kubernetes-cni) beside whatever network provider they run.
   if (!existsSync(join(p.cniBinDir, 'loopback'))) copyFileSync(bin('loopback'), join(p.cniBinDir, 'loopback'));
   const made = await ensureNs(p.ns);
-  if (made) await underlayPort({ ns: p.ns, dev: 'eth0', peer: `ul-${p.name}`, ulNs: NET.underlayNs, bridge: NET.bridge });
+  if (made) {
+    await underlayPort({ ns: p.ns, dev: 'eth0', peer: `ul-${p.name}`, ulNs: NET.underlayNs, bridge: NET.bridge });
+    await ip(['-n', p.ns, 'addr', 'add', `${p.ip}/${NET.prefixLen}`, 'dev', 'eth0']);
+    await ip(['-n', p.ns, 'route', 'replace', 'default', 'via', NET.outsideIp, 'dev', 'eth0']);
+    if (dual) {
+      await inNs(p.ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=0']);
+      await ip(['-n', p.ns, '-6', 'addr', 'add', `${NET.nodeIp6(i)}/${NET.underlay6.prefixLen}`, 'dev', 'eth0', 'nodad']);
+      await ip(['-n', p.ns, '-6', 'route', 'replace', 'default', 'via', NET.outsideIp6, 'dev', 'eth0']);
+    }
+  }
   const cert = await ensureCert(p.name, `/O=system:nodes/CN=system:node:${p.name}`);
   if (cert) writeKubeconfig(join(p.dir, 'kubeconfig'), `https://${NET.cpIp}:6443`, p.name);
   return made || cert;
 }
 
 /**
- * The node's underlay address moves onto the userspace OVS bridge br-phy (eth0 becomes its port), as
- * userspace GENEVE tunnelling needs; br-int is where pods plug in. Idempotent.
+ * br-int, where pods plug in (userspace datapath), and the node's chassis settings. The external bridge
+ * (breth0, with the node's address) is the node agent's. Idempotent.
  */
 async function bridges(p: NodePaths): Promise<void> {
-  await vsctl(p, ['--may-exist', 'add-br', 'br-phy', '--', 'set', 'bridge', 'br-phy', 'datapath_type=netdev',
-    '--', '--may-exist', 'add-port', 'br-phy', 'eth0']);
   await vsctl(p, ['--may-exist', 'add-br', 'br-int', '--', 'set', 'bridge', 'br-int', 'datapath_type=netdev',
     'fail-mode=secure', 'other_config:disable-in-band=true']);
-  const addrs = await ip(['-n', p.ns, '-4', '-o', 'addr', 'show', 'dev', 'br-phy']);
-  if (!addrs.includes(`${p.ip}/`)) await ip(['-n', p.ns, 'addr', 'add', `${p.ip}/${NET.prefixLen}`, 'dev', 'br-phy']);
-  await ip(['-n', p.ns, 'link', 'set', 'br-phy', 'up']);
-  await ip(['-n', p.ns, 'route', 'replace', 'default', 'via', NET.cpIp, 'dev', 'br-phy']);
   await vsctl(p, ['set', 'open_vswitch', '.', `external_ids:system-id=${p.name}`, `external_ids:hostname=${p.name}`,
     `external_ids:ovn-remote=${SB_TCP}`, 'external_ids:ovn-encap-type=geneve', `external_ids:ovn-encap-ip=${p.ip}`,
     'external_ids:ovn-bridge=br-int', 'external_ids:ovn-bridge-datapath-type=netdev']);
@@ -120,7 +130,7 @@ maxPods: 250
 }
 
 /** The daemons of node i, in start order. */
-export function nodeComponents(i: number): Component[] {
+export function nodeComponents(i: number, dual = false): Component[] {
   const p = nodePaths(i);
   const env = ovsEnv(p);
   const n = (what: string): string => `${p.name}-${what}`;
@@ -193,7 +203,7 @@ export function nodeComponents(i: number): Component[] {
       daemon: {
         name: n('kubelet'), netns: p.ns, cmd: bin('kubelet'),
         args: ['--config', join(p.dir, 'kubelet.yaml'), '--kubeconfig', join(p.dir, 'kubeconfig'), '--hostname-override', p.name,
-          '--node-ip', p.ip, '--root-dir', p.kubeletDir, '--cert-dir', join(p.kubeletDir, 'pki'), '--v=1'],
+          '--node-ip', dual ? `${p.ip},${NET.nodeIp6(i)}` : p.ip, '--root-dir', p.kubeletDir, '--cert-dir', join(p.kubeletDir, 'pki'), '--v=1'],
       },
       health: () => inNsOk(p.ns, 'curl', ['-sf', '-o', '/dev/null', '--max-time', '2', 'http://127.0.0.1:10248/healthz']),
       startTimeoutMs: 60_000,
@@ -209,13 +219,15 @@ export function nodeComponents(i: number): Component[] {
 export async function seedTunnelNeighbours(count: number): Promise<string> {
   const macs: string[] = [];
   for (let i = 1; i <= count; i++) {
-    const out = await ip(['-n', nodePaths(i).ns, '-o', 'link', 'show', 'dev', 'br-phy']);
-    macs.push(/link\/ether ([0-9a-f:]{17})/.exec(out)?.[1] ?? '');
+    // No bridge (a bare box, no agent yet): nothing tunnels there yet.
+    const out = await runRaw('ip', ['-n', nodePaths(i).ns, '-o', 'link', 'show', 'dev', EXTERNAL_BRIDGE]);
+    macs.push(/link\/ether ([0-9a-f:]{17})/.exec(out.stdout)?.[1] ?? '');
   }
+  if (macs.some((m) => !m)) return 'skipped: not every node has its external bridge yet';
   for (let i = 1; i <= count; i++) {
     for (let j = 1; j <= count; j++) {
       if (i === j || !macs[j - 1]) continue;
-      await run('ovs-appctl', ['-t', nodePaths(i).vswitchdCtl, 'tnl/neigh/set', 'br-phy', NET.nodeIp(j), macs[j - 1] ?? '']);
+      await run('ovs-appctl', ['-t', nodePaths(i).vswitchdCtl, 'tnl/neigh/set', EXTERNAL_BRIDGE, NET.nodeIp(j), macs[j - 1] ?? '']);
     }
   }
   return `${count * (count - 1)} entries`;

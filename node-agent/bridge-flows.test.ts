@@ -1,0 +1,40 @@
+// The external bridge's flows, by table: what each kind of traffic hits, with and without the patch port.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { bridgeFlows } from './bridge-flows.ts';
+
+const base = { mac: '0a:00:00:00:00:11', phys: 1, families: [4] as (4 | 6)[], serviceCidrs: ['10.96.0.0/16'] };
+const has = (flows: string[], match: string, actions: string): boolean => flows.some((f) => f.includes(match) && f.endsWith(`actions=${actions}`));
+
+test('before OVN made its patch port: the host\'s traffic only, GENEVE past conntrack', () => {
+  const f = bridgeFlows(base);
+  assert.ok(has(f, 'table=0,priority=205,in_port=1,dl_dst=0a:00:00:00:00:11,udp,tp_dst=6081', 'LOCAL'));
+  assert.ok(has(f, 'priority=200,in_port=LOCAL,udp,tp_dst=6081', 'output:1'));
+  assert.ok(has(f, 'priority=100,in_port=LOCAL,ip', 'ct(commit,zone=64000,exec(set_field:0x2->ct_mark)),output:1'));
+  assert.ok(has(f, 'table=1,priority=100,ip,ct_state=+trk+est,ct_mark=0x2', 'LOCAL'));
+  assert.ok(!f.some((x) => x.includes('ct_mark=0x1') || x.includes('10.96.0.0/16')), 'nothing toward OVN');
+});
+
+test('with the patch port: pod traffic committed toward its replies, host -> Service masqueraded', () => {
+  const table: [string, string][] = [
+    ['priority=100,in_port=7,dl_src=0a:00:00:00:00:11,ip', 'ct(commit,zone=64000,exec(set_field:0x1->ct_mark)),output:1'],
+    ['table=1,priority=100,ip,ct_state=+trk+est,ct_mark=0x1', 'output:7'],
+    ['table=1,priority=100,ip,ct_state=+trk+rel,ct_mark=0x1', 'output:7'],
+    ['priority=500,in_port=LOCAL,ip,nw_dst=10.96.0.0/16', 'ct(commit,zone=64001,nat(src=169.254.169.2),table=2)'],
+    ['priority=500,in_port=7,ip,nw_src=10.96.0.0/16,nw_dst=169.254.169.2', 'ct(zone=64001,nat,table=3)'],
+    ['priority=105,in_port=7,ip,nw_dst=10.96.0.0/16', 'drop'],
+    ['table=0,priority=10,in_port=1,dl_dst=0a:00:00:00:00:11', 'LOCAL,output:7'],
+    ['table=0,priority=9,in_port=7', 'drop'],
+    ['table=2,priority=100', 'set_field:0a:00:00:00:00:11->eth_dst,output:7'],
+  ];
+  const f = bridgeFlows({ ...base, patch: 7 });
+  for (const [match, actions] of table) assert.ok(has(f, match, actions), `${match} -> ${actions}`);
+  assert.equal(new Set(f).size, f.length, 'no flow twice');
+});
+
+test('dual-stack adds the IPv6 twins and floods advertisements', () => {
+  const f = bridgeFlows({ ...base, patch: 7, families: [4, 6], serviceCidrs: ['10.96.0.0/16', 'fd00:10:96::/112'] });
+  assert.ok(has(f, 'priority=500,in_port=LOCAL,ipv6,ipv6_dst=fd00:10:96::/112', 'ct(commit,zone=64001,nat(src=fd69::2),table=2)'));
+  assert.ok(has(f, 'table=1,priority=100,ipv6,ct_state=+trk+est,ct_mark=0x1', 'output:7'));
+  assert.ok(has(f, 'icmp6,icmpv6_type=136', 'FLOOD'));
+});

@@ -1,0 +1,80 @@
+/**
+ * Pure translation: the OpenFlow rules of a node's external bridge (OVN-Kubernetes' shared-gateway
+ * `breth0` flows, the parts kovn needs). The node's own traffic (kubelet, the agent, GENEVE) stays on
+ * the host; pod traffic that the gateway router SNATed to the node's IP leaves through the physical
+ * port, committed in conntrack zone 64000 with ct_mark 1 so its replies go back to OVN (mark 2: the
+ * host's). Host -> Service traffic is SNATed to the host's masquerade IP in zone 64001 and handed to
+ * the gateway router. Replies of what goes out are matched in table 1.
+ */
+import { parseCidr } from '../lib/cidr.ts';
+import { MASQUERADE } from '../activities/translate/gateway.ts';
+
+export const COOKIE = '0x6b6f766e'; // "kovn"
+/** Conntrack zones of OVN-Kubernetes' shared gateway: the bridge's own, and host -> Service masquerade. */
+export const CT_ZONE = 64000;
+export const HOST_MASQ_CT_ZONE = 64001;
+const CT_MARK_OVN = '0x1';
+const CT_MARK_HOST = '0x2';
+const GENEVE_PORT = 6081;
+
+export interface BridgeFlowInput {
+  /** The bridge's (and the gateway router's external port's) MAC. */
+  mac: string;
+  /** OpenFlow port numbers: the physical port, and the patch port to br-int once ovn-controller made it. */
+  phys: number;
+  patch?: number;
+  /** The IP families the cluster has. */
+  families: readonly (4 | 6)[];
+  serviceCidrs: readonly string[];
+}
+
+/** The flows, one `ovs-ofctl` flow per line, in a stable order (replace-flows diffs them). */
+export function bridgeFlows(i: BridgeFlowInput): string[] {
+  const f: string[] = [];
+  const add = (table: number, priority: number, match: string, actions: string): void => {
+    f.push(`cookie=${COOKIE},table=${table},priority=${priority}${match ? `,${match}` : ''},actions=${actions}`);
+  };
+  const { mac, phys, patch } = i;
+  for (const fam of i.families) {
+    const ip = fam === 4 ? 'ip' : 'ipv6';
+    const nw = fam === 4 ? 'nw' : 'ipv6';
+    const udp = fam === 4 ? 'udp' : 'udp6';
+    // GENEVE between nodes skips conntrack: to the host (the datapath decapsulates it there), and out.
+    add(0, 205, `in_port=${phys},dl_dst=${mac},${udp},tp_dst=${GENEVE_PORT}`, 'LOCAL');
+    add(0, 200, `in_port=${phys},${udp},tp_dst=${GENEVE_PORT}`, 'NORMAL');
+    add(0, 200, `in_port=LOCAL,${udp},tp_dst=${GENEVE_PORT}`, `output:${phys}`);
+    if (patch !== undefined) {
+      const masq = MASQUERADE[fam].host;
+      for (const svc of i.serviceCidrs.filter((c) => parseCidr(c).family === fam)) {
+        // Host -> Service: SNAT to the masquerade IP, to the gateway router; its replies un-NATed, to the host.
+        add(0, 500, `in_port=LOCAL,${ip},${nw}_dst=${svc}`, `ct(commit,zone=${HOST_MASQ_CT_ZONE},nat(src=${masq}),table=2)`);
+        add(0, 500, `in_port=${patch},${ip},${nw}_src=${svc},${nw}_dst=${masq}`, `ct(zone=${HOST_MASQ_CT_ZONE},nat,table=3)`);
+        // A Service address that OVN did not translate never leaves the node.
+        add(0, 105, `in_port=${patch},${ip},${nw}_dst=${svc}`, 'drop');
+      }
+      add(0, 100, `in_port=${patch},dl_src=${mac},${ip}`, `ct(commit,zone=${CT_ZONE},exec(set_field:${CT_MARK_OVN}->ct_mark)),output:${phys}`);
+    }
+    add(0, 100, `in_port=LOCAL,${ip}`, `ct(commit,zone=${CT_ZONE},exec(set_field:${CT_MARK_HOST}->ct_mark)),output:${phys}`);
+    add(0, 50, `in_port=${phys},${ip}`, `ct(zone=${CT_ZONE},nat,table=1)`);
+    for (const state of ['+trk+est', '+trk+rel']) {
+      if (patch !== undefined) add(1, 100, `${ip},ct_state=${state},ct_mark=${CT_MARK_OVN}`, `output:${patch}`);
+      add(1, 100, `${ip},ct_state=${state},ct_mark=${CT_MARK_HOST}`, 'LOCAL');
+    }
+    if (fam === 6) {
+      // Router and neighbour advertisements make no conntrack entry: both the host and OVN get them.
+      for (const type of [134, 136]) add(1, 14, `icmp6,icmpv6_type=${type}`, 'FLOOD');
+    }
+  }
+  // Non-IP (ARP) to the shared MAC reaches both the host and the gateway router, which share it.
+  add(0, 10, `in_port=${phys},dl_dst=${mac}`, patch !== undefined ? `LOCAL,output:${patch}` : 'LOCAL');
+  if (patch !== undefined) {
+    add(0, 10, `in_port=${patch},dl_src=${mac}`, 'NORMAL');
+    add(0, 9, `in_port=${patch}`, 'drop');
+    add(2, 100, '', `set_field:${mac}->eth_dst,output:${patch}`);
+    add(3, 100, '', `move:NXM_OF_ETH_DST[]->NXM_OF_ETH_SRC[],set_field:${mac}->eth_dst,LOCAL`);
+  }
+  add(0, 0, '', 'NORMAL');
+  add(1, 10, `dl_dst=${mac}`, 'LOCAL');
+  add(1, 0, '', 'NORMAL');
+  return f;
+}
