@@ -7,7 +7,7 @@ import type { Server } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { Client, Connection } from '@temporalio/client';
-import { PORTS, files, STATE } from '../../deploy/local/config.ts';
+import { NET, PORTS, files, STATE } from '../../deploy/local/config.ts';
 import { kubectl, kubectlJson } from '../../deploy/local/kubectl.ts';
 import type { BoxStatus } from '../../deploy/local/status.ts';
 import { run } from '../../lib/exec.ts';
@@ -110,8 +110,8 @@ describe('cluster in a box', { timeout: 30 * 60_000 }, () => {
       assert.equal(pod.status?.phase, 'Running');
       assert.equal(pod.status?.hostIP, `172.29.0.${11 + i}`);
       assert.match(await kubectl(['logs', `hostnet-${node}`]), new RegExp(`hello from ${node}`));
-      // The pod shares the node's network namespace: its underlay address is on br-phy.
-      assert.match(await kubectl(['exec', `hostnet-${node}`, '--', 'ip', '-4', '-o', 'addr', 'show', 'br-phy']), new RegExp(`172\\.29\\.0\\.${11 + i}/24`));
+      // The pod shares the node's network namespace: its underlay address is on eth0 (bare: no agent made breth0).
+      assert.match(await kubectl(['exec', `hostnet-${node}`, '--', 'ip', '-4', '-o', 'addr', 'show', 'eth0']), new RegExp(`172\\.29\\.0\\.${11 + i}/24`));
     }
     await kubectl(['delete', 'pod', ...NODES.map((n) => `hostnet-${n}`), '--grace-period=1', '--wait=true'], { timeoutMs: 120_000 });
   });
@@ -163,6 +163,10 @@ describe('cluster in a box', { timeout: 30 * 60_000 }, () => {
     assert.equal(s.temporal.address, `127.0.0.1:${PORTS.temporal}`);
     assert.match(s.temporal.ui, new RegExp(`^http://127\\.0\\.0\\.1:${PORTS.temporalUi}/`));
     assert.deepEqual(s.nodes.map((n) => [n.name, n.ip, n.ready]), [['node-1', '172.29.0.11', 'False'], ['node-2', '172.29.0.12', 'False']]);
+    // The outside: its external host's address, and its echo server answering a node.
+    assert.equal(s.outside.host, NET.externalHostIp);
+    const seen = await run('nsenter', ['--net=/run/netns/kovn-node-1', '--', 'curl', '-s', '--max-time', '5', `http://${s.outside.host}:${s.outside.httpPort}/`]);
+    assert.deepEqual(seen.trim().split('\n'), ['kovn-outside', '172.29.0.11']);
   });
 
   test('after down no process, namespace, link, mount or socket of the stack remains', { timeout: 5 * 60_000 }, async () => {
