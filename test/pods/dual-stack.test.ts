@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { kubectlJson } from '../../deploy/local/kubectl.ts';
-import { createPods, getPod, httpGet, lsp, nbctl, ping, pingFromNode, useBox, waitReady } from './helpers.ts';
+import { NET } from '../../deploy/local/config.ts';
+import { createPods, exec, getPod, httpGet, lsp, nbctl, ping, pingFromNode, useBox, waitReady } from './helpers.ts';
 
 describe('pod networking (dual-stack, 2 nodes)', { timeout: 20 * 60_000 }, () => {
   useBox(['--nodes', '2', '--ip-family', 'dual']);
@@ -38,5 +39,18 @@ describe('pod networking (dual-stack, 2 nodes)', { timeout: 20 * 60_000 }, () =>
     assert.equal(await ping('d1', v6 ?? ''), true, 'IPv6 across nodes');
     assert.match(await httpGet('d1', v6 ?? ''), /kovn toolbox/, 'TCP over IPv6 across nodes');
     assert.equal(await pingFromNode(1, ips(p1)[1] ?? ''), true, 'node to pod over IPv6 through the management port');
+  });
+
+  test('pods reach the external host over IPv4 and IPv6 through their node\'s gateway, seen as the node\'s addresses', { timeout: 3 * 60_000 }, async () => {
+    for (const [pod, i] of [['d1', 1], ['d2', 2]] as const) {
+      const node = await kubectlJson<{ metadata: { annotations: Record<string, string> } }>(['get', 'node', `node-${i}`]);
+      const l3 = (JSON.parse(node.metadata.annotations['k8s.ovn.org/l3-gateway-config'] ?? '{}') as { default: { 'ip-addresses': string[]; 'next-hops': string[] } }).default;
+      assert.deepEqual(l3['ip-addresses'], [`${NET.nodeIp(i)}/24`, `${NET.nodeIp6(i)}/64`]);
+      assert.deepEqual(l3['next-hops'], [NET.outsideIp, NET.outsideIp6]);
+      for (const [host, seen] of [[NET.externalHostIp, NET.nodeIp(i)], [`[${NET.externalHostIp6}]`, NET.nodeIp6(i)]]) {
+        const body = await exec(pod, ['timeout', '5', 'wget', '-q', '-O', '-', `http://${host}:${NET.echo.http}/`]);
+        assert.deepEqual(body.trim().split('\n'), ['kovn-outside', seen], `${pod} -> ${host}`);
+      }
+    }
   });
 });
