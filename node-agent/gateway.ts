@@ -4,6 +4,7 @@
  * GENEVE tunnelling also needs), mapped to OVN's physical network, its OpenFlow rules kept, and the
  * host side of the masquerade subnet (host -> Service through the gateway router).
  */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { filter } from 'rxjs';
 import type { Subscription } from 'rxjs';
@@ -93,7 +94,30 @@ export async function ensureExternalBridge(ovs: OvsClient, iface: string): Promi
     changes.push({ db: 'node', table: 'Address', row: `${addrs.map((a) => a.cidr).join(',')} ${iface}->${bridge}`, op: 'update' });
   }
   await run('ip', ['link', 'set', bridge, 'up']);
+  changes.push(...quietKernelPort(iface));
   return changes;
+}
+
+/**
+ * The userspace datapath reads the interface with a packet socket, so the kernel still sees every
+ * packet on it too, and, the node's address being on the bridge, would take a reply meant for a pod
+ * (SNATed to the node's IP) as its own and answer it with a reset. With no address of its own, the
+ * interface is made deaf: reverse-path filtering drops IPv4 (no route points back through it), no ARP
+ * answers, no IPv6. Packets still reach OVS.
+ */
+function quietKernelPort(iface: string): Change[] {
+  const want: [string, string][] = [
+    [`/proc/sys/net/ipv4/conf/${iface}/rp_filter`, '1'],
+    [`/proc/sys/net/ipv4/conf/${iface}/arp_ignore`, '8'],
+    [`/proc/sys/net/ipv6/conf/${iface}/disable_ipv6`, '1'],
+  ];
+  const changed: Change[] = [];
+  for (const [file, value] of want) {
+    if (!existsSync(file) || readFileSync(file, 'utf8').trim() === value) continue;
+    writeFileSync(file, value);
+    changed.push({ db: 'node', table: 'Sysctl', row: `${file.slice('/proc/sys/'.length).replaceAll('/', '.')}=${value}`, op: 'update' });
+  }
+  return changed;
 }
 
 /** What the controller needs of the bridge for the node's gateway (the l3-gateway-config's facts). */
@@ -157,7 +181,7 @@ export function keepBridgeFlows(opts: { ovs: OvsClient; ovsSock: string; node: s
       mac, phys, patch: ofport(patch), families: [...new Set(cluster.clusterNetworks.map((n) => parseCidr(n.cidr).family))], serviceCidrs: cluster.serviceNetworks,
     }).join('\n');
     if (flows === last) return;
-    await run('ovs-ofctl', ['replace-flows', target, '-'], { input: `${flows}\n`, timeoutMs: 20_000 });
+    await run('ovs-ofctl', ['-O', 'OpenFlow13', 'replace-flows', target, '-'], { input: `${flows}\n`, timeoutMs: 20_000 });
     last = flows;
     log(`${bridge}: flows installed (${ofport(patch) === undefined ? 'no patch port to OVN yet' : `patch port ${patch}`})`);
   };

@@ -37,7 +37,8 @@ const ovs = await connectOvs(cfg.ovsSock);
 // The node's address moves onto the external bridge before the agent opens a connection of its own.
 for (const c of await ensureExternalBridge(ovs, cfg.gatewayInterface)) log(`external bridge: ${c.op} ${c.table} ${c.row}`);
 const bridgeFlows = keepBridgeFlows({ ovs, ovsSock: cfg.ovsSock, node: cfg.node, iface: cfg.gatewayInterface, cluster: cfg.cluster, log });
-await bridgeFlows.sync();
+// A failure here shows again in the node's run (setupNode installs them too): the agent still starts.
+await bridgeFlows.sync().catch((err: unknown) => log(`breth0: installing flows failed: ${err instanceof Error ? err.message : String(err)}`));
 const pods = await NodePods.start(kube, cfg.node);
 const connection = await NativeConnection.connect({ address: cfg.temporal.address });
 const taskQueue = nodeQueue(cfg.node);

@@ -103,10 +103,12 @@ export function nodeTopology(node: string, subnets: readonly string[]): SwitchAt
   const att = attachment(owner, node, gateway, otherConfig);
   const mgmtMac = macFromIp(mgmt[0] ?? '');
   const mgmtIps = mgmt.map(bare);
+  // No port security on the management port (as OVN-Kubernetes has it): pod -> node-IP traffic is
+  // rerouted to it with the node's own IP as destination, which a port-secured port would drop.
   return {
     ...att,
     mgmt: {
-      name: mgmtPort(node), type: '', addresses: [[mgmtMac, ...mgmtIps].join(' ')], port_security: [[mgmtMac, ...mgmtIps].join(' ')],
+      name: mgmtPort(node), type: '', addresses: [[mgmtMac, ...mgmtIps].join(' ')], port_security: [],
       options: { 'requested-chassis': node }, external_ids: ownedBy(owner, `lsp:${mgmtPort(node)}`),
     },
   };

@@ -49,6 +49,7 @@ test('node topology: switch with subnets, gateway router port, management port',
     assert.equal(t.switchPort.type, 'router');
     assert.equal(t.mgmt.name, 'k8s-node-1');
     assert.deepEqual(t.mgmt.addresses, [row.mgmt]);
+    assert.deepEqual(t.mgmt.port_security, [], 'pod -> node IP arrives through it');
     assert.equal(t.mgmt.options['requested-chassis'], 'node-1');
     for (const r of [t.sw, t.routerPort, t.switchPort, t.mgmt]) {
       assert.equal(r.external_ids[OWNER_CONTROLLER], 'kovn');

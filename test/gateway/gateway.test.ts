@@ -45,8 +45,13 @@ async function nodeRows(node: string): Promise<string[]> {
 }
 
 /** The whole of what kovn writes in NB, uuids included: any rewrite or re-creation shows. */
-const nbDump = (): Promise<string> => run('ovsdb-client', ['dump', `unix:${files.nbSock}`, 'OVN_Northbound', 'Logical_Router', 'Logical_Router_Port',
-  'Logical_Switch', 'Logical_Switch_Port', 'Logical_Router_Static_Route', 'NAT', 'Logical_Router_Policy', 'Static_MAC_Binding']);
+async function nbDump(): Promise<string> {
+  const out: string[] = [];
+  for (const table of ['Logical_Router', 'Logical_Router_Port', 'Logical_Switch', 'Logical_Switch_Port', 'Logical_Router_Static_Route', 'NAT', 'Logical_Router_Policy', 'Static_MAC_Binding']) {
+    out.push(await run('ovsdb-client', ['dump', `unix:${files.nbSock}`, 'OVN_Northbound', table]));
+  }
+  return out.join('\n');
+}
 
 const hostNetPod = (name: string, node: string, port: number): Record<string, unknown> => ({
   apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default' },
