@@ -94,6 +94,11 @@ describe('node gateway (IPv4)', { timeout: 20 * 60_000 }, () => {
       assert.match(await run('ip', ['-n', `kovn-${name}`, '-o', 'addr', 'show', 'dev', 'breth0']), new RegExp(` ${ip.replace(/\./g, '\\.')} `));
     }
     assert.equal(ids.size, nodes.length, 'one id per node');
+    // Every gateway row written is in the node's run summary.
+    const hist = await kovn(['history', 'node', 'node-1']);
+    for (const row of ['GR_node-1', 'rtoe-GR_node-1', 'jtor-GR_node-1', 'ext_node-1', 'breth0_node-1', 'GR_node-1:snat:10.244.0.0/16', 'GR_node-1:default:v4']) {
+      assert.ok(hist.out.includes(row), `kovn history node node-1 shows ${row}:\n${hist.out}`);
+    }
     assert.match(await nbctl(['lr-route-list', 'ovn_cluster_router']), /src-ip/);
     assert.equal((await nbctl(['--bare', '--columns=name', 'find', 'Logical_Router_Port', 'name=rtos-join'])).trim(), '', 'the old join port is gone');
     assert.match(await nbctl(['--bare', '--columns=name', 'list', 'Logical_Switch_Port']), /jtor-ovn_cluster_router/);

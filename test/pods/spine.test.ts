@@ -224,13 +224,15 @@ describe('the spine (IPv4, 2 nodes)', { timeout: 30 * 60_000 }, () => {
     await waitReady(pods.map((p) => p.name), '300s');
     await assertNetworksAgree(pods.map((p) => p.name));
     await kubectl(['delete', 'pod', ...pods.map((p) => p.name), '--wait=true'], { timeoutMs: 180_000 });
-    await until('every burst pod\'s port, OVS port and address gone', async () => {
+    const left = async (): Promise<string[]> => {
       const lsps = (await nbctl(['--bare', '--columns=name', 'list', 'Logical_Switch_Port'])).split('\n').filter((n) => n.startsWith('default_burst-'));
       const ovs = [...(await vsctl(1, ['--bare', '--columns=external_ids', 'list', 'Interface'])).split('\n'), ...(await vsctl(2, ['--bare', '--columns=external_ids', 'list', 'Interface'])).split('\n')]
         .filter((l) => l.includes('default/burst-'));
-      const allocs = [...Object.values(ipamAllocations(1)), ...Object.values(ipamAllocations(2))].filter((a) => a.pod.startsWith('default/burst-'));
-      return lsps.length === 0 && ovs.length === 0 && allocs.length === 0;
-    }, 120_000);
+      const allocs = [1, 2].flatMap((n) => Object.entries(ipamAllocations(n)).filter(([, a]) => a.pod.startsWith('default/burst-')).map(([uid, a]) => `node-${n} ${a.pod} ${uid}`));
+      return [...lsps.map((l) => `LSP ${l}`), ...ovs.map((o) => `OVS ${o}`), ...allocs.map((a) => `address ${a}`)];
+    };
+    await until('every burst pod\'s port, OVS port and address gone', async () => (await left()).length === 0, 120_000)
+      .catch(async (err: unknown) => assert.fail(`${String(err)}; left: ${(await left()).join('; ')}`));
   });
 });
 
