@@ -244,6 +244,12 @@ export function createNodeAgentActivities({ node, chassis, gatewayInterface, syn
     async holdAllocation(input: { uid: string; pod: string; ips: string[] }): Promise<void> {
       await restored;
       const a = parseInput(inputs.held, input, 'holdAllocation');
+      // Missing from the store: put back only for a pod a live read does not show gone. An ADD that was
+      // still retrying (its agent killed under it) when the pod's DEL freed the address must not take it
+      // back: nothing would free it again before the sweep.
+      if (!current()?.get(a.uid) && !(await podLive(kube, node, a.pod, a.uid))) {
+        throw new InvalidInputError('PodGone', `pod ${a.pod} (uid ${a.uid}) is gone: its address stays free`);
+      }
       if (!current()?.hold(a)) throw new InvalidInputError('AllocationChanged', `pod ${a.pod} (uid ${a.uid}) holds other addresses than ${a.ips.join(', ')} on node ${node}`);
     },
 
