@@ -12,7 +12,7 @@ import {
 import type { Change } from '../lib/change.ts';
 import { formatCidr, nthSubnet, overlaps, parseCidr, subnetCount } from '../lib/cidr.ts';
 import { InvalidInputError } from '../lib/errors.ts';
-import { annotateNode, getNode, recordEvent } from '../lib/kube.ts';
+import { annotateNode, getNode, internalIps, recordEvent } from '../lib/kube.ts';
 import type { ControllerDeps } from './common.ts';
 import {
   deleteOwned, ensureClusterTopology, ensureNodeGateway, ensureNodeTopology, noRouterWithNodeId, noSwitchWithSubnet, nodeSubnetsInNb, routerNodeIds,
@@ -23,9 +23,6 @@ import { NODE_ID_KEY, factsProblem, gatewayAnnotations, gatewayRouter, lowestFre
 import type { GatewayAnnotations, GatewayFacts } from './translate/gateway.ts';
 import { clusterTopology, nodeTopology } from './translate/topology.ts';
 
-/** The node's InternalIPs, from its status. */
-const internalIps = (node: V1Node | undefined): string[] =>
-  (node?.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address).sort();
 
 /** Reads one of the node's annotations; a malformed one gets a Warning Event (kovn rewrites it) and reads as absent. */
 async function readOrReport<T>(kube: ControllerDeps['kube'], node: V1Node, key: string, schema: z.ZodType<T>): Promise<T | undefined> {

@@ -57,6 +57,10 @@ export async function getPod(k: Kube, namespace: string, name: string): Promise<
   }
 }
 
+/** The node's InternalIPs, from its status, sorted. */
+export const internalIps = (node: V1Node | undefined): string[] =>
+  (node?.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address).sort();
+
 export async function getNode(k: Kube, name: string): Promise<V1Node | undefined> {
   try {
     return await k.core.readNode({ name });

@@ -9,18 +9,17 @@ import {
 import { OWNER_NAME, OWNER_TYPE, isKovnOwned } from '../activities/translate/ownership.ts';
 import { mgmtPort } from '../activities/translate/topology.ts';
 import { NODE_ID_KEY, gatewayRouter } from '../activities/translate/gateway.ts';
+import { internalIps } from '../lib/kube.ts';
 import type { Watch } from './watch.ts';
 
 const GATEWAY_ANNOTATIONS = [NODE_ID, NODE_GATEWAY_ROUTER_LRP_IFADDR, L3_GATEWAY_CONFIG, NODE_PRIMARY_IFADDR];
-
-const internalIps = (n: V1Node): string => (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address).sort().join(',');
 
 const watch: Watch<V1Node> = {
   kind: 'Node',
   path: '/api/v1/nodes',
   list: ({ kube }) => () => kube.core.listNode(),
   relevant: (n) => [
-    n.metadata?.uid, n.metadata?.deletionTimestamp, internalIps(n),
+    n.metadata?.uid, n.metadata?.deletionTimestamp, internalIps(n).join(','),
     ...[NODE_SUBNETS, NODE_CHASSIS_ID, ...GATEWAY_ANNOTATIONS].map((k) => n.metadata?.annotations?.[k]),
   ],
   inSync: (n, { nb }) => {

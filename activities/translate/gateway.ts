@@ -11,7 +11,7 @@ import type { ClusterConfig } from '../../lib/cluster-config.ts';
 import type { AnyDesiredRow, ParentRef } from '../nb.ts';
 import { ownedBy } from './ownership.ts';
 import type { Owner } from './ownership.ts';
-import { CLUSTER_ROUTER, JOIN_SWITCH, macFromIp, nodeAddresses, routerToSwitch } from './topology.ts';
+import { CLUSTER_ROUTER, JOIN_SWITCH, bare, macFromIp, nodeAddresses, routerToSwitch } from './topology.ts';
 
 export const gatewayRouter = (node: string): string => `GR_${node}`;
 export const externalSwitch = (node: string): string => `ext_${node}`;
@@ -74,8 +74,7 @@ export interface GatewayAnnotations {
   primaryIfaddr: Record<string, string>;
 }
 
-const familyOf = (ipOrCidr: string): Family => parseIp(ipOrCidr.split('/')[0] ?? '').family;
-const bare = (a: string): string => a.split('/')[0] ?? '';
+const familyOf = (ipOrCidr: string): Family => parseIp(bare(ipOrCidr)).family;
 const byFamily = <T extends string>(list: readonly T[], f: Family): T | undefined => list.find((x) => familyOf(x) === f);
 const families = (cfg: ClusterConfig): Family[] => cfg.clusterNetworks.map((n) => parseCidr(n.cidr).family);
 const ifaddrKey = (f: Family): string => (f === 4 ? 'ipv4' : 'ipv6');

@@ -2,7 +2,7 @@
 import type { PodNetworks } from '../../lib/annotations.ts';
 import { ownedBy } from './ownership.ts';
 import type { DesiredSwitchPort } from './topology.ts';
-import { macFromIp, nodeAddresses } from './topology.ts';
+import { bare, macFromIp, nodeAddresses } from './topology.ts';
 
 export const podPortName = (namespace: string, name: string): string => `${namespace}_${name}`;
 
@@ -13,7 +13,6 @@ export interface PodRef {
   node: string;
 }
 
-const bare = (ipWithPrefix: string): string => ipWithPrefix.split('/')[0] ?? '';
 
 /** The pod's MAC: derived from its first address, as OVN-Kubernetes does, so it is stable per address. */
 export const podMac = (ips: readonly string[]): string => macFromIp(ips[0] ?? '');

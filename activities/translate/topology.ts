@@ -57,7 +57,8 @@ export function nodeAddresses(subnets: readonly string[]): { gateway: string[]; 
   };
 }
 
-const bare = (ipWithPrefix: string): string => ipWithPrefix.split('/')[0] ?? '';
+/** An address without its prefix length. */
+export const bare = (ipWithPrefix: string): string => ipWithPrefix.split('/')[0] ?? '';
 
 /** A switch and its link to the cluster router; the link's ports are `rtos-<switch>`/`stor-<switch>` unless named. */
 function attachment(owner: Owner, name: string, networks: string[], otherConfig: Record<string, string>,

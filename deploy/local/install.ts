@@ -13,7 +13,7 @@ import { run, runRaw } from '../../lib/exec.ts';
 export const HOST_TOOLS: Record<string, string> = {
   // the data plane and its tools
   'ovsdb-server': 'openvswitch-switch', 'ovs-vswitchd': 'openvswitch-switch', 'ovs-vsctl': 'openvswitch-switch',
-  'ovs-appctl': 'openvswitch-switch', 'ovsdb-tool': 'openvswitch-switch', 'ovsdb-client': 'openvswitch-switch',
+  'ovs-appctl': 'openvswitch-switch', 'ovs-ofctl': 'openvswitch-common', 'ovsdb-tool': 'openvswitch-switch', 'ovsdb-client': 'openvswitch-switch',
   'ovn-northd': 'ovn-central', 'ovn-nbctl': 'ovn-central', 'ovn-sbctl': 'ovn-central', 'ovn-controller': 'ovn-host',
   // the container runtime (kubelet also calls mount, iptables and conntrack)
   containerd: 'containerd', ctr: 'containerd', runc: 'runc', mount: 'mount', umount: 'mount',

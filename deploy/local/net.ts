@@ -49,3 +49,37 @@ export async function underlayPort(opts: { ns: string; dev: string; peer: string
   await txOff(ulNs, peer);
   await txOff(ns, dev);
 }
+
+export const hasLink = (ns: string, dev: string): Promise<boolean> => succeeds('ip', ['-n', ns, 'link', 'show', 'dev', dev]);
+
+/**
+ * Adds an address to a link unless it has it; IPv6 ones with `nodad`, so they are usable at once rather
+ * than tentative for a second or two. Returns true when it added it.
+ */
+export async function ensureAddr(ns: string, dev: string, cidr: string): Promise<boolean> {
+  if ((await ip(['-n', ns, '-o', 'addr', 'show', 'dev', dev])).includes(` ${cidr} `)) return false;
+  await ip(['-n', ns, 'addr', 'add', cidr, 'dev', dev, ...(cidr.includes(':') ? ['nodad'] : [])]);
+  return true;
+}
+
+/** Sets sysctls in a namespace (/proc/sys/net is per namespace) where they differ; returns the keys it changed. */
+export async function ensureSysctl(ns: string, want: Record<string, string>): Promise<string[]> {
+  const keys = Object.keys(want);
+  const have = (await inNs(ns, 'sysctl', ['-n', ...keys])).split('\n');
+  const changed = keys.filter((k, n) => have[n]?.trim() !== want[k]);
+  if (changed.length) await inNs(ns, 'sysctl', ['-q', '-w', ...changed.map((k) => `${k}=${want[k]}`)]);
+  return changed;
+}
+
+/** True when the kernel has IPv6 at all (not booted with ipv6.disable=1). */
+export const kernelHasIpv6 = (): boolean => existsSync('/proc/sys/net/ipv6');
+
+/**
+ * IPv6 on for a namespace and its links: a new namespace can start with it off, when it inherits the
+ * root's settings (net.core.devconf_inherit_init_net=1), and a link keeps the value it was made with.
+ */
+export async function ensureIpv6(ns: string, devs: readonly string[]): Promise<string[]> {
+  if (!kernelHasIpv6()) throw new Error('a dual-stack box needs IPv6 in the kernel (it was booted with ipv6.disable=1)');
+  const off = Object.fromEntries(['all', 'default', ...devs].map((d) => [`net.ipv6.conf.${d}.disable_ipv6`, '0']));
+  return ensureSysctl(ns, off);
+}

@@ -2,7 +2,7 @@ import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IMAGE, NET, dirs, files, nodeName, nodeNs } from '../config.ts';
 import { caCrt, ensureCert, writeKubeconfig } from '../pki.ts';
-import { ensureNs, inNs, inNsOk, ip, underlayPort } from '../net.ts';
+import { ensureAddr, ensureIpv6, ensureNs, inNsOk, ip, underlayPort } from '../net.ts';
 import { imageTar } from '../image.ts';
 import { bin } from '../tools.ts';
 import { SB_TCP } from './ovn-central.ts';
@@ -58,8 +58,8 @@ export async function prepareNode(i: number, dual = false): Promise<boolean> {
     await ip(['-n', p.ns, 'addr', 'add', `${p.ip}/${NET.prefixLen}`, 'dev', 'eth0']);
     await ip(['-n', p.ns, 'route', 'replace', 'default', 'via', NET.outsideIp, 'dev', 'eth0']);
     if (dual) {
-      await inNs(p.ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=0']);
-      await ip(['-n', p.ns, '-6', 'addr', 'add', `${NET.nodeIp6(i)}/${NET.underlay6.prefixLen}`, 'dev', 'eth0', 'nodad']);
+      await ensureIpv6(p.ns, ['eth0']);
+      await ensureAddr(p.ns, 'eth0', `${NET.nodeIp6(i)}/${NET.underlay6.prefixLen}`);
       await ip(['-n', p.ns, '-6', 'route', 'replace', 'default', 'via', NET.outsideIp6, 'dev', 'eth0']);
     }
   }

@@ -8,11 +8,10 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NET, dirs } from '../config.ts';
-import { ensureNs, inNs, ip, underlayPort } from '../net.ts';
+import { ensureAddr, ensureIpv6, ensureNs, ensureSysctl, hasLink, inNs, ip, kernelHasIpv6, underlayPort } from '../net.ts';
 import { runningPid, writeAtomic } from '../proc.ts';
 import type { IpFamily } from './kovn.ts';
 import type { Component } from './types.ts';
-import { ensureAddr, ensureIpv6, ensureSysctl, hasLink, kernelHasIpv6 } from './underlay.ts';
 import { runRaw } from '../../../lib/exec.ts';
 
 /** Where the external host is, as `kovn status` reports it. */
