@@ -166,6 +166,8 @@ describe('node gateway (IPv4)', { timeout: 20 * 60_000 }, () => {
     assert.deepEqual(body.trim().split('\n'), ['kovn-outside', NET.nodeIp(3)]);
     const id = (await kubectlJson<NodeJson>(['get', 'node', 'node-3'])).metadata.annotations?.['k8s.ovn.org/node-id'] ?? '';
     assert.match(id, /^\d+$/);
+    const holders = async (): Promise<string> => (await nbctl(['--bare', '--columns=name', 'find', 'Logical_Router', `external_ids:k8s.ovn.org/node-id="${id}"`])).trim();
+    assert.equal(await holders(), 'GR_node-3', `node id ${id} is held by node-3's router`);
 
     // Gone for good: kubelet stopped first (it would register the node again), then the Node deleted.
     await kubectl(['delete', 'pod', 'g3', '--force', '--grace-period=0']);
@@ -174,8 +176,7 @@ describe('node gateway (IPv4)', { timeout: 20 * 60_000 }, () => {
     await kubectl(['delete', 'node', 'node-3', '--wait=true']);
     await until('every row of node-3 gone', async () => (await nodeRows('node-3')).length === 0 || undefined, 60_000)
       .catch(async (err: unknown) => assert.fail(`${String(err)}; left: ${(await nodeRows('node-3')).join(', ')}`));
-    const held = (await nbctl(['--bare', '--columns=external_ids', 'list', 'Logical_Router'])).split('\n').filter((l) => l.includes(`k8s.ovn.org/node-id="${id}"`));
-    assert.deepEqual(held, [], `node id ${id} is free once node-3 is gone`);
+    assert.equal(await holders(), '', `node id ${id} is free once node-3 is gone`);
     // Other nodes' rows untouched, and their pods still get out.
     assert.deepEqual((await httpFromPod('g2')).trim().split('\n'), ['kovn-outside', NET.nodeIp(2)]);
   });
