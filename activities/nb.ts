@@ -17,6 +17,8 @@ import { InvalidInputError, StalePlanError } from '../lib/errors.ts';
 import type { Owner } from './translate/ownership.ts';
 import type { DesiredSwitchPort, SwitchAttachment } from './translate/topology.ts';
 import { CLUSTER_ROUTER } from './translate/topology.ts';
+import { gatewayRouter } from './translate/gateway.ts';
+import { CLUSTER_LB_GROUP } from './translate/service.ts';
 import type { Change } from '../lib/change.ts';
 import type { ClusterConfig } from '../lib/cluster-config.ts';
 
@@ -38,6 +40,7 @@ export type NamedTable = {
 /** The tables kovn writes; what a prune looks through unless told otherwise. */
 export const OWNED_TABLES: readonly NamedTable[] = [
   'Logical_Switch', 'Logical_Switch_Port', 'Logical_Router', 'Logical_Router_Port', 'Logical_Router_Static_Route', 'NAT', 'Logical_Router_Policy',
+  'Load_Balancer',
 ];
 
 /** Map columns whose keys kovn manages one by one, leaving other keys to whoever set them. */
@@ -48,7 +51,8 @@ export type ManagedColumns<T extends NamedTable> = Partial<Omit<NB[T], '_uuid' |
 
 /** Where a row hangs: the parent row (by name) whose reference set `column` holds it. */
 export interface ParentRef {
-  readonly table: NamedTable;
+  /** A kovn-owned row's table, or a table without external_ids whose rows kovn names (Load_Balancer_Group). */
+  readonly table: NamedTable | 'Load_Balancer_Group';
   readonly name: string;
   /** A set of strong references to the child's table, e.g. Logical_Switch `ports`. */
   readonly column: string;
@@ -109,17 +113,19 @@ export async function connectNb(endpoints: readonly string[]): Promise<NbClient>
   // Switches and routers have no schema index on name: a column index stands in; on `ports` it tells
   // which switch or router holds a port.
   await nb.monitor({
-    Logical_Switch: { ...owned, columns: ['name', 'other_config', 'external_ids', 'ports'], columnIndexes: ['name', 'ports'] },
+    Logical_Switch: { ...owned, columns: ['name', 'other_config', 'external_ids', 'ports', 'load_balancer', 'load_balancer_group'], columnIndexes: ['name', 'ports', 'load_balancer'] },
     Logical_Switch_Port: { ...owned, columns: ['name', 'type', 'addresses', 'port_security', 'options', 'external_ids', 'up'] },
     Logical_Router: {
-      ...owned, columns: ['name', 'options', 'external_ids', 'ports', 'static_routes', 'nat', 'policies'],
-      columnIndexes: ['name', 'ports', 'static_routes', 'nat', 'policies'],
+      ...owned, columns: ['name', 'options', 'external_ids', 'ports', 'static_routes', 'nat', 'policies', 'load_balancer', 'load_balancer_group'],
+      columnIndexes: ['name', 'ports', 'static_routes', 'nat', 'policies', 'load_balancer'],
     },
     Logical_Router_Port: { ...owned, columns: ['name', 'mac', 'networks', 'options', 'external_ids'] },
     Logical_Router_Static_Route: { ...owned, columns: ['ip_prefix', 'nexthop', 'output_port', 'policy', 'route_table', 'options', 'external_ids'] },
     NAT: { ...owned, columns: ['type', 'logical_ip', 'external_ip', 'logical_port', 'options', 'external_ids'] },
     Logical_Router_Policy: { ...owned, columns: ['priority', 'match', 'action', 'nexthops', 'options', 'external_ids'] },
     Static_MAC_Binding: { columns: ['logical_port', 'ip', 'mac', 'override_dynamic_mac'] },
+    Load_Balancer: { ...owned, columns: ['name', 'protocol', 'vips', 'options', 'selection_fields', 'external_ids'], columnIndexes: ['name'] },
+    Load_Balancer_Group: { columns: ['name', 'load_balancer'], columnIndexes: ['load_balancer'] },
   });
   return nb;
 }
@@ -290,7 +296,9 @@ export function planSync(nb: NbClient, owner: Owner, rows: readonly AnyDesiredRo
     if (mine) return mine;
     const rowsOfName = rowsNamed(nb, ref.table, ref.name);
     if (rowsOfName.length === 0) throw new Error(`${humanTable(ref.table)} ${ref.name} does not exist yet`);
-    const row = rowsOfName.find((r) => isKovnOwned(r.external_ids as Record<string, string> | undefined));
+    // A table without external_ids cannot say who owns a row: kovn's rows there are known by name.
+    const unowned = !schemaOf(nb, ref.table).columns.has('external_ids');
+    const row = rowsOfName.find((r) => unowned || isKovnOwned(r.external_ids as Record<string, string> | undefined));
     if (!row) throw foreignRow(ref.table, ref.name);
     const r: Resolved = { kind: 'existing', want: undefined, row, table: ref.table };
     byKey.set(key(ref.table, ref.name), r);
@@ -541,9 +549,35 @@ function attachmentRows(att: SwitchAttachment, createGuard: readonly Operation[]
  */
 export async function ensureClusterTopology(nb: NbClient, topo: { router: { name: string; external_ids: Record<string, string> }; join: SwitchAttachment }): Promise<Change[]> {
   const rows = [desired('Logical_Router', topo.router.name, { external_ids: topo.router.external_ids }), ...attachmentRows(topo.join)];
-  return syncOwned(nb, ownerFrom(topo.router.external_ids), rows, {
+  const changes = await ensureLbGroup(nb, CLUSTER_LB_GROUP);
+  return [...changes, ...(await syncOwned(nb, ownerFrom(topo.router.external_ids), rows, {
     prune: true, tables: ['Logical_Switch_Port', 'Logical_Router_Port'], comment: 'kovn: cluster topology',
-  });
+  }))];
+}
+
+/**
+ * A load balancer group, created once by name (the table has no external_ids: kovn knows its groups by
+ * their OVN-Kubernetes names). Two controllers creating it at once: the second one's wait fails, and
+ * the group is there.
+ */
+export async function ensureLbGroup(nb: NbClient, name: string): Promise<Change[]> {
+  if (nb.cache.table('Load_Balancer_Group').byIndex({ name })) return [];
+  try {
+    await nb.transact([
+      ops.comment(`kovn: load balancer group ${name}`),
+      ops.wait('Load_Balancer_Group', [['name', '==', name]], { until: '==', rows: [], columns: ['name'], timeout: 0 }),
+      ops.insert('Load_Balancer_Group', { name }),
+    ]);
+  } catch (err) {
+    if ((err as { name?: unknown }).name !== 'OvsdbTimedOutError') throw err;
+    return [];
+  }
+  return [{ db: 'nb', table: 'Load_Balancer_Group', row: name, op: 'insert' }];
+}
+
+/** A Service's load balancers, in one transaction; its other load balancers (a port or node gone) are pruned. */
+export async function ensureServiceLoadBalancers(nb: NbClient, owner: Owner, rows: readonly AnyDesiredRow[]): Promise<Change[]> {
+  return syncOwned(nb, owner, rows, { prune: true, tables: ['Load_Balancer'], comment: `kovn: Service ${owner.name}` });
 }
 
 /** A node's switch, its router link and its management port (its rows from before the gateway). */
@@ -565,7 +599,14 @@ export async function ensureNodeTopology(nb: NbClient, node: string, att: Switch
  * is pruned (old names, a family dropped). `guard` protects a new node id claim.
  */
 export async function ensureNodeGateway(nb: NbClient, node: string, att: SwitchAttachment & { mgmt: DesiredSwitchPort }, gateway: readonly AnyDesiredRow[], guard: Operation[]): Promise<Change[]> {
-  const rows = [...nodeTopologyRows(att), ...gateway.map((r) => (r.table === 'Logical_Router' && guard.length ? { ...r, createGuard: guard } : r))];
+  // The node's switch and gateway router carry the cluster's load balancer group: every Service's
+  // cluster-wide load balancer reaches a new node without being rewritten.
+  const group = nb.cache.table('Load_Balancer_Group').byIndex({ name: CLUSTER_LB_GROUP });
+  if (!group) throw new Error(`load balancer group ${CLUSTER_LB_GROUP} does not exist yet`);
+  const withGroup = (r: AnyDesiredRow): AnyDesiredRow =>
+    (r.table === 'Logical_Switch' && r.name === node) || (r.table === 'Logical_Router' && r.name === gatewayRouter(node))
+      ? { ...r, columns: { ...r.columns, load_balancer_group: [group._uuid] } } : r;
+  const rows = [...nodeTopologyRows(att), ...gateway.map((r) => (r.table === 'Logical_Router' && guard.length ? { ...r, createGuard: guard } : r))].map(withGroup);
   return syncOwned(nb, ownerFrom(att.sw.external_ids), rows, { prune: true, comment: `kovn: Node ${node} gateway` });
 }
 
@@ -666,4 +707,26 @@ export function switchPortAddresses(nb: NbClient, node: string): { name: string;
     const ips = p.addresses.flatMap((a) => a.split(' ').slice(1)).filter((x) => x.includes('.') || x.includes(':'));
     return [{ name: p.name, uid: p.options['iface-id-ver'], pod: p.external_ids[OWNER_TYPE] === 'Pod' ? p.external_ids[OWNER_NAME] : undefined, ips }];
   });
+}
+
+/** The nodes whose gateway routers exist, with the IPs a NodePort answers on (the router's physical_ips). */
+export function gatewayNodes(nb: NbClient): { name: string; ips: string[] }[] {
+  return nb.cache.table('Logical_Router').all()
+    .filter((r) => isKovnOwned(r.external_ids) && r.external_ids[OWNER_TYPE] === 'Node' && r.name === gatewayRouter(r.external_ids[OWNER_NAME] ?? ''))
+    .map((r) => ({ name: r.external_ids[OWNER_NAME] ?? '', ips: (r.external_ids.physical_ips ?? '').split(',').filter(Boolean) }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** The Services that own load balancers in NB (`<ns>/<name>`). */
+export function serviceOwners(nb: NbClient): string[] {
+  return [...new Set(nb.cache.table('Load_Balancer').all().flatMap((lb) => {
+    const o = ownerOf(lb.external_ids);
+    return o?.type === 'Service' ? [o.name] : [];
+  }))];
+}
+
+/** A Service's load balancers in the cache, by name. */
+export function serviceLoadBalancersInNb(nb: NbClient, key: string): { name: string; vips: Record<string, string>; options: Record<string, string> }[] {
+  return nb.cache.table('Load_Balancer').byExternalId(OWNER_NAME, key).filter((lb) => ownerOf(lb.external_ids)?.type === 'Service')
+    .map((lb) => ({ name: lb.name, vips: lb.vips, options: lb.options }));
 }

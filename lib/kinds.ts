@@ -26,6 +26,7 @@ export interface KindInfo {
 export const KINDS = {
   Node: { scope: 'Cluster', workflowType: 'reconcileNode', apiVersion: 'v1', cli: ['node', 'nodes', 'no'], file: 'node', isNode: true },
   Pod: { scope: 'Namespaced', workflowType: 'reconcilePod', apiVersion: 'v1', cli: ['pod', 'pods', 'po'], file: 'pod' },
+  Service: { scope: 'Namespaced', workflowType: 'reconcileService', apiVersion: 'v1', cli: ['service', 'services', 'svc'], file: 'service' },
 } as const satisfies Record<string, KindInfo>;
 
 export type Kind = keyof typeof KINDS;

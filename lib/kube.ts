@@ -1,11 +1,12 @@
 /** Kubernetes access for kovn's daemons: typed reads, merge patches of annotations, Events. */
 import { createHash } from 'node:crypto';
-import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, DiscoveryV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
 
 export interface Kube {
   kc: KubeConfig;
   core: CoreV1Api;
+  discovery: DiscoveryV1Api;
   /** Who writes: the Event source and the patch field manager. */
   component: string;
 }
@@ -31,7 +32,7 @@ class PooledKubeConfig extends KubeConfig {
 export function connectKube(kubeconfigFile: string, component: string): Kube {
   const kc = new PooledKubeConfig();
   kc.loadFromFile(kubeconfigFile);
-  return { kc, core: kc.makeApiClient(CoreV1Api), component };
+  return { kc, core: kc.makeApiClient(CoreV1Api), discovery: kc.makeApiClient(DiscoveryV1Api), component };
 }
 
 /** The API error's HTTP status, when the error came from the API. */
@@ -54,6 +55,34 @@ export async function getPod(k: Kube, namespace: string, name: string): Promise<
   } catch (err) {
     if (httpStatus(err) === 404) return undefined;
     rethrow(err, `get pod ${namespace}/${name}`);
+  }
+}
+
+export async function getService(k: Kube, namespace: string, name: string): Promise<V1Service | undefined> {
+  try {
+    return await k.core.readNamespacedService({ name, namespace });
+  } catch (err) {
+    if (httpStatus(err) === 404) return undefined;
+    rethrow(err, `get service ${namespace}/${name}`);
+  }
+}
+
+/** The label that ties an EndpointSlice to its Service. */
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+
+export async function listServiceSlices(k: Kube, namespace: string, name: string): Promise<V1EndpointSlice[]> {
+  try {
+    return (await k.discovery.listNamespacedEndpointSlice({ namespace, labelSelector: `${SERVICE_NAME_LABEL}=${name}` })).items;
+  } catch (err) {
+    rethrow(err, `list endpointslices of ${namespace}/${name}`);
+  }
+}
+
+export async function listNodes(k: Kube): Promise<V1Node[]> {
+  try {
+    return (await k.core.listNode()).items;
+  } catch (err) {
+    rethrow(err, 'list nodes');
   }
 }
 

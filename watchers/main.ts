@@ -48,7 +48,8 @@ const worker = await Worker.create({
 const running = worker.run();
 const client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
 const stores = new Map<Kind, Informer<KubernetesObject>>();
-const ctx: WatchContext = { kube, nb, objects: (kind) => stores.get(kind)?.list() ?? [] };
+const related = new Map<string, Informer<KubernetesObject>>();
+const ctx: WatchContext = { kube, nb, objects: (kind) => stores.get(kind)?.list() ?? [], related: (path) => related.get(path)?.list() ?? [] };
 const watches = await Promise.all(KIND_NAMES.map(async (k) => ((await import(`./${KINDS[k].file}.ts`)) as { default: Watch }).default));
 markReady(cfg.readyFile);
 log(`controller ${cfg.identity}: worker on ${CONTROLLER_QUEUE}; waiting for the lease`);
@@ -111,9 +112,13 @@ function watchAll(): () => void {
       actionable: (o) => (w.actionable?.(o, ctx) ?? true),
       skipAdd: (o) => w.inSync(o, ctx),
     });
-    const secondaries = (w.secondary ?? []).map((s) => informer<KubernetesObject>({
-      kc: kube.kc, path: s.path, list: s.list(ctx), keys: (o) => s.keys(o, ctx), relevant: (o) => s.relevant(o, ctx), log,
-    }).events$);
+    const secondaries = (w.secondary ?? []).map((s) => {
+      const inf2 = informer<KubernetesObject>({
+        kc: kube.kc, path: s.path, list: s.list(ctx), keys: (o) => s.keys(o, ctx), relevant: (o) => s.relevant(o, ctx), log,
+      });
+      related.set(s.path, inf2);
+      return inf2.events$;
+    });
     const extra = new Subject<KeyEvent>();
     stores.set(w.kind, inf);
     resyncs.push({ watch: w, inf, extra });
@@ -152,6 +157,7 @@ function watchAll(): () => void {
     clearInterval(periodic);
     for (const s of subs) s.unsubscribe();
     stores.clear();
+    related.clear();
   };
 }
 

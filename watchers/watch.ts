@@ -15,6 +15,8 @@ export interface WatchContext {
   nb: NbClient;
   /** The objects a kind's informer holds now (empty while it is not running): for secondary watches' keys. */
   objects: (kind: Kind) => readonly KubernetesObject[];
+  /** The objects a secondary watch's informer holds now, by its path (empty while it is not running). */
+  related: (path: string) => readonly KubernetesObject[];
 }
 
 /** Another kind of object whose changes map to this kind's keys (an EndpointSlice to its Service). */

@@ -3,5 +3,6 @@
 export { changed } from './reconcile.ts';
 export { reconcileNode } from './node.ts';
 export { reconcilePod } from './pod.ts';
+export { reconcileService } from './service.ts';
 export { cniAdd, cniDel, restoreAllocations } from './cni.ts';
 export { sweepNode } from './node-sweep.ts';

@@ -7,6 +7,9 @@ export const OWNER_TYPE = 'k8s.ovn.org/owner-type';
 export const OWNER_NAME = 'k8s.ovn.org/name';
 export const ROW_ID = 'k8s.ovn.org/id';
 export const CONTROLLER = 'kovn';
+/** OVN-Kubernetes' owner keys on load balancers (`kind=Service`, `owner=<ns>/<name>`), read beside kovn's. */
+export const OVNK_KIND = 'k8s.ovn.org/kind';
+export const OVNK_OWNER = 'k8s.ovn.org/owner';
 
 import { isOwnerType } from '../../lib/kinds.ts';
 import type { OwnerType } from '../../lib/kinds.ts';
@@ -27,7 +30,7 @@ export const isKovnOwned = (ext: Record<string, string> | undefined): boolean =>
 
 export function ownerOf(ext: Record<string, string> | undefined): Owner | undefined {
   if (!isKovnOwned(ext)) return undefined;
-  const type = ext?.[OWNER_TYPE];
-  const name = ext?.[OWNER_NAME];
+  const type = ext?.[OWNER_TYPE] ?? ext?.[OVNK_KIND];
+  const name = ext?.[OWNER_NAME] ?? ext?.[OVNK_OWNER];
   return type !== undefined && isOwnerType(type) && name !== undefined ? { type, name } : undefined;
 }

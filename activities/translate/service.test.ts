@@ -1,0 +1,109 @@
+// A Service's load balancers, by tables: names and owners, VIPs per family, endpoint choice, options,
+// per-node rows for NodePort and the traffic policies, and the Services that get none.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { backendsFor, serviceLoadBalancers } from './service.ts';
+import { ownerOf } from './ownership.ts';
+
+const svc = (spec: V1Service['spec'], name = 'web'): V1Service => ({ metadata: { namespace: 'default', name, uid: 'u1' }, spec: { selector: { app: 'web' }, ...spec } });
+type Ep = { ip: string; node?: string; ready?: boolean; serving?: boolean; terminating?: boolean };
+const slice = (eps: Ep[], ports: { name?: string; port: number; protocol?: string }[], addressType = 'IPv4'): V1EndpointSlice => ({
+  addressType, metadata: { namespace: 'default', name: `web-${addressType}` },
+  ports: ports.map((p) => ({ name: p.name ?? '', port: p.port, protocol: p.protocol ?? 'TCP' })),
+  endpoints: eps.map((e) => ({
+    addresses: [e.ip], ...(e.node ? { nodeName: e.node } : {}),
+    conditions: { ...(e.ready !== undefined ? { ready: e.ready } : {}), ...(e.serving !== undefined ? { serving: e.serving } : {}), ...(e.terminating !== undefined ? { terminating: e.terminating } : {}) },
+  })),
+});
+const nodes = [{ name: 'node-1', ips: ['172.29.0.11'] }, { name: 'node-2', ips: ['172.29.0.12'] }];
+const rowsOf = (s: V1Service, sl: V1EndpointSlice[], n = nodes) => serviceLoadBalancers(s, sl, n).rows;
+const cols = (r: ReturnType<typeof rowsOf>[number]) => r.columns as { vips: Record<string, string>; options: Record<string, string>; protocol: string; external_ids: Record<string, string> };
+
+test('ClusterIP: one row per protocol, every port, in the cluster group, owned as OVN-Kubernetes does', () => {
+  const s = svc({ clusterIP: '10.96.0.20', clusterIPs: ['10.96.0.20'], ports: [{ name: 'http', port: 80, targetPort: 8080 }, { name: 'dns', port: 53, protocol: 'UDP' }] });
+  const sl = [slice([{ ip: '10.244.1.5', node: 'node-1' }, { ip: '10.244.2.3', node: 'node-2' }], [{ name: 'http', port: 8080 }, { name: 'dns', port: 5353, protocol: 'UDP' }])];
+  const rows = rowsOf(s, sl);
+  assert.deepEqual(rows.map((r) => r.name), ['Service_default/web_TCP_cluster', 'Service_default/web_UDP_cluster']);
+  const [tcp, udp] = rows.map(cols);
+  assert.deepEqual(tcp?.vips, { '10.96.0.20:80': '10.244.1.5:8080,10.244.2.3:8080' });
+  assert.deepEqual(udp?.vips, { '10.96.0.20:53': '10.244.1.5:5353,10.244.2.3:5353' });
+  assert.equal(udp?.protocol, 'udp');
+  assert.deepEqual(rows[0]?.parent, { table: 'Load_Balancer_Group', name: 'clusterLBGroup', column: 'load_balancer' });
+  assert.equal(tcp?.external_ids['k8s.ovn.org/kind'], 'Service');
+  assert.equal(tcp?.external_ids['k8s.ovn.org/owner'], 'default/web');
+  assert.deepEqual(ownerOf(tcp?.external_ids), { type: 'Service', name: 'default/web' });
+  assert.deepEqual(tcp?.options, { reject: 'true', event: 'false', neighbor_responder: 'none', hairpin_snat_ip: '169.254.169.5 fd69::5' });
+});
+
+test('dual-stack: a VIP per family, each to its own family of endpoints', () => {
+  const s = svc({ clusterIPs: ['10.96.0.20', 'fd00:10:96::20'], ports: [{ port: 80, targetPort: 8080 }] });
+  const sl = [slice([{ ip: '10.244.1.5' }], [{ port: 8080 }]), slice([{ ip: 'fd00:10:244:1::5' }], [{ port: 8080 }], 'IPv6')];
+  assert.deepEqual(cols(rowsOf(s, sl)[0]!).vips, { '10.96.0.20:80': '10.244.1.5:8080', '[fd00:10:96::20]:80': '[fd00:10:244:1::5]:8080' });
+});
+
+test('endpoint choice: ready; else serving and terminating; never the rest', () => {
+  const ports = [{ port: 80 }];
+  const cases: { eps: Ep[]; want: string[] }[] = [
+    { eps: [{ ip: '10.0.0.1' }, { ip: '10.0.0.2', ready: false }], want: ['10.0.0.1'] },
+    { eps: [{ ip: '10.0.0.1', ready: false, serving: true, terminating: true }, { ip: '10.0.0.2', ready: false }], want: ['10.0.0.1'] },
+    { eps: [{ ip: '10.0.0.1', ready: true }, { ip: '10.0.0.2', ready: false, serving: true, terminating: true }], want: ['10.0.0.1'] },
+    { eps: [{ ip: '10.0.0.1', ready: false, serving: false, terminating: true }], want: [] },
+    { eps: [], want: [] },
+  ];
+  for (const c of cases) assert.deepEqual(backendsFor([slice(c.eps, ports)], '', 'TCP').map((b) => b.ip), c.want, JSON.stringify(c.eps));
+});
+
+test('no endpoint: the VIP stays with no backends, so OVN rejects (a reset at once, not a timeout)', () => {
+  const rows = rowsOf(svc({ clusterIPs: ['10.96.0.20'], ports: [{ port: 80 }] }), []);
+  assert.deepEqual(cols(rows[0]!).vips, { '10.96.0.20:80': '' });
+  assert.equal(cols(rows[0]!).options.reject, 'true');
+});
+
+test('sessionAffinity ClientIP sets affinity_timeout (its timeout, else 10800)', () => {
+  const a = rowsOf(svc({ clusterIPs: ['10.96.0.20'], ports: [{ port: 80 }], sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 60 } } }), []);
+  assert.equal(cols(a[0]!).options.affinity_timeout, '60');
+  const b = rowsOf(svc({ clusterIPs: ['10.96.0.20'], ports: [{ port: 80 }], sessionAffinity: 'ClientIP' }), []);
+  assert.equal(cols(b[0]!).options.affinity_timeout, '10800');
+});
+
+test('headless and ExternalName Services get no load balancer', () => {
+  assert.deepEqual(rowsOf(svc({ clusterIP: 'None', clusterIPs: ['None'], ports: [{ port: 80 }] }), []), []);
+  assert.deepEqual(rowsOf(svc({ type: 'ExternalName', externalName: 'example.com' }), []), []);
+});
+
+test('NodePort: per node, the node IPs on its router and its switch; ETP=Local: local endpoints and skip_snat on the router', () => {
+  const sl = [slice([{ ip: '10.244.1.5', node: 'node-1' }, { ip: '10.244.2.3', node: 'node-2' }], [{ port: 8080 }])];
+  const np = rowsOf(svc({ type: 'NodePort', clusterIPs: ['10.96.0.20'], ports: [{ port: 80, nodePort: 30080 }] }), sl);
+  assert.deepEqual(np.map((r) => r.name), ['Service_default/web_TCP_cluster', 'Service_default/web_TCP_node_router_node-1', 'Service_default/web_TCP_node_switch_node-1',
+    'Service_default/web_TCP_node_router_node-2', 'Service_default/web_TCP_node_switch_node-2']);
+  assert.deepEqual(cols(np[1]!).vips, { '172.29.0.11:30080': '10.244.1.5:8080,10.244.2.3:8080' });
+  assert.deepEqual(np[1]?.parent, { table: 'Logical_Router', name: 'GR_node-1', column: 'load_balancer' });
+  assert.deepEqual(np[2]?.parent, { table: 'Logical_Switch', name: 'node-1', column: 'load_balancer' });
+  const local = rowsOf(svc({ type: 'NodePort', externalTrafficPolicy: 'Local', clusterIPs: ['10.96.0.20'], ports: [{ port: 80, nodePort: 30080 }] }), sl);
+  const r1 = cols(local.find((r) => r.name.endsWith('node_router_node-1'))!);
+  assert.deepEqual(r1.vips, { '172.29.0.11:30080': '10.244.1.5:8080' });
+  assert.equal(r1.options.skip_snat, 'true');
+  assert.deepEqual(cols(local.find((r) => r.name.endsWith('node_switch_node-1'))!).vips, { '172.29.0.11:30080': '10.244.1.5:8080,10.244.2.3:8080' });
+});
+
+test('internalTrafficPolicy Local: the ClusterIP per node switch, local endpoints only', () => {
+  const sl = [slice([{ ip: '10.244.1.5', node: 'node-1' }], [{ port: 8080 }])];
+  const rows = rowsOf(svc({ internalTrafficPolicy: 'Local', clusterIPs: ['10.96.0.20'], ports: [{ port: 80 }] }), sl);
+  assert.deepEqual(rows.map((r) => [r.name, cols(r).vips]), [
+    ['Service_default/web_TCP_node_switch_node-1', { '10.96.0.20:80': '10.244.1.5:8080' }],
+    ['Service_default/web_TCP_node_switch_node-2', { '10.96.0.20:80': '' }],
+  ]);
+});
+
+test('ExternalIPs join the cluster row', () => {
+  const rows = rowsOf(svc({ clusterIPs: ['10.96.0.20'], externalIPs: ['203.0.113.50'], ports: [{ port: 80 }] }), [slice([{ ip: '10.244.1.5' }], [{ port: 80 }])]);
+  assert.deepEqual(cols(rows[0]!).vips, { '10.96.0.20:80': '10.244.1.5:80', '203.0.113.50:80': '10.244.1.5:80' });
+});
+
+test('a named target port no endpoint has is a problem of the Service; its other ports are programmed', () => {
+  const s = svc({ clusterIPs: ['10.96.0.20'], ports: [{ name: 'http', port: 80, targetPort: 'web' }, { name: 'admin', port: 81, targetPort: 'nope' }] });
+  const r = serviceLoadBalancers(s, [slice([{ ip: '10.244.1.5' }], [{ name: 'http', port: 8080 }])], nodes);
+  assert.deepEqual(cols(r.rows[0]!).vips, { '10.96.0.20:80': '10.244.1.5:8080', '10.96.0.20:81': '' });
+  assert.deepEqual(r.problems.map((p) => p.reason), ['TargetPortNotFound']);
+});

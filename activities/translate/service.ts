@@ -1,0 +1,177 @@
+/**
+ * Pure translation: a Service and its EndpointSlices as OVN load balancers, named and laid out as
+ * OVN-Kubernetes does. One `Service_<ns>/<name>_<PROTO>_cluster` row per protocol holds every VIP that
+ * is the same on every node (ClusterIPs, ExternalIPs) and sits in the cluster-wide load balancer group
+ * that every node switch and gateway router carries. Rules that differ per node get per-node rows:
+ * NodePorts (the node's own IPs, on its gateway router and its switch), `internalTrafficPolicy: Local`
+ * (the ClusterIPs on the node's switch, local endpoints only), `externalTrafficPolicy: Local` (local
+ * endpoints only, client address kept with `skip_snat`).
+ */
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { bare } from './topology.ts';
+import { gatewayRouter } from './gateway.ts';
+import { OVNK_KIND, OVNK_OWNER, ownedBy } from './ownership.ts';
+import type { Owner } from './ownership.ts';
+import type { AnyDesiredRow } from '../nb.ts';
+
+/** The load balancer group on every node switch and gateway router (OVN-Kubernetes' name). */
+export const CLUSTER_LB_GROUP = 'clusterLBGroup';
+/** The address a pod's hairpinned connection (to itself, through its Service) comes from. */
+export const HAIRPIN_SNAT_IPS = ['169.254.169.5', 'fd69::5'];
+
+export type Protocol = 'TCP' | 'UDP' | 'SCTP';
+const PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP'];
+
+export const lbName = (key: string, proto: Protocol, scope: string): string => `Service_${key}_${proto}_${scope}`;
+
+/** What the nodes are to a Service: their names and the IPs a NodePort answers on. */
+export interface ServiceNode {
+  name: string;
+  ips: readonly string[];
+}
+
+/** A Service's problem its author should see (an Event), while the rest of it is programmed. */
+export interface ServiceProblem {
+  reason: string;
+  message: string;
+}
+
+export interface ServiceLoadBalancers {
+  rows: AnyDesiredRow[];
+  problems: ServiceProblem[];
+}
+
+/** A VIP as OVN writes it: `10.96.0.1:443`, `[fd00::1]:443`. */
+export const vip = (ip: string, port: number): string => (ip.includes(':') ? `[${bare(ip)}]:${port}` : `${ip}:${port}`);
+
+/** Services OVN does not balance: headless and ExternalName. */
+export function hasLoadBalancer(svc: V1Service): boolean {
+  const s = svc.spec;
+  if (!s || s.type === 'ExternalName') return false;
+  const ips = s.clusterIPs ?? (s.clusterIP ? [s.clusterIP] : []);
+  return ips.length > 0 && ips[0] !== 'None';
+}
+
+interface Backend {
+  ip: string;
+  port: number;
+  node?: string;
+}
+
+/**
+ * The endpoints a Service port goes to, by family: ready ones; if none, those serving while
+ * terminating (as kube-proxy does, so a rolling update never drops a Service to nothing).
+ * `publishNotReadyAddresses` is already applied by the EndpointSlice controller (it marks them ready).
+ */
+export function backendsFor(slices: readonly V1EndpointSlice[], portName: string, proto: Protocol): Backend[] {
+  const all: (Backend & { ready: boolean; servingTerminating: boolean })[] = [];
+  for (const sl of slices) {
+    if (sl.addressType !== 'IPv4' && sl.addressType !== 'IPv6') continue;
+    const p = sl.ports?.find((x) => (x.name ?? '') === portName && (x.protocol ?? 'TCP') === proto);
+    if (p?.port === undefined || p.port === null) continue;
+    for (const ep of sl.endpoints ?? []) {
+      const c = ep.conditions ?? {};
+      const ready = c.ready ?? true; // unset means ready
+      const servingTerminating = (c.serving ?? ready) && c.terminating === true;
+      for (const ip of ep.addresses.slice(0, 1)) { // the first address is the endpoint's (the rest are ignored, as by kube-proxy)
+        all.push({ ip, port: p.port, ...(ep.nodeName ? { node: ep.nodeName } : {}), ready, servingTerminating });
+      }
+    }
+  }
+  const ready = all.filter((b) => b.ready);
+  const chosen = ready.length > 0 ? ready : all.filter((b) => b.servingTerminating);
+  const seen = new Set<string>();
+  return chosen.filter((b) => {
+    const k = vip(b.ip, b.port);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  }).map(({ ip, port, node }) => ({ ip, port, ...(node ? { node } : {}) }))
+    .sort((a, b) => vip(a.ip, a.port).localeCompare(vip(b.ip, b.port)));
+}
+
+const familyOf = (ip: string): 4 | 6 => (ip.includes(':') ? 6 : 4);
+
+/** Backends of one family as OVN writes them: `10.244.1.5:8080,10.244.2.3:8080` (empty: reject). */
+const backendList = (bs: readonly Backend[], fam: 4 | 6): string => bs.filter((b) => familyOf(b.ip) === fam).map((b) => vip(b.ip, b.port)).join(',');
+
+/**
+ * The Service's load balancer rows, given its EndpointSlices and the nodes. Pure: the same inputs make
+ * the same rows, so a resync with nothing changed writes nothing.
+ */
+export function serviceLoadBalancers(svc: V1Service, slices: readonly V1EndpointSlice[], nodes: readonly ServiceNode[]): ServiceLoadBalancers {
+  const ns = svc.metadata?.namespace ?? '';
+  const key = `${ns}/${svc.metadata?.name ?? ''}`;
+  const owner: Owner = { type: 'Service', name: key };
+  const problems: ServiceProblem[] = [];
+  if (!hasLoadBalancer(svc)) return { rows: [], problems };
+  const spec = svc.spec ?? {};
+  const clusterIps = spec.clusterIPs ?? (spec.clusterIP ? [spec.clusterIP] : []);
+  const externalIps = spec.externalIPs ?? [];
+  const etpLocal = spec.externalTrafficPolicy === 'Local' && (spec.type === 'NodePort' || spec.type === 'LoadBalancer');
+  const itpLocal = spec.internalTrafficPolicy === 'Local';
+  const affinity = spec.sessionAffinity === 'ClientIP' ? String(spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? 10_800) : undefined;
+  const options = (extra: Record<string, string> = {}): Record<string, string> => ({
+    reject: 'true', event: 'false', neighbor_responder: 'none', hairpin_snat_ip: HAIRPIN_SNAT_IPS.join(' '),
+    ...(affinity ? { affinity_timeout: affinity } : {}), ...extra,
+  });
+  const row = (proto: Protocol, scope: string, vips: Record<string, string>, opts: Record<string, string>, parent?: AnyDesiredRow['parent']): AnyDesiredRow => {
+    const name = lbName(key, proto, scope);
+    return {
+      table: 'Load_Balancer', name,
+      columns: { protocol: proto.toLowerCase() as 'tcp', vips, options: opts, external_ids: ownedBy(owner, name, { [OVNK_KIND]: 'Service', [OVNK_OWNER]: key }) },
+      ...(parent ? { parent } : {}),
+    };
+  };
+  const rows: AnyDesiredRow[] = [];
+  const selector = Object.keys(spec.selector ?? {}).length > 0;
+  for (const proto of PROTOCOLS) {
+    const ports = (spec.ports ?? []).filter((p) => (p.protocol ?? 'TCP') === proto);
+    if (ports.length === 0) continue;
+    const cluster: Record<string, string> = {};
+    const perNode = new Map<string, { router: Record<string, string>; sw: Record<string, string> }>(nodes.map((n) => [n.name, { router: {}, sw: {} }]));
+    for (const p of ports) {
+      const bs = backendsFor(slices, p.name ?? '', proto);
+      if (selector && typeof p.targetPort === 'string' && bs.length === 0 && slices.some((s) => (s.endpoints ?? []).length > 0)) {
+        problems.push({ reason: 'TargetPortNotFound', message: `port ${p.name ?? p.port}: no endpoint has a port named ${p.targetPort}` });
+      }
+      const local = (node: string): Backend[] => bs.filter((b) => b.node === node);
+      for (const ip of clusterIps) {
+        const f = familyOf(ip);
+        if (itpLocal) for (const n of nodes) perNode.get(n.name)!.sw[vip(ip, p.port)] = backendList(local(n.name), f);
+        else cluster[vip(ip, p.port)] = backendList(bs, f);
+      }
+      for (const ip of externalIps) {
+        const f = familyOf(ip);
+        if (etpLocal) for (const n of nodes) perNode.get(n.name)!.router[vip(ip, p.port)] = backendList(local(n.name), f);
+        else cluster[vip(ip, p.port)] = backendList(bs, f);
+      }
+      if (p.nodePort && (spec.type === 'NodePort' || spec.type === 'LoadBalancer')) {
+        for (const n of nodes) {
+          const m = perNode.get(n.name)!;
+          for (const ip of n.ips) {
+            const f = familyOf(ip);
+            if (!clusterIps.some((c) => familyOf(c) === f)) continue; // a family the Service does not have
+            // From outside (the router) ETP=Local keeps to local endpoints; from pods (the switch) every endpoint serves.
+            m.router[vip(ip, p.nodePort)] = backendList(etpLocal ? local(n.name) : bs, f);
+            m.sw[vip(ip, p.nodePort)] = backendList(bs, f);
+          }
+        }
+      }
+    }
+    if (Object.keys(cluster).length > 0) {
+      rows.push(row(proto, 'cluster', cluster, options(), { table: 'Load_Balancer_Group', name: CLUSTER_LB_GROUP, column: 'load_balancer' }));
+    }
+    for (const n of nodes) {
+      const m = perNode.get(n.name)!;
+      if (Object.keys(m.router).length > 0) {
+        rows.push(row(proto, `node_router_${n.name}`, m.router, options(etpLocal ? { skip_snat: 'true' } : {}),
+          { table: 'Logical_Router', name: gatewayRouter(n.name), column: 'load_balancer' }));
+      }
+      if (Object.keys(m.sw).length > 0) {
+        rows.push(row(proto, `node_switch_${n.name}`, m.sw, options(), { table: 'Logical_Switch', name: n.name, column: 'load_balancer' }));
+      }
+    }
+  }
+  return { rows, problems };
+}
