@@ -16,8 +16,9 @@ import { IPV4_CLUSTER } from '../lib/cluster-config.ts';
 import { classify } from '../lib/errors.ts';
 import {
   connectNb, deleteOwned, desired, ensureClusterTopology, ensureNodeGateway, ensureNodeTopology, ensurePodPort, noRouterWithNodeId, noSwitchWithSubnet,
-  ownedPodPorts, planSync, routerNodeIds, syncMacBindings, syncOwned,
+  ensureServiceLoadBalancers, ownedPodPorts, planSync, routerNodeIds, serviceOwners, syncMacBindings, syncOwned,
 } from './nb.ts';
+import { serviceLoadBalancers } from './translate/service.ts';
 import { NODE_ID_KEY, nodeGateway, routerToExternal } from './translate/gateway.ts';
 import type { Change, NbClient } from './nb.ts';
 import { ownedBy } from './translate/ownership.ts';
@@ -77,7 +78,7 @@ describe('Northbound layer', { timeout: 120_000 }, () => {
   test('creates a router with its port and a switch with its ports in one call; a second call changes nothing', async () => {
     const topo = clusterTopology(IPV4_CLUSTER);
     assert.deepEqual(sorted(await ensureClusterTopology(nb, topo)), [
-      'insert Logical_Router ovn_cluster_router', 'insert Logical_Router_Port rtoj-ovn_cluster_router', 'insert Logical_Switch join', 'insert Logical_Switch_Port jtor-ovn_cluster_router',
+      'insert Load_Balancer_Group clusterLBGroup', 'insert Logical_Router ovn_cluster_router', 'insert Logical_Router_Port rtoj-ovn_cluster_router', 'insert Logical_Switch join', 'insert Logical_Switch_Port jtor-ovn_cluster_router',
     ]);
     assert.deepEqual(await portsOf('Logical_Switch', 'join'), ['jtor-ovn_cluster_router']);
     assert.deepEqual(await portsOf('Logical_Router', 'ovn_cluster_router'), ['rtoj-ovn_cluster_router']);
@@ -226,7 +227,9 @@ describe('Northbound layer', { timeout: 120_000 }, () => {
 
     // The node's whole state (here without a gateway) is synced with a prune.
     const whole = () => ensureNodeGateway(nb, 'node-1', nodeTopology('node-1', ['10.244.1.0/24']), [], []);
-    assert.deepEqual(await whole(), [{ db: 'nb', table: 'Logical_Switch_Port', row: 'extra-node-1', op: 'delete' }]);
+    // (The switch takes the cluster's load balancer group on its first whole sync.)
+    assert.deepEqual(await whole(), [{ db: 'nb', table: 'Logical_Switch', row: 'node-1', op: 'update' }, { db: 'nb', table: 'Logical_Switch_Port', row: 'extra-node-1', op: 'delete' }]);
+    assert.equal((await server('Logical_Switch', 'node-1'))?.load_balancer_group?.length, 1);
     assert.equal(await server('Logical_Switch_Port', 'extra-node-1'), undefined);
     assert.deepEqual(await portsOf('Logical_Switch', 'node-1'), ['default_web', 'foreign-1', 'k8s-node-1', 'lookalike', 'stor-node-1']);
     assert.deepEqual((await server('Logical_Switch_Port', 'foreign-1'))?.external_ids, {});
@@ -338,6 +341,43 @@ describe('Northbound layer', { timeout: 120_000 }, () => {
     assert.equal((err.cause as Error).name, 'OvsdbTimedOutError');
     assert.deepEqual([classify(err).retryable, classify(err).reason], [true, 'StalePlan']);
     assert.equal((await server('Logical_Switch_Port', 'default_stale'))?.options['iface-id-ver'], 'busy');
+  });
+
+  test('a Service\'s load balancers: the cluster row in the group, a per-node row on its switch, one transaction each change; pruned by owner', async () => {
+    const owner = { type: 'Service', name: 'default/web' } as const;
+    const svc = { metadata: { namespace: 'default', name: 'web' }, spec: { type: 'NodePort', clusterIPs: ['10.96.0.20'], ports: [{ port: 80, nodePort: 30080, protocol: 'SCTP' }] } };
+    const slice = (ips: string[]) => [{ addressType: 'IPv4', endpoints: ips.map((ip) => ({ addresses: [ip] })), ports: [{ name: '', port: 8080, protocol: 'SCTP' }] }];
+    const nodes = [{ name: 'node-1', ips: ['172.29.0.11'] }];
+    // node-1 has a switch but no gateway router here: only its switch row is wanted.
+    const rows = (ips: string[]) => serviceLoadBalancers(svc, slice(ips), nodes).rows.filter((r) => r.parent?.table !== 'Logical_Router');
+    const lb = async (name: string) => {
+      const [r] = await other.transact([ops.select('Load_Balancer', [['name', '==', name]])]);
+      return r!.rows![0] as NB['Load_Balancer'] | undefined;
+    };
+    assert.deepEqual(sorted(await ensureServiceLoadBalancers(nb, owner, rows(['10.244.1.5']))), [
+      'insert Load_Balancer Service_default/web_SCTP_cluster', 'insert Load_Balancer Service_default/web_SCTP_node_switch_node-1',
+    ]);
+    const cluster = await lb('Service_default/web_SCTP_cluster');
+    assert.equal(cluster?.protocol, 'sctp');
+    assert.deepEqual(cluster?.vips, { '10.96.0.20:80': '10.244.1.5:8080' });
+    const [g] = await other.transact([ops.select('Load_Balancer_Group', [['name', '==', 'clusterLBGroup']])]);
+    assert.ok((g!.rows![0]!.load_balancer as string[]).includes(cluster!._uuid), 'in the cluster group');
+    const perNode = await lb('Service_default/web_SCTP_node_switch_node-1');
+    assert.ok((await server('Logical_Switch', 'node-1'))?.load_balancer?.includes(perNode!._uuid), 'on the node switch');
+    assert.deepEqual(await ensureServiceLoadBalancers(nb, owner, rows(['10.244.1.5'])), []);
+    assert.deepEqual(serviceOwners(nb), ['default/web']);
+    // An endpoint change rewrites the two rows in one transaction.
+    assert.deepEqual(sorted(await ensureServiceLoadBalancers(nb, owner, rows(['10.244.1.5', '10.244.1.6']))), [
+      'update Load_Balancer Service_default/web_SCTP_cluster', 'update Load_Balancer Service_default/web_SCTP_node_switch_node-1',
+    ]);
+    assert.deepEqual((await lb('Service_default/web_SCTP_cluster'))?.vips, { '10.96.0.20:80': '10.244.1.5:8080,10.244.1.6:8080' });
+    // The Service becomes ClusterIP: its per-node row goes.
+    assert.deepEqual(await ensureServiceLoadBalancers(nb, owner, rows(['10.244.1.5', '10.244.1.6']).filter((r) => r.name.endsWith('_cluster'))),
+      [{ db: 'nb', table: 'Load_Balancer', row: 'Service_default/web_SCTP_node_switch_node-1', op: 'delete' }]);
+    assert.equal((await server('Logical_Switch', 'node-1'))?.load_balancer?.length, 0);
+    assert.deepEqual(await deleteOwned(nb, owner), [{ db: 'nb', table: 'Load_Balancer', row: 'Service_default/web_SCTP_cluster', op: 'delete' }]);
+    assert.equal(await lb('Service_default/web_SCTP_cluster'), undefined);
+    assert.deepEqual(serviceOwners(nb), []);
   });
 
   test('a create guard that does not hold (a subnet claimed meanwhile) fails at once, retryable, for the caller to re-plan', async () => {
