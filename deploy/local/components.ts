@@ -15,7 +15,7 @@ import type { BoxShape } from './up.ts';
 export function boxComponents(shape: BoxShape, bundle = ''): { central: Component[]; nodes: Component[][] } {
   const kovn = !shape.bare;
   return {
-    central: [...controlPlane(), temporal(), ...ovnCentral(), ...forwarders(['apiserver', 'temporal', 'temporal-ui']), ...echoServers(shape.ipFamily),
+    central: [...controlPlane(shape.ipFamily), temporal(), ...ovnCentral(), ...forwarders(['apiserver', 'temporal', 'temporal-ui']), ...echoServers(shape.ipFamily),
       ...(kovn ? [controller(shape.ipFamily, bundle)] : [])],
     nodes: Array.from({ length: shape.nodes }, (_, k) => [...nodeComponents(k + 1, shape.ipFamily === 'dual'), ...(kovn ? [nodeAgent(k + 1, shape.ipFamily, bundle)] : [])]),
   };

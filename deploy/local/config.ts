@@ -45,7 +45,6 @@ export const NET = {
   externalHostIp6: '2001:db8:203::10',
   /** Ports of the external host's echo servers. */
   echo: { http: 80, udp: 9000 },
-  serviceCidr: '10.96.0.0/16',
   apiserverServiceIp: '10.96.0.1',
 };
 

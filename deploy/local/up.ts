@@ -119,7 +119,7 @@ export async function up(opts: BoxShape): Promise<void> {
   await step('outside', () => outside(ipFamily), true);
   // Four independent chains start together; each step still reports on its own.
   await Promise.all([
-    ensureAll([...controlPlane().slice(0, 2), ...forwarders(['apiserver']), ...controlPlane().slice(2)]),
+    ensureAll([...controlPlane(ipFamily).slice(0, 2), ...forwarders(['apiserver']), ...controlPlane(ipFamily).slice(2)]),
     ensureAll([temporal(), ...forwarders(['temporal', 'temporal-ui'])]),
     ensureAll(ovnCentral()),
     ensureAll(echoServers(ipFamily)),

@@ -5,6 +5,8 @@ import { caCrt, crt, ensureCert, keyFile, saKey, saPub, writeKubeconfig } from '
 import { inNsOk } from '../net.ts';
 import { bin } from '../tools.ts';
 import type { Component } from './types.ts';
+import { clusterConfig } from './kovn.ts';
+import type { IpFamily } from './kovn.ts';
 
 const ns = NET.cpNs;
 const API_INNER = 'https://127.0.0.1:6443';
@@ -28,7 +30,9 @@ export async function controlPlaneCerts(): Promise<boolean> {
   return made.some(Boolean);
 }
 
-export function controlPlane(): Component[] {
+/** The control plane; a dual-stack box's apiserver and controller-manager get a service range per family. */
+export function controlPlane(family: IpFamily = 'ipv4'): Component[] {
+  const serviceRanges = clusterConfig(family).serviceNetworks.join(',');
   const kcmKc = join(dirs.pki, 'kube-controller-manager.kubeconfig');
   const schedKc = join(dirs.pki, 'kube-scheduler.kubeconfig');
   return [
@@ -55,7 +59,7 @@ export function controlPlane(): Component[] {
           '--client-ca-file', caCrt(), '--authorization-mode', 'Node,RBAC', '--enable-admission-plugins', 'NodeRestriction',
           '--kubelet-preferred-address-types', 'InternalIP,Hostname',
           '--kubelet-client-certificate', crt('apiserver-kubelet-client'), '--kubelet-client-key', keyFile('apiserver-kubelet-client'),
-          '--service-cluster-ip-range', NET.serviceCidr, '--service-account-issuer', 'https://kubernetes.default.svc',
+          '--service-cluster-ip-range', serviceRanges, '--service-account-issuer', 'https://kubernetes.default.svc',
           '--service-account-key-file', saPub(), '--service-account-signing-key-file', saKey(),
           '--allow-privileged=true', '--profiling=false', '--v=1'],
       },
@@ -71,7 +75,7 @@ export function controlPlane(): Component[] {
           '--service-account-private-key-file', saKey(), '--root-ca-file', caCrt(),
           '--cluster-signing-cert-file', caCrt(), '--cluster-signing-key-file', keyFile('ca'),
           '--use-service-account-credentials', '--controllers', '*,-cloud-node-lifecycle', '--leader-elect=false',
-          '--allocate-node-cidrs=false', '--service-cluster-ip-range', NET.serviceCidr,
+          '--allocate-node-cidrs=false', '--service-cluster-ip-range', serviceRanges,
           '--bind-address', '127.0.0.1', '--secure-port', '10257', '--profiling=false'],
       },
       health: () => curlIn('https://127.0.0.1:10257/healthz', ['-k']),
