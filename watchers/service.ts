@@ -53,10 +53,13 @@ const watch: Watch<V1Service> = {
     path: SLICES,
     list: ({ kube }) => () => kube.discovery.listEndpointSliceForAllNamespaces(),
     relevant: (sl: V1EndpointSlice) => [sl.metadata?.uid, JSON.stringify(sl.endpoints), JSON.stringify(sl.ports)],
-    // The slice's Service (a deleted slice maps to it too: its endpoints leave the load balancer).
-    keys: (sl: V1EndpointSlice) => {
+    // The slice's Service (a deleted slice too: its endpoints leave), unless NB already holds what the
+    // slices make now (a restarted controller's first list starts nothing). A Service not in its store
+    // yet is dispatched by its own add.
+    keys: (sl: V1EndpointSlice, ctx: WatchContext) => {
       const k = sliceOwner(sl);
-      return k ? [k] : [];
+      const svc = k ? ctx.object('Service', k) : undefined;
+      return k && svc && !inSync(svc, ctx) ? [k] : [];
     },
   }, {
     path: '/api/v1/nodes',

@@ -15,6 +15,8 @@ export interface WatchContext {
   nb: NbClient;
   /** The objects a kind's informer holds now (empty while it is not running): for secondary watches' keys. */
   objects: (kind: Kind) => readonly KubernetesObject[];
+  /** One object of a kind's informer, by key (`ns/name`), if it holds it. */
+  object: (kind: Kind, key: string) => KubernetesObject | undefined;
   /** The objects a secondary watch's informer holds now, by its path (empty while it is not running). */
   related: (path: string) => readonly KubernetesObject[];
 }
