@@ -194,6 +194,10 @@ export function nodeGateway(cfg: ClusterConfig, g: GatewayInput): { rows: AnyDes
     for (const s of g.subnets.filter((x) => familyOf(x) === f)) {
       rows.push(route(CLUSTER_ROUTER, `${CLUSTER_ROUTER}:node:${g.node}:${s}`, { ip_prefix: s, nexthop: grJoinIp, policy: 'src-ip' }));
     }
+    // Traffic to the gateway router's own join address (replies to what its load balancers SNATed to it,
+    // host -> Service) goes straight to it: without this /32 the pod's src-ip route above, longer than the
+    // join switch's connected /16, would send it to the pod's own node's gateway, whose SNAT breaks it.
+    rows.push(route(CLUSTER_ROUTER, `${CLUSTER_ROUTER}:join:${g.node}:v${f}`, { ip_prefix: grJoinIp, nexthop: grJoinIp }));
     // Pod -> node IP goes to the node through its management port, not out through the gateway's SNAT.
     const mgmtIp = bare(byFamily(mgmt, f) ?? '');
     const hostIps = [...new Set([nodeIp, ...g.internalIps.filter((ip) => familyOf(ip) === f)])].sort();
