@@ -361,7 +361,7 @@ describe('Northbound layer', { timeout: 120_000 }, () => {
     assert.equal(cluster?.protocol, 'sctp');
     assert.deepEqual(cluster?.vips, { '10.96.0.20:80': '10.244.1.5:8080' });
     const [g] = await other.transact([ops.select('Load_Balancer_Group', [['name', '==', 'clusterLBGroup']])]);
-    assert.ok((g!.rows![0]!.load_balancer as string[]).includes(cluster!._uuid), 'in the cluster group');
+    assert.ok((g!.rows![0]!.load_balancer as string[]).includes(cluster._uuid), 'in the cluster group');
     const perNode = await lb('Service_default/web_SCTP_node_switch_node-1');
     assert.ok((await server('Logical_Switch', 'node-1'))?.load_balancer?.includes(perNode!._uuid), 'on the node switch');
     assert.deepEqual(await ensureServiceLoadBalancers(nb, owner, rows(['10.244.1.5'])), []);
