@@ -5,7 +5,6 @@
 // the core-seconds of every component (cgroup cpuacct, so short-lived plugin processes count), apiserver
 // requests and NB transactions per pod; with kovn also its CNI ADD durations and the Temporal steps per
 // pod. Medians over the runs go to bench/results/pods.json.
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -21,20 +20,12 @@ import { connectTemporal } from '../lib/history.ts';
 import type { AttachmentResult } from '../node-agent/activities.ts';
 import { CpuGroups, cpuBetween } from './lib/cpu.ts';
 import { apiRequests, nbTransactions, perPod, temporalSteps } from './lib/counters.ts';
+import { REPO, kovn, pct } from './lib/common.ts';
 
-const REPO = new URL('..', import.meta.url).pathname;
 const NODES = 2;
 type Plugin = 'kovn' | 'bridge';
 
-function kovn(args: string[]): void {
-  const r = spawnSync(process.execPath, [`${REPO}bin/kovn.ts`, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
-  if (r.status !== 0) throw new Error(`kovn ${args.join(' ')} failed (${r.status})`);
-}
 
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? (s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? 0) : 0;
-};
 const nbctl = (args: string[]): Promise<string> => run('ovn-nbctl', [`--db=unix:${files.nbSock}`, ...args]);
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 const stats = (xs: number[]) => ({ p50: r2(pct(xs, 50)), p99: r2(pct(xs, 99)), max: r2(Math.max(...xs)), n: xs.length });

@@ -4,7 +4,6 @@
 // rows written in one transaction by kovn's OVSDB client alone into a scratch ovsdb-server (the
 // ceiling). Then endpoint changes one at a time: slice patched -> the load balancer updated in NB,
 // p50/p99, and NB transactions per change. Writes bench/results/services.json.
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CoreV1Api, DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
@@ -19,19 +18,11 @@ import { opsFor } from '../ovsdb/ops.ts';
 import type { Operation } from '../ovsdb/ops.ts';
 import { Sandbox } from '../ovsdb/testing/ovsdb-server.ts';
 import { nbTransactions } from './lib/counters.ts';
+import { REPO, kovn, pct } from './lib/common.ts';
 
-const REPO = new URL('..', import.meta.url).pathname;
 const NS = 'bench-svc';
 const ops = opsFor<OvnNorthboundTables>();
 
-function kovn(args: string[]): void {
-  const r = spawnSync(process.execPath, [`${REPO}bin/kovn.ts`, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
-  if (r.status !== 0) throw new Error(`kovn ${args.join(' ')} failed (${r.status})`);
-}
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? (s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? 0) : 0;
-};
 const r1 = (x: number): number => Math.round(x * 10) / 10;
 
 /** Runs `fn` over `items`, `n` at a time. */
