@@ -49,23 +49,21 @@ function rethrow(err: unknown, what: string): never {
   throw Object.assign(new Error(`${what}: ${status ?? ''} ${msg}`), { statusCode: status });
 }
 
-export async function getPod(k: Kube, namespace: string, name: string): Promise<V1Pod | undefined> {
+/** One object by name: undefined when it does not exist (404), any other API error rethrown with its status. */
+async function readOrAbsent<T>(what: string, read: () => Promise<T>): Promise<T | undefined> {
   try {
-    return await k.core.readNamespacedPod({ name, namespace });
+    return await read();
   } catch (err) {
     if (httpStatus(err) === 404) return undefined;
-    rethrow(err, `get pod ${namespace}/${name}`);
+    rethrow(err, `get ${what}`);
   }
 }
 
-export async function getService(k: Kube, namespace: string, name: string): Promise<V1Service | undefined> {
-  try {
-    return await k.core.readNamespacedService({ name, namespace });
-  } catch (err) {
-    if (httpStatus(err) === 404) return undefined;
-    rethrow(err, `get service ${namespace}/${name}`);
-  }
-}
+export const getPod = (k: Kube, namespace: string, name: string): Promise<V1Pod | undefined> =>
+  readOrAbsent(`pod ${namespace}/${name}`, () => k.core.readNamespacedPod({ name, namespace }));
+
+export const getService = (k: Kube, namespace: string, name: string): Promise<V1Service | undefined> =>
+  readOrAbsent(`service ${namespace}/${name}`, () => k.core.readNamespacedService({ name, namespace }));
 
 /** The label that ties an EndpointSlice to its Service. */
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -78,26 +76,11 @@ export async function listServiceSlices(k: Kube, namespace: string, name: string
   }
 }
 
-export async function listNodes(k: Kube): Promise<V1Node[]> {
-  try {
-    return (await k.core.listNode()).items;
-  } catch (err) {
-    rethrow(err, 'list nodes');
-  }
-}
-
 /** The node's InternalIPs, from its status, sorted. */
 export const internalIps = (node: V1Node | undefined): string[] =>
   (node?.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address).sort();
 
-export async function getNode(k: Kube, name: string): Promise<V1Node | undefined> {
-  try {
-    return await k.core.readNode({ name });
-  } catch (err) {
-    if (httpStatus(err) === 404) return undefined;
-    rethrow(err, `get node ${name}`);
-  }
-}
+export const getNode = (k: Kube, name: string): Promise<V1Node | undefined> => readOrAbsent(`node ${name}`, () => k.core.readNode({ name }));
 
 const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
