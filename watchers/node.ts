@@ -8,7 +8,7 @@ import {
 } from '../lib/annotations.ts';
 import { OWNER_NAME, OWNER_TYPE, isKovnOwned } from '../activities/translate/ownership.ts';
 import { mgmtPort } from '../activities/translate/topology.ts';
-import { NODE_ID_KEY, gatewayRouter } from '../activities/translate/gateway.ts';
+import { GATEWAY_LAYOUT, GATEWAY_LAYOUT_KEY, NODE_ID_KEY, gatewayRouter } from '../activities/translate/gateway.ts';
 import { internalIps } from '../lib/kube.ts';
 import type { Watch } from './watch.ts';
 
@@ -29,6 +29,7 @@ const watch: Watch<V1Node> = {
     if (!sw || !nb.cache.table('Logical_Switch_Port').byIndex({ name: mgmtPort(name) }) || !a[NODE_CHASSIS_ID]) return false;
     const gr = nb.cache.table('Logical_Router').byColumn('name', gatewayRouter(name))[0];
     if (!gr || GATEWAY_ANNOTATIONS.some((k) => a[k] === undefined) || gr.external_ids[NODE_ID_KEY] !== a[NODE_ID]) return false;
+    if (gr.external_ids[GATEWAY_LAYOUT_KEY] !== GATEWAY_LAYOUT) return false; // written by an older kovn
     try {
       const annotated = readAnnotation(a, NODE_SUBNETS, NodeSubnets)?.default ?? [];
       return sw.other_config.subnet === undefined || annotated.includes(sw.other_config.subnet);

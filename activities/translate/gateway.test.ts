@@ -45,7 +45,7 @@ test('gateway rows: names, options, addresses and owners as OVN-Kubernetes has t
   assert.deepEqual(row(rows, 'Logical_Switch_Port', 'breth0_node-1').options, { network_name: 'physnet' });
   assert.equal(row(rows, 'Logical_Switch_Port', 'breth0_node-1').type, 'localnet');
   row(rows, 'Logical_Switch', 'ext_node-1');
-  assert.deepEqual(macBindings, [{ logical_port: 'rtoe-GR_node-1', ip: '169.254.169.4', mac: '0a:00:00:00:00:11' }]);
+  assert.deepEqual(macBindings, [{ logical_port: 'rtoe-GR_node-1', ip: '169.254.169.4', mac: '0a:58:a9:fe:a9:04' }]);
   for (const r of rows) {
     const ext = (r.columns as { external_ids: Record<string, string> }).external_ids;
     assert.deepEqual(ownerOf(ext), { type: 'Node', name: 'node-1' }, `${r.table} ${r.name}`);

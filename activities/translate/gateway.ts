@@ -25,6 +25,12 @@ export const localnetPort = (bridge: string, node: string): string => `${bridge}
 export const PHYSNET = 'physnet';
 /** Where the gateway router keeps its node id (and the claim that no two routers share one). */
 export const NODE_ID_KEY = 'k8s.ovn.org/node-id';
+/**
+ * The gateway translation's version, stamped on the gateway router: raise it whenever nodeGateway's rows
+ * or MAC bindings change, so a controller upgrade re-runs every node once (the node watch compares it).
+ */
+export const GATEWAY_LAYOUT_KEY = 'kovn/gateway-layout';
+export const GATEWAY_LAYOUT = '2';
 /** Ids 0 and 1 are never a node's: the join subnet's base and the cluster router's join address. */
 export const FIRST_NODE_ID = 2;
 /** The policy priority OVN-Kubernetes gives pod -> node-IP reroutes. */
@@ -133,7 +139,7 @@ export function nodeGateway(cfg: ClusterConfig, g: GatewayInput): { rows: AnyDes
           chassis: g.chassisId, lb_force_snat_ip: 'router_ip', 'snat-ct-zone': '0',
           always_learn_from_arp_request: 'false', dynamic_neigh_routers: 'true',
         },
-        external_ids: ids(`lr:${gr}`, { physical_ip: bare(nodeIps[0] ?? ''), physical_ips: nodeIps.map(bare).join(','), [NODE_ID_KEY]: String(g.nodeId) }),
+        external_ids: ids(`lr:${gr}`, { physical_ip: bare(nodeIps[0] ?? ''), physical_ips: nodeIps.map(bare).join(','), [NODE_ID_KEY]: String(g.nodeId), [GATEWAY_LAYOUT_KEY]: GATEWAY_LAYOUT }),
       },
     },
     // The join link. gateway_mtu sits where OVN-Kubernetes puts it, on the port toward the cluster: OVN
@@ -212,7 +218,9 @@ export function nodeGateway(cfg: ClusterConfig, g: GatewayInput): { rows: AnyDes
       });
     }
   }
-  const macBindings = fams.map((f) => ({ logical_port: rtoe, ip: MASQUERADE[f].nextHop, mac: g.facts.mac }));
+  // The dummy next hop's MAC is derived from its IP, as OVN-Kubernetes does: were it the bridge's (the
+  // router port's own), the external switch would hand host-bound replies back to the router.
+  const macBindings = fams.map((f) => ({ logical_port: rtoe, ip: MASQUERADE[f].nextHop, mac: macFromIp(MASQUERADE[f].nextHop) }));
   return { rows, macBindings };
 }
 

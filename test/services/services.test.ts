@@ -130,6 +130,19 @@ describe('Services (IPv4)', { timeout: 20 * 60_000 }, () => {
     await until(`a pod connects to ${k8s}:443`, () => exec('cl', ['nc', '-w', '3', k8s, '443']).then(() => true, () => false));
   });
 
+  test('node hosts reach ClusterIPs through their gateway routers: the kubernetes Service from each node, a pod backend on the other node', async () => {
+    const fromNode = (node: number, url: string): Promise<string> =>
+      run('ip', ['netns', 'exec', `kovn-node-${node}`, 'curl', '-sk', '--max-time', '3', url]).then((s) => s.trim(), () => '');
+    const k8s = await clusterIp('kubernetes');
+    for (const node of [1, 2]) await until(`node-${node} gets /version from ${k8s}`, async () => /gitVersion/.test(await fromNode(node, `https://${k8s}/version`)));
+    await apply(backend('far', 'node-2', 'far'), service('far', { selector: { app: 'far' }, ports: [{ port: 80, targetPort: 8080 }] }));
+    await waitReady(['far']);
+    const ip = await clusterIp('far');
+    await until('node-1 reaches far on node-2', async () => (await fromNode(1, `http://${ip}/`)) === 'far');
+    // Every connection, not only the first: the replies come back through the host's masquerade flows.
+    for (let i = 0; i < 5; i++) assert.equal(await fromNode(1, `http://${ip}/`), 'far', `node-1 -> ${ip}, try ${i + 1}`);
+  });
+
   test('NodePort: a pod reaches its own node\'s IP on the node port; each node has its per-node rows', async () => {
     await apply(service('np', { type: 'NodePort', selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] }));
     const np = (await kubectlJson<{ spec: { ports: { nodePort: number }[] } }>(['get', 'service', 'np'])).spec.ports[0]!.nodePort;
