@@ -55,6 +55,11 @@ export function pingFromNode(node: number, ip: string): Promise<boolean> {
   return run('nsenter', [`--net=/run/netns/${nodeNs(node)}`, '--', 'ping', '-c', '2', '-W', '2', ip]).then(() => true, () => false);
 }
 
+/** An HTTP(S) GET from a node's own network namespace (certificates unchecked); '' when it fails. */
+export function curlFromNode(node: number, url: string): Promise<string> {
+  return run('nsenter', [`--net=/run/netns/${nodeNs(node)}`, '--', 'curl', '-sk', '--max-time', '3', url]).then((s) => s.trim(), () => '');
+}
+
 export async function nbctl(args: string[]): Promise<string> {
   return run('ovn-nbctl', [`--db=unix:${files.nbSock}`, ...args]);
 }

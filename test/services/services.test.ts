@@ -9,7 +9,7 @@ import { files } from '../../deploy/local/config.ts';
 import { kubectl, kubectlJson } from '../../deploy/local/kubectl.ts';
 import { run } from '../../lib/exec.ts';
 import { kovn } from '../box/helpers.ts';
-import { events, exec, killAndWaitBack, nbctl, until, useBox, waitReady } from '../pods/helpers.ts';
+import { curlFromNode, events, exec, killAndWaitBack, nbctl, until, useBox, waitReady } from '../pods/helpers.ts';
 
 /** A backend: httpd on 8080 (port `http`) and 8081 (port `alt`), each page saying which pod answered. */
 const backend = (name: string, node: string, app = 'web'): unknown => ({
@@ -131,16 +131,14 @@ describe('Services (IPv4)', { timeout: 20 * 60_000 }, () => {
   });
 
   test('node hosts reach ClusterIPs through their gateway routers: the kubernetes Service from each node, a pod backend on the other node', async () => {
-    const fromNode = (node: number, url: string): Promise<string> =>
-      run('ip', ['netns', 'exec', `kovn-node-${node}`, 'curl', '-sk', '--max-time', '3', url]).then((s) => s.trim(), () => '');
     const k8s = await clusterIp('kubernetes');
-    for (const node of [1, 2]) await until(`node-${node} gets /version from ${k8s}`, async () => /gitVersion/.test(await fromNode(node, `https://${k8s}/version`)));
+    for (const node of [1, 2]) await until(`node-${node} gets /version from ${k8s}`, async () => /gitVersion/.test(await curlFromNode(node, `https://${k8s}/version`)));
     await apply(backend('far', 'node-2', 'far'), service('far', { selector: { app: 'far' }, ports: [{ port: 80, targetPort: 8080 }] }));
     await waitReady(['far']);
     const ip = await clusterIp('far');
-    await until('node-1 reaches far on node-2', async () => (await fromNode(1, `http://${ip}/`)) === 'far');
+    await until('node-1 reaches far on node-2', async () => (await curlFromNode(1, `http://${ip}/`)) === 'far');
     // Every connection, not only the first: the replies come back through the host's masquerade flows.
-    for (let i = 0; i < 5; i++) assert.equal(await fromNode(1, `http://${ip}/`), 'far', `node-1 -> ${ip}, try ${i + 1}`);
+    for (let i = 0; i < 5; i++) assert.equal(await curlFromNode(1, `http://${ip}/`), 'far', `node-1 -> ${ip}, try ${i + 1}`);
   });
 
   test('NodePort: a pod reaches its own node\'s IP on the node port; each node has its per-node rows', async () => {
