@@ -726,7 +726,7 @@ export function serviceOwners(nb: NbClient): string[] {
 }
 
 /** A Service's load balancers in the cache, by name. */
-export function serviceLoadBalancersInNb(nb: NbClient, key: string): { name: string; vips: Record<string, string>; options: Record<string, string> }[] {
+export function serviceLoadBalancersInNb(nb: NbClient, key: string): { name: string; protocol: string | undefined; vips: Record<string, string>; options: Record<string, string> }[] {
   return nb.cache.table('Load_Balancer').byExternalId(OWNER_NAME, key).filter((lb) => ownerOf(lb.external_ids)?.type === 'Service')
-    .map((lb) => ({ name: lb.name, vips: lb.vips, options: lb.options }));
+    .map((lb) => ({ name: lb.name, protocol: lb.protocol, vips: lb.vips, options: lb.options }));
 }

@@ -7,8 +7,17 @@
 import type { Change } from '../lib/change.ts';
 import { getService, listServiceSlices, recordEvent } from '../lib/kube.ts';
 import type { ControllerDeps } from './common.ts';
-import { deleteOwned, ensureServiceLoadBalancers, gatewayNodes } from './nb.ts';
-import { hasLoadBalancer, serviceLoadBalancers } from './translate/service.ts';
+import { deleteOwned, ensureServiceLoadBalancers, gatewayNodes, serviceLoadBalancersInNb } from './nb.ts';
+import { hasLoadBalancer, serviceLoadBalancers, staleFlows } from './translate/service.ts';
+import type { LbVips, StaleFlow } from './translate/service.ts';
+
+/** What a write did, and what the nodes must still do: forget conntrack entries of UDP/SCTP backends that left. */
+export interface ServiceWriteResult {
+  changes: Change[];
+  stale: StaleFlow[];
+  /** The nodes to flush on (those with gateways, as the load balancers' own node list). */
+  nodes: string[];
+}
 
 export default function createServiceActivities({ nb, kube }: ControllerDeps) {
   const reads = {
@@ -21,19 +30,24 @@ export default function createServiceActivities({ nb, kube }: ControllerDeps) {
 
   const writes = {
     /** The Service's load balancers as its EndpointSlices say now; stale ones (a port, a node gone) pruned in the same transaction. */
-    async ensureServiceLoadBalancers({ namespace, name }: { namespace: string; name: string }): Promise<Change[]> {
+    async ensureServiceLoadBalancers({ namespace, name }: { namespace: string; name: string }): Promise<ServiceWriteResult> {
       const [svc, slices] = await Promise.all([getService(kube, namespace, name), listServiceSlices(kube, namespace, name)]);
-      if (!svc) return deleteOwned(nb, { type: 'Service', name: `${namespace}/${name}` });
-      const { rows, problems } = serviceLoadBalancers(svc, slices, gatewayNodes(nb));
-      const changes = await ensureServiceLoadBalancers(nb, { type: 'Service', name: `${namespace}/${name}` }, rows);
+      if (!svc) return writes.deleteServiceLoadBalancers({ namespace, name });
+      const key = `${namespace}/${name}`;
+      const nodes = gatewayNodes(nb);
+      const before = serviceLoadBalancersInNb(nb, key);
+      const { rows, problems } = serviceLoadBalancers(svc, slices, nodes);
+      const changes = await ensureServiceLoadBalancers(nb, { type: 'Service', name: key }, rows);
       for (const p of problems) {
         await recordEvent(kube, { kind: 'Service', namespace, name, uid: svc.metadata?.uid ?? '' }, 'Warning', p.reason, p.message);
       }
-      return changes;
+      return { changes, stale: staleFlows(before, rows.map((r) => r.columns as LbVips)), nodes: nodes.map((n) => n.name) };
     },
 
-    async deleteServiceLoadBalancers({ namespace, name }: { namespace: string; name: string }): Promise<Change[]> {
-      return deleteOwned(nb, { type: 'Service', name: `${namespace}/${name}` });
+    async deleteServiceLoadBalancers({ namespace, name }: { namespace: string; name: string }): Promise<ServiceWriteResult> {
+      const before = serviceLoadBalancersInNb(nb, `${namespace}/${name}`);
+      const changes = await deleteOwned(nb, { type: 'Service', name: `${namespace}/${name}` });
+      return { changes, stale: staleFlows(before, []), nodes: gatewayNodes(nb).map((n) => n.name) };
     },
   };
   return { reads, writes };

@@ -26,6 +26,8 @@ import type { OvsClient, PodPort } from './ovs.ts';
 import { checkVeth, configureMgmtPort, hostIfname, plugVeth, unplugVeth } from './plug.ts';
 import { bridgeFor, bridgeMapping, ensureHostMasquerade, gatewayFacts } from './gateway.ts';
 import type { GatewayFacts } from '../activities/translate/gateway.ts';
+import type { StaleFlow } from '../activities/translate/service.ts';
+import { flushStale } from './conntrack.ts';
 
 /** The same addresses, in any order ("10.244.1.5/24" and "10.244.1.5/24"). */
 const sameAddresses = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && [...a].sort().join() === [...b].sort().join();
@@ -40,6 +42,8 @@ export interface NodeAgentDeps {
   syncBridgeFlows?: () => Promise<void>;
   ipamFile: string;
   ovs: OvsClient;
+  /** The node's Open_vSwitch database socket; its ovs-vswitchd (for conntrack) is found beside it. */
+  ovsSock: string;
   pods: NodePods;
   cluster: ClusterConfig;
   /** For live reads: a pod's address is freed only once the apiserver itself says the pod is gone. */
@@ -118,6 +122,9 @@ function inputSchemas(cluster: ClusterConfig) {
     check: attachment.extend(net),
     installed: z.object({ hostIfname: hostIf }),
     unplug: z.object({ containerId }),
+    flush: z.object({
+      flows: z.array(z.object({ protocol: z.enum(['udp', 'sctp']), vip: ip, port: z.number().int().min(1).max(65_535), backend: ip, backendPort: z.number().int().min(1).max(65_535) })).max(10_000),
+    }),
     orphans: z.object({
       reason: z.enum(['pod-gone', 'runtime-gc']),
       ports: z.array(z.object({ name: hostIf, ifaceId: z.string(), sandbox: z.string(), uid: z.string(), pod: z.string() })),
@@ -156,7 +163,7 @@ async function stillInUse(kube: Kube, ovs: OvsClient, node: string, a: Allocatio
   return podLive(kube, node, a.pod, a.uid);
 }
 
-export function createNodeAgentActivities({ node, chassis, gatewayInterface, syncBridgeFlows, ipamFile, ovs, pods, cluster, kube, restored = Promise.resolve() }: NodeAgentDeps) {
+export function createNodeAgentActivities({ node, chassis, gatewayInterface, syncBridgeFlows, ipamFile, ovs, ovsSock, pods, cluster, kube, restored = Promise.resolve() }: NodeAgentDeps) {
   const bridge = bridgeFor(gatewayInterface);
   const inputs = inputSchemas(cluster);
   // The store is keyed by the node's subnets, which only setupNode sets: a release or an allocation
@@ -431,6 +438,13 @@ export function createNodeAgentActivities({ node, chassis, gatewayInterface, syn
     async unplugPod(input: { containerId: string }): Promise<Change[]> {
       const { containerId } = parseInput(inputs.unplug, input, 'unplugPod');
       return unplug(hostIfname(containerId));
+    },
+
+    /** Drops this node's conntrack entries of UDP/SCTP backends that left a Service's VIPs (called by the Service run). */
+    async flushConntrack(input: { flows: StaleFlow[] }): Promise<Change[]> {
+      const { flows } = parseInput(inputs.flush, input, 'flushConntrack');
+      const n = await flushStale(ovsSock, flows);
+      return n === 0 ? [] : [{ db: 'node', table: 'conntrack', row: `${node}: ${n} entries to ${[...new Set(flows.map((f) => `${f.backend}:${f.backendPort}`))].join(',')}`, op: 'delete' }];
     },
 
     async checkPod(input: PodAttachment & { ips: string[]; mac: string }): Promise<void> {

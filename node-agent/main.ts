@@ -45,7 +45,7 @@ const taskQueue = nodeQueue(cfg.node);
 let markRestored = (): void => undefined;
 const restored = new Promise<void>((done) => (markRestored = done));
 const activities = createNodeAgentActivities({
-  node: cfg.node, chassis: { encapIp: cfg.encapIp, sbRemote: cfg.sbRemote }, gatewayInterface: cfg.gatewayInterface, syncBridgeFlows: bridgeFlows.sync, ipamFile: cfg.ipamFile, ovs, pods, cluster: cfg.cluster, kube, restored });
+  node: cfg.node, chassis: { encapIp: cfg.encapIp, sbRemote: cfg.sbRemote }, gatewayInterface: cfg.gatewayInterface, syncBridgeFlows: bridgeFlows.sync, ipamFile: cfg.ipamFile, ovs, ovsSock: cfg.ovsSock, pods, cluster: cfg.cluster, kube, restored });
 const worker = await Worker.create({
   connection, namespace: cfg.temporal.namespace, taskQueue, activities,
   interceptors: { activity: [classifyActivityErrors] },

@@ -1,11 +1,29 @@
 /** The Service kind's workflow: its load balancers, rewritten as its EndpointSlices change, removed with it. */
-import type { ServiceReads, ServiceWrites } from '../activities/service.ts';
+import { log } from '@temporalio/workflow';
+import type { ServiceReads, ServiceWrites, ServiceWriteResult } from '../activities/service.ts';
 import type { RunSummary } from '../lib/change.ts';
-import { reads, reconcile, writes } from './reconcile.ts';
+import { onNode, reads, reconcile, writes } from './reconcile.ts';
 import type { ReconcileInput } from './reconcile.ts';
 
 const read = reads<ServiceReads>();
 const write = writes<ServiceWrites>();
+
+/**
+ * Each node forgets its conntrack entries of the UDP/SCTP backends that left (OVN does not), so a UDP
+ * client reaches the new backend at once. Best effort per node: a node whose agent does not answer is
+ * logged and skipped (its entries time out), never a reason to hold the Service's run.
+ */
+async function flushStale(s: RunSummary, r: ServiceWriteResult | ServiceWriteResult['changes']): Promise<void> {
+  // A run started by a kovn before the flush returned only the changes.
+  if (Array.isArray(r)) return void s.changes.push(...r);
+  s.changes.push(...r.changes);
+  if (r.stale.length === 0) return;
+  const results = await Promise.allSettled(r.nodes.map((node) => onNode(node).flushConntrack({ flows: r.stale })));
+  results.forEach((x, i) => {
+    if (x.status === 'fulfilled') s.changes.push(...x.value);
+    else log.warn('conntrack flush failed', { node: r.nodes[i], error: String(x.reason) });
+  });
+}
 
 export async function reconcileService(input: ReconcileInput): Promise<RunSummary> {
   const namespace = input.namespace ?? '';
@@ -14,10 +32,10 @@ export async function reconcileService(input: ReconcileInput): Promise<RunSummar
     const obs = await read.observeService({ namespace, name });
     if (!obs.exists || !obs.balanced) {
       // Gone, or headless / ExternalName now: no load balancer may stay behind.
-      s.changes.push(...(await write.deleteServiceLoadBalancers({ namespace, name })));
+      await flushStale(s, await write.deleteServiceLoadBalancers({ namespace, name }));
       return obs.exists ? 'skipped' : 'deleted';
     }
-    s.changes.push(...(await write.ensureServiceLoadBalancers({ namespace, name })));
+    await flushStale(s, await write.ensureServiceLoadBalancers({ namespace, name }));
     return 'converged';
   });
 }

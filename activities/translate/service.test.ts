@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
-import { backendsFor, serviceLoadBalancers } from './service.ts';
+import { backendsFor, serviceLoadBalancers, staleFlows } from './service.ts';
+import type { LbVips, StaleFlow } from './service.ts';
 import { ownerOf } from './ownership.ts';
 
 const svc = (spec: V1Service['spec'], name = 'web'): V1Service => ({ metadata: { namespace: 'default', name, uid: 'u1' }, spec: { selector: { app: 'web' }, ...spec } });
@@ -106,4 +107,23 @@ test('a named target port no endpoint has is a problem of the Service; its other
   const r = serviceLoadBalancers(s, [slice([{ ip: '10.244.1.5' }], [{ name: 'http', port: 8080 }])], nodes);
   assert.deepEqual(cols(r.rows[0]!).vips, { '10.96.0.20:80': '10.244.1.5:8080', '10.96.0.20:81': '' });
   assert.deepEqual(r.problems.map((p) => p.reason), ['TargetPortNotFound']);
+});
+
+test('stale UDP/SCTP flows: a backend that left a VIP, every backend of a VIP gone; none for TCP or a backend that stays', () => {
+  const cases: { name: string; before: LbVips[]; after: LbVips[]; want: StaleFlow[] }[] = [
+    { name: 'nothing changed', before: [{ protocol: 'udp', vips: { '10.96.0.10:53': '10.244.1.5:53,10.244.2.3:53' } }],
+      after: [{ protocol: 'udp', vips: { '10.96.0.10:53': '10.244.2.3:53,10.244.1.5:53' } }], want: [] },
+    { name: 'a backend replaced', before: [{ protocol: 'udp', vips: { '10.96.0.10:53': '10.244.1.5:53' } }],
+      after: [{ protocol: 'udp', vips: { '10.96.0.10:53': '10.244.1.9:53' } }],
+      want: [{ protocol: 'udp', vip: '10.96.0.10', port: 53, backend: '10.244.1.5', backendPort: 53 }] },
+    { name: 'the Service gone', before: [{ protocol: 'sctp', vips: { '[fd00:10:96::a]:9': '[fd00:10:244:1::5]:99' } }], after: [],
+      want: [{ protocol: 'sctp', vip: 'fd00:10:96::a', port: 9, backend: 'fd00:10:244:1::5', backendPort: 99 }] },
+    { name: 'TCP is left to its resets', before: [{ protocol: 'tcp', vips: { '10.96.0.20:80': '10.244.1.5:8080' } }], after: [], want: [] },
+    { name: 'a backend that moved to another row of the same VIP stays', before: [{ protocol: 'udp', vips: { '172.29.0.11:30053': '10.244.1.5:53' } }],
+      after: [{ protocol: 'udp', vips: {} }, { protocol: 'udp', vips: { '172.29.0.11:30053': '10.244.1.5:53' } }], want: [] },
+    { name: 'a target port changed', before: [{ protocol: 'udp', vips: { '10.96.0.10:53': '10.244.1.5:53' } }],
+      after: [{ protocol: 'udp', vips: { '10.96.0.10:53': '10.244.1.5:5353' } }],
+      want: [{ protocol: 'udp', vip: '10.96.0.10', port: 53, backend: '10.244.1.5', backendPort: 53 }] },
+  ];
+  for (const c of cases) assert.deepEqual(staleFlows(c.before, c.after), c.want, c.name);
 });

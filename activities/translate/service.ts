@@ -175,3 +175,58 @@ export function serviceLoadBalancers(svc: V1Service, slices: readonly V1Endpoint
   }
   return { rows, problems };
 }
+
+/** A load balancer as far as conntrack is concerned: its protocol and VIP -> backends. */
+export interface LbVips {
+  protocol?: string | undefined;
+  vips: Record<string, string>;
+}
+
+/**
+ * A connectionless flow a node must forget: conntrack entries to `vip`:`port` DNATed to a backend that
+ * no longer serves it. OVN (23.03) leaves them, so a UDP client would keep sending to a gone backend
+ * until the entry times out; kube-proxy and OVN-Kubernetes flush them, and so does kovn.
+ */
+export interface StaleFlow {
+  protocol: 'udp' | 'sctp';
+  vip: string;
+  port: number;
+  backend: string;
+  backendPort: number;
+}
+
+/** `10.96.0.1:53` or `[fd00::1]:53` as its address and port. */
+export function splitVip(s: string): { ip: string; port: number } | undefined {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(s.trim());
+  return m ? { ip: m[1]!, port: Number(m[2]) } : undefined;
+}
+
+/** The UDP and SCTP backends that left a VIP between two states of a Service's rows (a VIP gone takes all its backends). TCP needs no flush: a reset ends it. */
+export function staleFlows(before: readonly LbVips[], after: readonly LbVips[]): StaleFlow[] {
+  const backends = (rows: readonly LbVips[]): Map<string, Set<string>> => {
+    const m = new Map<string, Set<string>>();
+    for (const r of rows) {
+      if (r.protocol !== 'udp' && r.protocol !== 'sctp') continue;
+      for (const [v, list] of Object.entries(r.vips)) {
+        const k = `${r.protocol} ${v}`;
+        const set = m.get(k) ?? new Set<string>();
+        for (const b of list.split(',').map((x) => x.trim()).filter(Boolean)) set.add(b);
+        m.set(k, set);
+      }
+    }
+    return m;
+  };
+  const now = backends(after);
+  const out: StaleFlow[] = [];
+  for (const [k, was] of backends(before)) {
+    const [protocol, v] = k.split(' ') as ['udp' | 'sctp', string];
+    const vp = splitVip(v);
+    if (!vp) continue;
+    for (const b of was) {
+      const bp = splitVip(b);
+      if (!bp || now.get(k)?.has(b)) continue;
+      out.push({ protocol, vip: vp.ip, port: vp.port, backend: bp.ip, backendPort: bp.port });
+    }
+  }
+  return out;
+}

@@ -11,6 +11,11 @@ export const STATE = resolve(process.env.KOVN_STATE_DIR ?? join(REPO, '.kovn'));
 export const CACHE = resolve(process.env.KOVN_CACHE_DIR ?? join(homedir(), '.cache', 'kovn'));
 
 export const IMAGE = 'kovn.local/toolbox:1';
+/** CoreDNS, built here from the Go module proxy (tools/go/coredns); its tag is the module's version. */
+export const COREDNS_IMAGE = 'kovn.local/coredns:1.15.0';
+
+/** The box's cluster DNS: the kube-dns Service's ClusterIP and the cluster domain kubelets hand to pods. */
+export const DNS = { serviceIp: '10.96.0.10', domain: 'cluster.local' };
 
 /** Loopback ports in the root namespace through which users reach the box. */
 export const PORTS = {

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { CACHE } from './config.ts';
-import { buildImage } from './image.ts';
+import { IMAGES, buildImage } from './image.ts';
 import { step, info, elapsed } from './progress.ts';
 import { GO_TOOLS, buildTool, isBuilt, toolDir } from './tools.ts';
 import { run, runRaw } from '../../lib/exec.ts';
@@ -48,7 +48,7 @@ async function missingPackages(): Promise<string[]> {
 
 /**
  * The one install step: Debian packages, Go-built tools (built once into the cache, keyed by version),
- * the pod image. Idempotent: what is there already is skipped.
+ * the images pods run. Idempotent: what is there already is skipped.
  */
 export async function install(): Promise<void> {
   const t0 = performance.now();
@@ -73,10 +73,12 @@ export async function install(): Promise<void> {
       return '';
     });
   }
-  await step('pod image kovn.local/toolbox:1', async () => {
-    await buildImage();
-    return '';
-  });
+  for (const image of IMAGES) {
+    await step(`image ${image.ref}`, async () => {
+      await buildImage(image);
+      return '';
+    });
+  }
   const absent = await missingTools();
   if (absent.length) throw new Error(`host tools missing after the install: ${absent.join(', ')}`);
   info(`install complete in ${elapsed(t0)}`);

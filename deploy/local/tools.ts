@@ -37,6 +37,8 @@ export const GO_TOOLS: readonly GoTool[] = [
       kubelet: 'k8s.io/kubernetes/cmd/kubelet',
     },
   },
+  // The box's cluster DNS: CoreDNS with only the plugins it uses (tools/go/coredns/main.go).
+  { module: 'coredns', ldflags: '-s -w', binaries: { coredns: '.' } },
   { module: 'crictl', binaries: { crictl: 'sigs.k8s.io/cri-tools/cmd/crictl' } },
   // kovn's CNI plugin (cni/shim), with the CNI versions it reports taken from cni/versions.ts.
   {

@@ -1,16 +1,17 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { NET, PORTS, STATE, dirs, files } from './config.ts';
+import { DNS, NET, PORTS, STATE, dirs, files } from './config.ts';
 import { controlPlane, controlPlaneCerts } from './actions/control-plane.ts';
 import { forwarders } from './actions/forwarders.ts';
 import { nodeComponents, nodePaths, prepareNode, seedTunnelNeighbours } from './actions/node.ts';
 import { ovnCentral } from './actions/ovn-central.ts';
+import { clusterDns } from './actions/dns.ts';
 import { echoServers, outside } from './actions/outside.ts';
 import { temporal } from './actions/temporal.ts';
 import { underlay } from './actions/underlay.ts';
 import type { Component } from './actions/types.ts';
 import { controller, kovnAccess, nodeAgent, workflowBundle } from './actions/kovn.ts';
 import type { IpFamily } from './actions/kovn.ts';
-import { imageTar } from './image.ts';
+import { IMAGES, imageTar } from './image.ts';
 import { ensureCa } from './pki.ts';
 import { holdFile, isHeld, startDaemon, stopDaemon, supervisorPid, waitHealthy } from './proc.ts';
 import { elapsed, info, step } from './progress.ts';
@@ -63,7 +64,8 @@ function preflight(): void {
   if (process.getuid?.() !== 0) throw new Error('kovn up needs root (network namespaces, mounts, OVS)');
   const missing = GO_TOOLS.filter((t) => !isBuilt(t)).map((t) => t.module);
   if (missing.length) throw new Error(`tools not built: ${missing.join(', ')}; run \`kovn install\` (or \`npm start\`)`);
-  if (!existsSync(imageTar())) throw new Error('pod image not built; run `kovn install` (or `npm start`)');
+  const unbuilt = IMAGES.filter((i) => !existsSync(imageTar(i))).map((i) => i.ref);
+  if (unbuilt.length) throw new Error(`images not built: ${unbuilt.join(', ')}; run \`kovn install\` (or \`npm start\`)`);
   // Unix socket paths are limited to 107 bytes; the deepest the box makes is ovn-controller's control socket.
   const deepest = `${dirs.node('node-10')}/ovs/ovn-controller.4194304.ctl`;
   if (deepest.length > 107) throw new Error(`state dir ${STATE} is too deep for unix socket paths; set KOVN_STATE_DIR to a shorter path`);
@@ -141,12 +143,16 @@ export async function up(opts: BoxShape): Promise<void> {
   await step('default service account', () => pollUntil(60_000, async () =>
     ((await kubectl(['get', 'serviceaccount', 'default', '-n', 'default', '-o', 'name']).then(() => true, () => false))
       ? { done: '' } : { waiting: 'no default service account' }), `${dirs.log}/kube-controller-manager.log`), true);
-  if (!bare) await step('nodes Ready', () => waitReady(nodes), true);
+  if (!bare) {
+    await step('nodes Ready', () => waitReady(nodes), true);
+    await step('cluster DNS (CoreDNS)', clusterDns, true);
+  }
   info(`==> up in ${elapsed(t0)}
   kubeconfig:   ${files.adminKubeconfig}
   export KUBECONFIG=${files.adminKubeconfig}
   Temporal:     127.0.0.1:${PORTS.temporal} (namespace kovn)
   Temporal UI:  http://127.0.0.1:${PORTS.temporalUi}/namespaces/kovn/workflows
+  DNS:          ${bare ? 'none (no network provider)' : `kube-dns ${DNS.serviceIp} (CoreDNS, ${DNS.domain})`}
   OVN NB / SB:  unix:${files.nbSock} / unix:${files.sbSock} (nodes: tcp:${NET.cpIp}:6641 / 6642)
   outside:      ${NET.outsideNs}, external host ${NET.externalHostIp}${ipFamily === 'dual' ? ` and ${NET.externalHostIp6}` : ''} (HTTP :${NET.echo.http}, UDP echo :${NET.echo.udp})`);
 }

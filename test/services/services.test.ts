@@ -2,7 +2,8 @@
 // a ClusterIP on every port from the other node, spread over its endpoints; ClientIP affinity sticks;
 // hairpin; no endpoint is a reset at once; the load balancer follows endpoints leaving; the `kubernetes`
 // Service from a pod; NodePort from a pod on its own node; a bad target port is an
-// Event; headless gets no load balancer; a restart writes nothing; a deletion leaves no row.
+// Event; headless gets no load balancer; cluster DNS by CoreDNS; a restart writes nothing; a deletion
+// leaves no row.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { files } from '../../deploy/local/config.ts';
@@ -38,6 +39,31 @@ const clusterIp = async (svc: string): Promise<string> => (await kubectlJson<{ s
 
 /** One HTTP GET from a pod (busybox wget under `timeout`); '' when it fails. */
 const get = (pod: string, url: string): Promise<string> => exec(pod, ['timeout', '5', 'wget', '-q', '-O', '-', url]).then((s) => s.trim(), () => '');
+
+/** A UDP backend: CoreDNS answering TXT <its pod name> on 5353 (the whodns ConfigMap). */
+const udpBackend = (name: string, node: string): unknown => ({
+  apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default', labels: { app: 'whodns' } },
+  spec: {
+    nodeSelector: { 'kubernetes.io/hostname': node }, terminationGracePeriodSeconds: 0,
+    containers: [{
+      name: 'dns', image: 'kovn.local/coredns:1.15.0', imagePullPolicy: 'Never', args: ['-conf', '/etc/who/Corefile'],
+      env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+      ports: [{ containerPort: 5353, protocol: 'UDP' }],
+      volumeMounts: [{ name: 'conf', mountPath: '/etc/who' }],
+    }],
+    volumes: [{ name: 'conf', configMap: { name: 'whodns' } }],
+  },
+});
+/** A DNS query for who.test TXT, as printf octal escapes (id 0x1234, recursion desired). */
+const WHO_QUERY = String.raw`\022\064\001\000\000\001\000\000\000\000\000\000\003who\004test\000\000\020\000\001`;
+const podIp = async (pod: string): Promise<string> => (await kubectlJson<{ status: { podIP: string } }>(['get', 'pod', pod])).status.podIP;
+
+/** The addresses busybox nslookup prints for a name from a pod (A and AAAA); [] when it finds none. */
+async function lookup(pod: string, name: string): Promise<string[]> {
+  const out = await exec(pod, ['sh', '-c', `nslookup ${name} 2>&1; true`]).catch(() => '');
+  const answers = out.split(/\n\s*\n/).slice(1).join('\n');
+  return [...answers.matchAll(/^Address:\s*(\S+)$/gm)].map((m) => m[1]!);
+}
 
 /** `n` GETs in one exec, the answers in order. */
 async function gets(pod: string, url: string, n: number): Promise<string[]> {
@@ -171,6 +197,57 @@ describe('Services (IPv4)', { timeout: 20 * 60_000 }, () => {
     assert.equal((await lbs('headless')).size, 0);
     await kubectl(['delete', 'service', 'gone']);
     await until('gone has no load balancer', async () => (await lbs('gone')).size === 0);
+  });
+
+  test('cluster DNS: a client on the other node finds Services by full and short name, a headless Service\'s pods, kubernetes.default; other names are NXDOMAIN from CoreDNS itself', async () => {
+    // kubelet hands pods the kube-dns Service and the cluster's search path, nothing of the host's.
+    const conf = await exec('cl', ['cat', '/etc/resolv.conf']);
+    assert.match(conf, /^nameserver 10\.96\.0\.10$/m, conf);
+    assert.match(conf, /^search default\.svc\.cluster\.local svc\.cluster\.local cluster\.local$/m, conf);
+    assert.equal((conf.match(/^nameserver/gm) ?? []).length, 1, conf);
+    const ip = await clusterIp('web');
+    await until('web.default.svc.cluster.local resolves', async () => (await lookup('cl', 'web.default.svc.cluster.local')).includes(ip));
+    assert.deepEqual(await lookup('cl', 'web'), [ip], 'the short name, through the search path');
+    // The resolver the pod's programs use (getaddrinfo), not only nslookup's own.
+    assert.match(await get('cl', 'http://web/'), /^web-[ab]$/);
+    // A headless Service's name is its ready pods' addresses.
+    const pods = await Promise.all(['web-a', 'web-b'].map(async (p) => (await kubectlJson<{ status: { podIP: string } }>(['get', 'pod', p])).status.podIP));
+    await until('headless resolves to both pods', async () => JSON.stringify((await lookup('cl', 'headless.default.svc.cluster.local')).sort()) === JSON.stringify(pods.sort()));
+    // CoreDNS answers from the API it reads through kubernetes.default with its service account token.
+    assert.deepEqual(await lookup('cl', 'kubernetes.default'), [await clusterIp('kubernetes')]);
+    const dnsIp = (await kubectlJson<{ spec: { clusterIP: string } }>(['get', 'service', 'kube-dns', '-n', 'kube-system'])).spec.clusterIP;
+    assert.equal(dnsIp, '10.96.0.10');
+    // Nothing is forwarded: a name outside the cluster is answered at once, NXDOMAIN, by CoreDNS.
+    const t0 = Date.now();
+    const out = await exec('cl', ['sh', '-c', 'nslookup example.com 2>&1; true']);
+    assert.match(out, /NXDOMAIN/, out);
+    assert.ok(Date.now() - t0 < 5_000, `answered in ${Date.now() - t0} ms`);
+  });
+
+  test('UDP: a client that keeps its source port reaches the new backend within a few tries when the only endpoint is replaced (conntrack flushed on every node)', async () => {
+    await apply({
+      apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'whodns', namespace: 'default' },
+      // A DNS server that says which pod answered: TXT <pod name> for any name under test.
+      data: { Corefile: 'test:5353 {\n    template IN TXT {\n        answer "{{ .Name }} 0 IN TXT {$POD_NAME}"\n    }\n}\n' },
+    }, service('whodns', { selector: { app: 'whodns' }, ports: [{ protocol: 'UDP', port: 53, targetPort: 5353 }] }), udpBackend('who-a', 'node-1'));
+    await waitReady(['who-a']);
+    const ip = await clusterIp('whodns');
+    const ask = async (): Promise<string> => (await exec('cl', ['sh', '-c', `printf '${WHO_QUERY}' | nc -u -w 1 -p 40053 ${ip} 53 | tr -cd 'a-z-'; true`]).catch(() => '')).match(/who-[ab]/)?.[0] ?? '';
+    await until('who-a answers', async () => (await ask()) === 'who-a');
+    const whoA = await podIp('who-a');
+    await kubectl(['delete', 'pod', 'who-a', '--wait=false']);
+    await apply(udpBackend('who-b', 'node-2'));
+    await waitReady(['who-b']);
+    await until('only who-b in the load balancer', async () => {
+      const v = (await lbs('whodns')).get('Service_default/whodns_UDP_cluster') ?? '';
+      return (v.match(/:5353/g) ?? []).length === 1 && !v.includes(`${whoA}:`);
+    });
+    // The same source port each time: without the flush its conntrack entry would keep it on who-a.
+    const tries: string[] = [];
+    for (let i = 0; i < 8 && tries.at(-1) !== 'who-b'; i++) tries.push((await ask()) || '-');
+    assert.equal(tries.at(-1), 'who-b', `answers: ${tries.join(' ')}`);
+    const h = await kovn(['history', 'service', 'default/whodns']);
+    assert.match(h.out, /conntrack/, 'the run shows the flush');
   });
 
   test('a controller restart with nothing changed writes nothing to NB', { timeout: 3 * 60_000 }, async () => {

@@ -1,9 +1,9 @@
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { IMAGE, NET, dirs, files, nodeName, nodeNs } from '../config.ts';
+import { DNS, IMAGE, NET, dirs, files, nodeName, nodeNs } from '../config.ts';
 import { caCrt, ensureCert, writeKubeconfig } from '../pki.ts';
 import { ensureAddr, ensureIpv6, ensureNs, inNsOk, ip, underlayPort } from '../net.ts';
-import { imageTar } from '../image.ts';
+import { IMAGES, imageTar } from '../image.ts';
 import { bin } from '../tools.ts';
 import { SB_TCP } from './ovn-central.ts';
 import { run, runRaw, sleep, succeeds } from '../../../lib/exec.ts';
@@ -126,6 +126,11 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
 maxPods: 250
+# Pods resolve through the box's CoreDNS (the kube-dns Service). No host resolv.conf: its nameservers are
+# outside the box, and its search domains are not the cluster's.
+clusterDNS: ["${DNS.serviceIp}"]
+clusterDomain: ${DNS.domain}
+resolvConf: ""
 `;
 }
 
@@ -183,16 +188,17 @@ export function nodeComponents(i: number, dual = false): Component[] {
       daemon: { name: n('containerd'), netns: p.ns, cmd: 'containerd', args: ['--config', join(p.dir, 'containerd.toml')] },
       health: () => succeeds('ctr', ['--address', p.containerdSock, 'version'], { timeoutMs: 3000 }),
       after: async () => {
-        const images = await run('ctr', ['--address', p.containerdSock, '-n', 'k8s.io', 'images', 'ls', '-q']);
-        if (images.split('\n').includes(IMAGE)) return;
-        // The tar's index names the image (ref.name annotation). No --index-name: a second image of the same
-        // name pointing at the index let GC take the manifest mid-import ("content digest ... not found").
-        // The retry is for anything else transient on a containerd that has just started.
-        for (let attempt = 1; ; attempt++) {
-          const r = await runRaw('ctr', ['--address', p.containerdSock, '-n', 'k8s.io', 'images', 'import', imageTar()]);
-          if (r.code === 0) return;
-          if (attempt === 3) throw new Error(`importing ${IMAGE} into ${p.name}'s containerd failed: ${(r.stderr + r.stdout).trim()}`);
-          await sleep(500);
+        const have = (await run('ctr', ['--address', p.containerdSock, '-n', 'k8s.io', 'images', 'ls', '-q'])).split('\n');
+        for (const image of IMAGES.filter((i) => !have.includes(i.ref))) {
+          // The tar's index names the image (ref.name annotation). No --index-name: a second image of the same
+          // name pointing at the index let GC take the manifest mid-import ("content digest ... not found").
+          // The retry is for anything else transient on a containerd that has just started.
+          for (let attempt = 1; ; attempt++) {
+            const r = await runRaw('ctr', ['--address', p.containerdSock, '-n', 'k8s.io', 'images', 'import', imageTar(image)]);
+            if (r.code === 0) break;
+            if (attempt === 3) throw new Error(`importing ${image.ref} into ${p.name}'s containerd failed: ${(r.stderr + r.stdout).trim()}`);
+            await sleep(500);
+          }
         }
       },
     },
