@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { StaleFlow } from '../activities/translate/service.ts';
-import { run } from '../lib/exec.ts';
+import { run, sleep } from '../lib/exec.ts';
 
 export interface CtEntry {
   protocol: string;
@@ -57,10 +57,19 @@ function appctl(ovsSock: string, args: readonly string[]): Promise<string> {
   return run('ovs-appctl', ['-t', existsSync(ctl) ? ctl : 'ovs-vswitchd', ...args], { env: { OVS_RUNDIR: dir }, timeoutMs: 10_000 });
 }
 
-/** Flushes the node's entries of the stale flows; returns how many went. */
+/**
+ * Flushes the node's entries of the stale flows; returns how many went. Twice, half a second apart:
+ * ovn-controller may not have installed the new load balancer yet when the first pass runs, and a
+ * packet in between would make a new entry to the old backend.
+ */
 export async function flushStale(ovsSock: string, flows: readonly StaleFlow[]): Promise<number> {
   if (flows.length === 0) return 0;
-  const stale = staleEntries(parseConntrack(await appctl(ovsSock, ['dpctl/dump-conntrack'])), flows);
-  for (const e of stale) await appctl(ovsSock, flushArgs(e));
-  return stale.length;
+  let n = 0;
+  for (const pass of [0, 1]) {
+    if (pass) await sleep(500);
+    const stale = staleEntries(parseConntrack(await appctl(ovsSock, ['dpctl/dump-conntrack'])), flows);
+    for (const e of stale) await appctl(ovsSock, flushArgs(e));
+    n += stale.length;
+  }
+  return n;
 }
