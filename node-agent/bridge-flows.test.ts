@@ -1,7 +1,7 @@
 // The external bridge's flows, by table: what each kind of traffic hits, with and without the patch port.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { bridgeFlows } from './bridge-flows.ts';
+import { bridgeFlows, nodePortsOf } from './bridge-flows.ts';
 
 const base = { mac: '0a:00:00:00:00:11', phys: 1, families: [4] as (4 | 6)[], serviceCidrs: ['10.96.0.0/16'] };
 const has = (flows: string[], match: string, actions: string): boolean => flows.some((f) => f.includes(match) && f.endsWith(`actions=${actions}`));
@@ -37,4 +37,31 @@ test('dual-stack adds the IPv6 twins and floods advertisements', () => {
   assert.ok(has(f, 'priority=500,in_port=LOCAL,ipv6,ipv6_dst=fd00:10:96::/112', 'ct(commit,zone=64001,nat(src=fd69::2),table=2)'));
   assert.ok(has(f, 'table=1,priority=100,ipv6,ct_state=+trk+est,ct_mark=0x1', 'output:7'));
   assert.ok(has(f, 'icmp6,icmpv6_type=136', 'FLOOD'));
+});
+
+test('NodePorts: in to the gateway router and its replies out, per protocol and family, outside conntrack; none before the patch port', () => {
+  const nodePorts = [{ protocol: 'tcp' as const, port: 30080 }, { protocol: 'udp' as const, port: 30053 }];
+  const f = bridgeFlows({ ...base, patch: 7, families: [4, 6], serviceCidrs: ['10.96.0.0/16', 'fd00:10:96::/112'], nodePorts });
+  const table: [string, string][] = [
+    ['table=0,priority=110,in_port=1,dl_dst=0a:00:00:00:00:11,tcp,tp_dst=30080', 'output:7'],
+    ['table=0,priority=110,in_port=7,tcp,tp_src=30080', 'output:1'],
+    ['table=0,priority=110,in_port=1,dl_dst=0a:00:00:00:00:11,udp,tp_dst=30053', 'output:7'],
+    ['table=0,priority=110,in_port=1,dl_dst=0a:00:00:00:00:11,tcp6,tp_dst=30080', 'output:7'],
+    ['table=0,priority=110,in_port=7,udp6,tp_src=30053', 'output:1'],
+  ];
+  for (const [match, actions] of table) assert.ok(has(f, match, actions), `${match} -> ${actions}`);
+  assert.ok(!bridgeFlows({ ...base, nodePorts }).some((x) => x.includes('30080')), 'no patch port: nowhere to send them');
+});
+
+test('the NodePorts of a cluster: NodePort and LoadBalancer Services only, each port once, sorted', () => {
+  const svc = (type: string, ports: { nodePort?: number; protocol?: string }[]) => ({ spec: { type, ports: ports.map((p, i) => ({ port: 80 + i, ...p })) } });
+  const cases = [
+    { name: 'none', services: [svc('ClusterIP', [{}])], want: [] },
+    { name: 'NodePort and LoadBalancer', services: [svc('NodePort', [{ nodePort: 30080 }, { nodePort: 30053, protocol: 'UDP' }]), svc('LoadBalancer', [{ nodePort: 31000, protocol: 'SCTP' }])],
+      want: [{ protocol: 'udp', port: 30053 }, { protocol: 'tcp', port: 30080 }, { protocol: 'sctp', port: 31000 }] },
+    { name: 'the same port for TCP and UDP is two', services: [svc('NodePort', [{ nodePort: 30053 }, { nodePort: 30053, protocol: 'UDP' }])],
+      want: [{ protocol: 'tcp', port: 30053 }, { protocol: 'udp', port: 30053 }] },
+    { name: 'a LoadBalancer without node ports (allocateLoadBalancerNodePorts: false)', services: [svc('LoadBalancer', [{}])], want: [] },
+  ];
+  for (const c of cases) assert.deepEqual(nodePortsOf(c.services), c.want, c.name);
 });

@@ -6,6 +6,7 @@
  * host's). Host -> Service traffic is SNATed to the host's masquerade IP in zone 64001 and handed to
  * the gateway router. Replies of what goes out are matched in table 1.
  */
+import type { V1Service } from '@kubernetes/client-node';
 import { parseCidr } from '../lib/cidr.ts';
 import { MASQUERADE } from '../activities/translate/gateway.ts';
 
@@ -26,6 +27,27 @@ export interface BridgeFlowInput {
   /** The IP families the cluster has. */
   families: readonly (4 | 6)[];
   serviceCidrs: readonly string[];
+  /** The cluster's NodePorts: from outside they go to the gateway router, whose load balancers answer them. */
+  nodePorts?: readonly NodePort[];
+}
+
+export interface NodePort {
+  protocol: 'tcp' | 'udp' | 'sctp';
+  port: number;
+}
+
+/** Every NodePort of the Services that have one (NodePort and LoadBalancer), each once, sorted. */
+export function nodePortsOf(services: readonly V1Service[]): NodePort[] {
+  const seen = new Map<string, NodePort>();
+  for (const s of services) {
+    if (s.spec?.type !== 'NodePort' && s.spec?.type !== 'LoadBalancer') continue;
+    for (const p of s.spec.ports ?? []) {
+      if (!p.nodePort) continue;
+      const protocol = (p.protocol ?? 'TCP').toLowerCase() as NodePort['protocol'];
+      seen.set(`${protocol}/${p.nodePort}`, { protocol, port: p.nodePort });
+    }
+  }
+  return [...seen.values()].sort((a, b) => a.port - b.port || a.protocol.localeCompare(b.protocol));
 }
 
 /** The flows, one `ovs-ofctl` flow per line, in a stable order (replace-flows diffs them). */
@@ -51,6 +73,14 @@ export function bridgeFlows(i: BridgeFlowInput): string[] {
         add(0, 500, `in_port=${patch},${ip},${nw}_src=${svc},${nw}_dst=${masq}`, `ct(zone=${HOST_MASQ_CT_ZONE},nat,table=3)`);
         // A Service address that OVN did not translate never leaves the node.
         add(0, 105, `in_port=${patch},${ip},${nw}_dst=${svc}`, 'drop');
+      }
+      // NodePorts, as OVN-Kubernetes' shared gateway: in to the gateway router (its per-node load
+      // balancer DNATs, and SNATs to its own address so replies come back through it), and its replies
+      // out, both outside conntrack. No host process listens in the NodePort range.
+      for (const np of i.nodePorts ?? []) {
+        const proto = fam === 4 ? np.protocol : `${np.protocol}6`;
+        add(0, 110, `in_port=${phys},dl_dst=${mac},${proto},tp_dst=${np.port}`, `output:${patch}`);
+        add(0, 110, `in_port=${patch},${proto},tp_src=${np.port}`, `output:${phys}`);
       }
       add(0, 100, `in_port=${patch},dl_src=${mac},${ip}`, `ct(commit,zone=${CT_ZONE},exec(set_field:${CT_MARK_OVN}->ct_mark)),output:${phys}`);
     }

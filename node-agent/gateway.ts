@@ -17,6 +17,7 @@ import { run, runRaw, sleep } from '../lib/exec.ts';
 import { MASQUERADE, PHYSNET, localnetPort } from '../activities/translate/gateway.ts';
 import type { GatewayFacts } from '../activities/translate/gateway.ts';
 import { bridgeFlows } from './bridge-flows.ts';
+import type { NodePort } from './bridge-flows.ts';
 import type { OvsClient } from './ovs.ts';
 
 const ops = opsFor<OpenVSwitchTables>();
@@ -161,7 +162,7 @@ export function bridgeMapping(bridge: string): string {
  * again whenever an interface of the bridge (its patch port, above all) appears, goes or is renumbered.
  * `ovs-ofctl replace-flows` changes only the flows that differ.
  */
-export function keepBridgeFlows(opts: { ovs: OvsClient; ovsSock: string; node: string; iface: string; cluster: ClusterConfig; log: (m: string) => void }): { sync: () => Promise<void>; stop: () => void } {
+export function keepBridgeFlows(opts: { ovs: OvsClient; ovsSock: string; node: string; iface: string; cluster: ClusterConfig; nodePorts: () => NodePort[]; log: (m: string) => void }): { sync: () => Promise<void>; stop: () => void } {
   const { ovs, node, iface, cluster, log } = opts;
   const bridge = bridgeFor(iface);
   const target = `unix:${dirname(opts.ovsSock)}/${bridge}.mgmt`;
@@ -179,6 +180,7 @@ export function keepBridgeFlows(opts: { ovs: OvsClient; ovsSock: string; node: s
     mac ??= await macOf(bridge);
     const flows = bridgeFlows({
       mac, phys, patch: ofport(patch), families: [...new Set(cluster.clusterNetworks.map((n) => parseCidr(n.cidr).family))], serviceCidrs: cluster.serviceNetworks,
+      nodePorts: opts.nodePorts(),
     }).join('\n');
     if (flows === last) return;
     await run('ovs-ofctl', ['-O', 'OpenFlow13', 'replace-flows', target, '-'], { input: `${flows}\n`, timeoutMs: 20_000 });

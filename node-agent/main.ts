@@ -25,6 +25,7 @@ import { connectOvs, podPorts } from './ovs.ts';
 import { ensureExternalBridge, keepBridgeFlows } from './gateway.ts';
 import { hostIfname } from './plug.ts';
 import { NodePods } from './pod-watch.ts';
+import { NodeServices } from './service-watch.ts';
 import type { cniAdd, cniDel, restoreAllocations } from '../workflows/cni.ts';
 import type { sweepNode } from '../workflows/node-sweep.ts';
 
@@ -36,9 +37,13 @@ const kube = connectKube(cfg.kubeconfig, `kovn-node-agent/${cfg.node}`);
 const ovs = await connectOvs(cfg.ovsSock);
 // The node's address moves onto the external bridge before the agent opens a connection of its own.
 for (const c of await ensureExternalBridge(ovs, cfg.gatewayInterface)) log(`external bridge: ${c.op} ${c.table} ${c.row}`);
-const bridgeFlows = keepBridgeFlows({ ovs, ovsSock: cfg.ovsSock, node: cfg.node, iface: cfg.gatewayInterface, cluster: cfg.cluster, log });
+// NodePorts change the bridge's flows: each change of the cluster's set of ports re-installs them.
+const services = new NodeServices(kube, () => void syncFlows());
+const bridgeFlows = keepBridgeFlows({ ovs, ovsSock: cfg.ovsSock, node: cfg.node, iface: cfg.gatewayInterface, cluster: cfg.cluster, nodePorts: () => services.nodePorts(), log });
+const syncFlows = (): Promise<void> => bridgeFlows.sync().catch((err: unknown) => log(`breth0: installing flows failed: ${err instanceof Error ? err.message : String(err)}`));
 // A failure here shows again in the node's run (setupNode installs them too): the agent still starts.
-await bridgeFlows.sync().catch((err: unknown) => log(`breth0: installing flows failed: ${err instanceof Error ? err.message : String(err)}`));
+await syncFlows();
+await services.start();
 const pods = await NodePods.start(kube, cfg.node);
 const connection = await NativeConnection.connect({ address: cfg.temporal.address });
 const taskQueue = nodeQueue(cfg.node);
@@ -188,6 +193,7 @@ process.once('SIGTERM', () => void stop());
 process.once('SIGINT', () => void stop());
 await running;
 pods.stop();
+services.stop();
 ovs.close();
 await connection.close();
 process.exit(0);

@@ -6,7 +6,8 @@
 // leaves no row.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { files } from '../../deploy/local/config.ts';
+import { NET, files } from '../../deploy/local/config.ts';
+import { outsideExec } from '../../deploy/local/actions/outside.ts';
 import { kubectl, kubectlJson } from '../../deploy/local/kubectl.ts';
 import { run } from '../../lib/exec.ts';
 import { kovn } from '../box/helpers.ts';
@@ -180,6 +181,19 @@ describe('Services (IPv4)', { timeout: 20 * 60_000 }, () => {
     }
     const node2 = nodes.find((n) => n.metadata.name === 'node-2')!.status.addresses.find((a) => a.type === 'InternalIP')?.address ?? '';
     assert.match(await get('cl', `http://${node2}:${np}/`), /^web-[ab]$/, `cl on node-2 reaches ${node2}:${np}`);
+  });
+
+  test('NodePort from outside the cluster on every node (the outside router and the external host), and from the other node\'s host', async () => {
+    const np = (await kubectlJson<{ spec: { ports: { nodePort: number }[] } }>(['get', 'service', 'np'])).spec.ports[0]!.nodePort;
+    for (const node of [1, 2]) {
+      const url = `http://${NET.nodeIp(node)}:${np}/`;
+      await until(`the outside router reaches ${url}`, async () => /^web-[ab]$/.test((await outsideExec(['curl', '-s', '--max-time', '3', url]).catch(() => '')).trim()));
+      assert.match((await outsideExec(['curl', '-s', '--max-time', '3', '--interface', NET.externalHostIp, url])).trim(), /^web-[ab]$/, `the external host reaches ${url}`);
+    }
+    await until('node-1\'s host reaches node-2\'s NodePort', async () => /^web-[ab]$/.test(await curlFromNode(1, `http://${NET.nodeIp(2)}:${np}/`)));
+    // Every connection, not only the first: replies leave through the gateway router, outside conntrack.
+    const answers = await Promise.all(Array.from({ length: 6 }, () => outsideExec(['curl', '-s', '--max-time', '3', `http://${NET.nodeIp(1)}:${np}/`]).then((x) => x.trim(), () => 'FAIL')));
+    assert.ok(answers.every((a) => /^web-[ab]$/.test(a)), answers.join(' '));
   });
 
   test('bad input: a target port name no endpoint has is an Event on the Service; its other ports and other Services work', async () => {
