@@ -5,7 +5,8 @@
  * Event on it; the rest of the Service is programmed.
  */
 import type { Change } from '../lib/change.ts';
-import { getService, listServiceSlices, recordEvent } from '../lib/kube.ts';
+import { getService, listServiceSlices, patchService, recordEvent } from '../lib/kube.ts';
+import { ANNOUNCING_NODE, announcer, ingressIps, ownLoadBalancer, pickAddresses } from './translate/load-balancer.ts';
 import type { ControllerDeps } from './common.ts';
 import { deleteOwned, ensureServiceLoadBalancers, gatewayNodes, serviceLoadBalancersInNb } from './nb.ts';
 import { hasLoadBalancer, serviceLoadBalancers, staleFlows } from './translate/service.ts';
@@ -19,16 +20,66 @@ export interface ServiceWriteResult {
   nodes: string[];
 }
 
-export default function createServiceActivities({ nb, kube }: ControllerDeps) {
+export default function createServiceActivities({ nb, kube, cfg }: ControllerDeps) {
+  // One allocation at a time: the list of used addresses and the patch that claims one are not atomic
+  // in the API, and this (the one controller that holds the Lease) is the allocator's only writer.
+  let allocating: Promise<unknown> = Promise.resolve();
+  const serially = <T>(fn: () => Promise<T>): Promise<T> => {
+    const next = allocating.then(fn, fn);
+    allocating = next.catch(() => undefined);
+    return next;
+  };
+
   const reads = {
-    async observeService({ namespace, name }: { namespace: string; name: string }): Promise<{ exists: boolean; balanced: boolean }> {
+    async observeService({ namespace, name }: { namespace: string; name: string }): Promise<{ exists: boolean; balanced: boolean; loadBalancer: boolean }> {
       const svc = await getService(kube, namespace, name);
       const exists = !!svc && !svc.metadata?.deletionTimestamp;
-      return { exists, balanced: exists && hasLoadBalancer(svc) };
+      // kovn's to allocate, or an allocation of kovn's to take back (the type or class changed).
+      const loadBalancer = !!svc && (ownLoadBalancer(svc) || svc.metadata?.annotations?.[ANNOUNCING_NODE] !== undefined);
+      return { exists, balanced: exists && hasLoadBalancer(svc), loadBalancer };
     },
   };
 
   const writes = {
+    /**
+     * A LoadBalancer Service's addresses from kovn's pools (status.loadBalancer.ingress) and the node that
+     * announces them (an annotation); both taken back when the Service stops being kovn's. An exhausted
+     * pool is an Event on the Service; its ClusterIP and NodePorts work meanwhile.
+     */
+    async assignLoadBalancer({ namespace, name }: { namespace: string; name: string }): Promise<{ changes: Change[]; pending?: string }> {
+      return serially(async () => {
+        const svc = await getService(kube, namespace, name);
+        if (!svc) return { changes: [] };
+        const key = `${namespace}/${name}`;
+        const changes: Change[] = [];
+        const patch = async (body: object, status: boolean, what: string): Promise<void> => {
+          await patchService(kube, namespace, name, body, status ? 'status' : undefined);
+          changes.push({ db: 'k8s', table: status ? 'Service/status' : 'Service', row: `${key} ${what}`, op: 'update' });
+        };
+        const announcing = svc.metadata?.annotations?.[ANNOUNCING_NODE];
+        if (!ownLoadBalancer(svc)) {
+          if (announcing === undefined) return { changes };
+          if (ingressIps(svc).length) await patch({ status: { loadBalancer: { ingress: null } } }, true, 'load balancer addresses released');
+          await patch({ metadata: { annotations: { [ANNOUNCING_NODE]: null } } }, false, 'announcing node removed');
+          return { changes };
+        }
+        const others = (await kube.core.listServiceForAllNamespaces()).items.filter((x) => `${x.metadata?.namespace}/${x.metadata?.name}` !== key);
+        const picked = pickAddresses(svc, cfg.loadBalancerPools, new Set(others.flatMap(ingressIps)));
+        if ('exhausted' in picked) {
+          await recordEvent(kube, { kind: 'Service', namespace, name, uid: svc.metadata?.uid ?? '' }, 'Warning', 'LoadBalancerPoolExhausted', picked.exhausted);
+          return { changes, pending: `a LoadBalancer address: ${picked.exhausted}` };
+        }
+        if (picked.ips.join() !== ingressIps(svc).join()) {
+          await patch({ status: { loadBalancer: { ingress: picked.ips.length ? picked.ips.map((ip) => ({ ip, ipMode: 'VIP' })) : null } } }, true, `load balancer addresses ${picked.ips.join(',') || 'none'}`);
+        }
+        const node = picked.ips[0] ? announcer(picked.ips[0], gatewayNodes(nb).map((n) => n.name)) : undefined;
+        if ((node ?? undefined) !== announcing) {
+          await patch({ metadata: { annotations: { [ANNOUNCING_NODE]: node ?? null } } }, false, `announced by ${node ?? 'no node'}`);
+        }
+        return { changes };
+      });
+    },
+
     /** The Service's load balancers as its EndpointSlices say now; stale ones (a port, a node gone) pruned in the same transaction. */
     async ensureServiceLoadBalancers({ namespace, name }: { namespace: string; name: string }): Promise<ServiceWriteResult> {
       const [svc, slices] = await Promise.all([getService(kube, namespace, name), listServiceSlices(kube, namespace, name)]);

@@ -13,9 +13,16 @@ export const ClusterConfig = z.object({
   serviceNetworks: z.array(cidr).min(1).max(2),
   joinSubnets: z.array(cidr).min(1).max(2).default(['100.64.0.0/16']),
   mtu: z.number().int().min(1280).max(9000).default(1400),
+  /**
+   * Where kovn's LoadBalancer allocator takes addresses from: at most one pool per family, on a network
+   * the nodes are on (one node answers ARP for each address). None: LoadBalancer Services stay pending.
+   */
+  loadBalancerPools: z.array(cidr).max(2).default([]),
 }).superRefine((c, ctx) => {
   const fams = c.clusterNetworks.map((n) => parseCidr(n.cidr).family);
   if (new Set(fams).size !== fams.length) ctx.addIssue({ code: 'custom', path: ['clusterNetworks'], message: 'one network per IP family' });
+  const pools = c.loadBalancerPools.map((p) => parseCidr(p).family);
+  if (new Set(pools).size !== pools.length) ctx.addIssue({ code: 'custom', path: ['loadBalancerPools'], message: 'one pool per IP family' });
   c.clusterNetworks.forEach((n, i) => {
     if (n.hostPrefix <= parseCidr(n.cidr).prefix) ctx.addIssue({ code: 'custom', path: ['clusterNetworks', i, 'hostPrefix'], message: 'must be longer than the CIDR prefix' });
   });
@@ -27,6 +34,7 @@ export const IPV4_CLUSTER: ClusterConfig = {
   serviceNetworks: ['10.96.0.0/16'],
   joinSubnets: ['100.64.0.0/16'],
   mtu: 1400,
+  loadBalancerPools: [],
 };
 
 export const DUAL_STACK_CLUSTER: ClusterConfig = {
@@ -34,6 +42,7 @@ export const DUAL_STACK_CLUSTER: ClusterConfig = {
   serviceNetworks: ['10.96.0.0/16', 'fd00:10:96::/112'],
   joinSubnets: ['100.64.0.0/16', 'fd98::/64'],
   mtu: 1400,
+  loadBalancerPools: [],
 };
 
 export function loadClusterConfig(file: string): ClusterConfig {

@@ -94,6 +94,16 @@ export async function annotatePod(k: Kube, namespace: string, name: string, anno
   }
 }
 
+/** A merge patch of a Service, or of its status subresource. */
+export async function patchService(k: Kube, namespace: string, name: string, body: object, subresource?: 'status'): Promise<void> {
+  try {
+    if (subresource) await k.core.patchNamespacedServiceStatus({ name, namespace, body, fieldManager: k.component }, merge);
+    else await k.core.patchNamespacedService({ name, namespace, body, fieldManager: k.component }, merge);
+  } catch (err) {
+    rethrow(err, `patch service ${namespace}/${name}${subresource ? ' status' : ''}`);
+  }
+}
+
 export async function annotateNode(k: Kube, name: string, annotations: Record<string, string | null>): Promise<void> {
   try {
     await k.core.patchNode({ name, body: { metadata: { annotations } }, fieldManager: k.component }, merge);

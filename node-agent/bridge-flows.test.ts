@@ -1,7 +1,8 @@
 // The external bridge's flows, by table: what each kind of traffic hits, with and without the patch port.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { bridgeFlows, nodePortsOf } from './bridge-flows.ts';
+import type { V1Service } from '@kubernetes/client-node';
+import { announcedBy, bridgeFlows, externalVipsOf, gratuitousArp, nodePortsOf } from './bridge-flows.ts';
 
 const base = { mac: '0a:00:00:00:00:11', phys: 1, families: [4] as (4 | 6)[], serviceCidrs: ['10.96.0.0/16'] };
 const has = (flows: string[], match: string, actions: string): boolean => flows.some((f) => f.includes(match) && f.endsWith(`actions=${actions}`));
@@ -64,4 +65,34 @@ test('the NodePorts of a cluster: NodePort and LoadBalancer Services only, each 
     { name: 'a LoadBalancer without node ports (allocateLoadBalancerNodePorts: false)', services: [svc('LoadBalancer', [{}])], want: [] },
   ];
   for (const c of cases) assert.deepEqual(nodePortsOf(c.services), c.want, c.name);
+});
+
+test('external addresses: to the gateway router and back on every node; ARP answered only where announced, dropped elsewhere', () => {
+  const input = { ...base, patch: 7, externalVips: ['172.29.0.241', '198.51.100.10'], announce: ['172.29.0.241'] };
+  const f = bridgeFlows(input);
+  const table: [string, string][] = [
+    ['table=0,priority=110,in_port=1,dl_dst=0a:00:00:00:00:11,ip,nw_dst=198.51.100.10', 'output:7'],
+    ['table=0,priority=110,in_port=7,ip,nw_src=198.51.100.10', 'output:1'],
+    ['table=0,priority=300,in_port=1,arp,arp_op=1,arp_tpa=198.51.100.10', 'drop'],
+    ['table=0,priority=300,in_port=1,arp,arp_op=1,arp_tpa=172.29.0.241', 'move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:0a:00:00:00:00:11->eth_src,set_field:2->arp_op,'
+      + 'move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:0a:00:00:00:00:11->arp_sha,set_field:172.29.0.241->arp_spa,IN_PORT'],
+  ];
+  for (const [match, actions] of table) assert.ok(has(f, match, actions), `${match} -> ${actions}`);
+  assert.ok(has(bridgeFlows({ ...input, announce: [] }), 'arp_tpa=172.29.0.241', 'drop'), 'another node announces it');
+});
+
+test('a gratuitous ARP: broadcast, a request for the address from the bridge\'s MAC, 42 bytes', () => {
+  const g = gratuitousArp('0a:00:00:00:00:11', '172.29.0.241');
+  assert.equal(g, 'ffffffffffff0a00000000110806000108000604000' + '10a0000000011ac1d00f1000000000000ac1d00f1');
+  assert.equal(g.length, 84);
+});
+
+test('which addresses a node announces, and every external address', () => {
+  const lb = (name: string, ip: string, node?: string, type = 'LoadBalancer'): V1Service => ({
+    metadata: { name, annotations: node ? { 'kovn.local/announcing-node': node } : {} }, spec: { type, externalIPs: name === 'a' ? ['198.51.100.10'] : [] },
+    status: { loadBalancer: { ingress: [{ ip }] } },
+  });
+  const services = [lb('a', '172.29.0.241', 'node-1'), lb('b', '172.29.0.242', 'node-2'), lb('c', '172.29.0.243'), lb('d', '172.29.0.244', 'node-1', 'ClusterIP')];
+  assert.deepEqual(announcedBy(services, 'node-1', 'kovn.local/announcing-node'), ['172.29.0.241']);
+  assert.deepEqual(externalVipsOf(services), ['172.29.0.241', '172.29.0.242', '172.29.0.243', '198.51.100.10']);
 });

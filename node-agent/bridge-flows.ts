@@ -29,11 +29,30 @@ export interface BridgeFlowInput {
   serviceCidrs: readonly string[];
   /** The cluster's NodePorts: from outside they go to the gateway router, whose load balancers answer them. */
   nodePorts?: readonly NodePort[];
+  /** ExternalIPs and LoadBalancer addresses: to the gateway router too, wherever they arrive. */
+  externalVips?: readonly string[];
+  /** The IPv4 LoadBalancer addresses this node answers ARP for (one node per address). */
+  announce?: readonly string[];
 }
+
+/** What the cluster's Services ask of the bridge. */
+export type ServiceFlows = Required<Pick<BridgeFlowInput, 'nodePorts' | 'externalVips' | 'announce'>>;
 
 export interface NodePort {
   protocol: 'tcp' | 'udp' | 'sctp';
   port: number;
+}
+
+/** ExternalIPs and LoadBalancer ingress addresses of every Service, each once, sorted. */
+export function externalVipsOf(services: readonly V1Service[]): string[] {
+  return [...new Set(services.flatMap((s) => [...(s.spec?.externalIPs ?? []),
+    ...(s.spec?.type === 'LoadBalancer' ? (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? '') : [])]).filter(Boolean))].sort();
+}
+
+/** The LoadBalancer addresses `node` announces: those of the Services whose announcing node it is. */
+export function announcedBy(services: readonly V1Service[], node: string, key: string): string[] {
+  return [...new Set(services.filter((s) => s.spec?.type === 'LoadBalancer' && s.metadata?.annotations?.[key] === node)
+    .flatMap((s) => (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? '')).filter((ip) => ip && !ip.includes(':')))].sort();
 }
 
 /** Every NodePort of the Services that have one (NodePort and LoadBalancer), each once, sorted. */
@@ -48,6 +67,20 @@ export function nodePortsOf(services: readonly V1Service[]): NodePort[] {
     }
   }
   return [...seen.values()].sort((a, b) => a.port - b.port || a.protocol.localeCompare(b.protocol));
+}
+
+/** An ARP responder: the request turned into a reply from `mac` for `ip`, sent back where it came from. */
+const arpReply = (mac: string, ip: string): string => [
+  'move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]', `set_field:${mac}->eth_src`, 'set_field:2->arp_op',
+  'move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[]', 'move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[]',
+  `set_field:${mac}->arp_sha`, `set_field:${ip}->arp_spa`, 'IN_PORT',
+].join(',');
+
+/** A gratuitous ARP (a request for `ip` from `mac`, to everyone) as hex, for `ovs-ofctl packet-out`. */
+export function gratuitousArp(mac: string, ip: string): string {
+  const m = mac.split(':').join('');
+  const a = ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('');
+  return `ffffffffffff${m}0806` + `0001080006040001${m}${a}000000000000${a}`;
 }
 
 /** The flows, one `ovs-ofctl` flow per line, in a stable order (replace-flows diffs them). */
@@ -82,6 +115,10 @@ export function bridgeFlows(i: BridgeFlowInput): string[] {
         add(0, 110, `in_port=${phys},dl_dst=${mac},${proto},tp_dst=${np.port}`, `output:${patch}`);
         add(0, 110, `in_port=${patch},${proto},tp_src=${np.port}`, `output:${phys}`);
       }
+      for (const vip of (i.externalVips ?? []).filter((v) => v.includes(':') === (fam === 6))) {
+        add(0, 110, `in_port=${phys},dl_dst=${mac},${ip},${nw}_dst=${vip}`, `output:${patch}`);
+        add(0, 110, `in_port=${patch},${ip},${nw}_src=${vip}`, `output:${phys}`);
+      }
       add(0, 100, `in_port=${patch},dl_src=${mac},${ip}`, `ct(commit,zone=${CT_ZONE},exec(set_field:${CT_MARK_OVN}->ct_mark)),output:${phys}`);
     }
     add(0, 100, `in_port=LOCAL,${ip}`, `ct(commit,zone=${CT_ZONE},exec(set_field:${CT_MARK_HOST}->ct_mark)),output:${phys}`);
@@ -93,6 +130,15 @@ export function bridgeFlows(i: BridgeFlowInput): string[] {
     if (fam === 6) {
       // Router and neighbour advertisements make no conntrack entry: both the host and OVN get them.
       for (const type of [134, 136]) add(1, 14, `icmp6,icmpv6_type=${type}`, 'FLOOD');
+    }
+  }
+  if (patch !== undefined) {
+    // ARP for a LoadBalancer address: answered here by the bridge on the one node that announces it
+    // (with the gateway router's MAC, which the bridge shares); elsewhere dropped, never flooded to
+    // the gateway router or the host.
+    const announce = new Set(i.announce ?? []);
+    for (const vip of (i.externalVips ?? []).filter((v) => !v.includes(':'))) {
+      add(0, 300, `in_port=${phys},arp,arp_op=1,arp_tpa=${vip}`, announce.has(vip) ? arpReply(mac, vip) : 'drop');
     }
   }
   // Non-IP (ARP) to the shared MAC reaches both the host and the gateway router, which share it.

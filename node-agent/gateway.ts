@@ -16,8 +16,8 @@ import { parseCidr } from '../lib/cidr.ts';
 import { run, runRaw, sleep } from '../lib/exec.ts';
 import { MASQUERADE, PHYSNET, localnetPort } from '../activities/translate/gateway.ts';
 import type { GatewayFacts } from '../activities/translate/gateway.ts';
-import { bridgeFlows } from './bridge-flows.ts';
-import type { NodePort } from './bridge-flows.ts';
+import { bridgeFlows, gratuitousArp } from './bridge-flows.ts';
+import type { ServiceFlows } from './bridge-flows.ts';
 import type { OvsClient } from './ovs.ts';
 
 const ops = opsFor<OpenVSwitchTables>();
@@ -162,13 +162,14 @@ export function bridgeMapping(bridge: string): string {
  * again whenever an interface of the bridge (its patch port, above all) appears, goes or is renumbered.
  * `ovs-ofctl replace-flows` changes only the flows that differ.
  */
-export function keepBridgeFlows(opts: { ovs: OvsClient; ovsSock: string; node: string; iface: string; cluster: ClusterConfig; nodePorts: () => NodePort[]; log: (m: string) => void }): { sync: () => Promise<void>; stop: () => void } {
+export function keepBridgeFlows(opts: { ovs: OvsClient; ovsSock: string; node: string; iface: string; cluster: ClusterConfig; services: () => ServiceFlows; log: (m: string) => void }): { sync: () => Promise<void>; stop: () => void } {
   const { ovs, node, iface, cluster, log } = opts;
   const bridge = bridgeFor(iface);
   const target = `unix:${dirname(opts.ovsSock)}/${bridge}.mgmt`;
   const patch = patchPort(bridge, node);
   let last = '';
   let mac: string | undefined;
+  let announced = new Set<string>();
   let running: Promise<void> = Promise.resolve();
   const ofport = (name: string): number | undefined => {
     const p = ovs.cache.table('Interface').all().find((x) => x.name === name)?.ofport;
@@ -178,13 +179,21 @@ export function keepBridgeFlows(opts: { ovs: OvsClient; ovsSock: string; node: s
     const phys = ofport(iface);
     if (phys === undefined) return;
     mac ??= await macOf(bridge);
+    const svc = opts.services();
     const flows = bridgeFlows({
       mac, phys, patch: ofport(patch), families: [...new Set(cluster.clusterNetworks.map((n) => parseCidr(n.cidr).family))], serviceCidrs: cluster.serviceNetworks,
-      nodePorts: opts.nodePorts(),
+      ...svc,
     }).join('\n');
     if (flows === last) return;
     await run('ovs-ofctl', ['-O', 'OpenFlow13', 'replace-flows', target, '-'], { input: `${flows}\n`, timeoutMs: 20_000 });
     last = flows;
+    // An address this node has just taken over: tell the segment at once (the old node may be gone).
+    const fresh = svc.announce.filter((a) => !announced.has(a));
+    announced = new Set(svc.announce);
+    for (const a of fresh) {
+      await run('ovs-ofctl', ['-O', 'OpenFlow13', 'packet-out', target, `in_port=controller,packet=${gratuitousArp(mac, a)},actions=output:${phys}`], { timeoutMs: 5_000 })
+        .then(() => log(`${bridge}: announcing ${a}`), (err: unknown) => log(`${bridge}: gratuitous ARP for ${a} failed: ${err instanceof Error ? err.message : String(err)}`));
+    }
     log(`${bridge}: flows installed (${ofport(patch) === undefined ? 'no patch port to OVN yet' : `patch port ${patch}`})`);
   };
   const sync = (): Promise<void> => (running = running.then(once, once));

@@ -37,9 +37,9 @@ const kube = connectKube(cfg.kubeconfig, `kovn-node-agent/${cfg.node}`);
 const ovs = await connectOvs(cfg.ovsSock);
 // The node's address moves onto the external bridge before the agent opens a connection of its own.
 for (const c of await ensureExternalBridge(ovs, cfg.gatewayInterface)) log(`external bridge: ${c.op} ${c.table} ${c.row}`);
-// NodePorts change the bridge's flows: each change of the cluster's set of ports re-installs them.
-const services = new NodeServices(kube, () => void syncFlows());
-const bridgeFlows = keepBridgeFlows({ ovs, ovsSock: cfg.ovsSock, node: cfg.node, iface: cfg.gatewayInterface, cluster: cfg.cluster, nodePorts: () => services.nodePorts(), log });
+// NodePorts and external addresses change the bridge's flows: each change of them re-installs them.
+const services = new NodeServices(kube, cfg.node, () => void syncFlows());
+const bridgeFlows = keepBridgeFlows({ ovs, ovsSock: cfg.ovsSock, node: cfg.node, iface: cfg.gatewayInterface, cluster: cfg.cluster, services: () => services.flows(), log });
 const syncFlows = (): Promise<void> => bridgeFlows.sync().catch((err: unknown) => log(`breth0: installing flows failed: ${err instanceof Error ? err.message : String(err)}`));
 // A failure here shows again in the node's run (setupNode installs them too): the agent still starts.
 await syncFlows();

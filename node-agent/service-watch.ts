@@ -1,22 +1,26 @@
 /**
- * Every Service, from an informer: the node's external bridge sends NodePort traffic to the gateway
- * router, so it must know the ports (bridge-flows.ts). Only the ports matter; a change calls `onChange`.
+ * Every Service, from an informer: the node's external bridge sends NodePort traffic and external
+ * addresses (ExternalIPs, LoadBalancer addresses) to the gateway router and answers ARP for the
+ * addresses this node announces (bridge-flows.ts). Only those matter; a change of them calls `onChange`.
  */
 import { makeInformer } from '@kubernetes/client-node';
 import type { V1Service } from '@kubernetes/client-node';
 import type { Kube } from '../lib/kube.ts';
-import { nodePortsOf } from './bridge-flows.ts';
-import type { NodePort } from './bridge-flows.ts';
+import { ANNOUNCING_NODE } from '../activities/translate/load-balancer.ts';
+import { announcedBy, externalVipsOf, nodePortsOf } from './bridge-flows.ts';
+import type { ServiceFlows } from './bridge-flows.ts';
 
 export class NodeServices {
   readonly #services = new Map<string, V1Service>();
   readonly #kube: Kube;
+  readonly #node: string;
   readonly #onChange: () => void;
   #stopped = false;
   #stop: () => void = () => undefined;
 
-  constructor(kube: Kube, onChange: () => void) {
+  constructor(kube: Kube, node: string, onChange: () => void) {
     this.#kube = kube;
+    this.#node = node;
     this.#onChange = onChange;
   }
 
@@ -27,7 +31,7 @@ export class NodeServices {
     this.#stop = () => void informer.stop();
     let seen = '';
     const changed = (): void => {
-      const now = JSON.stringify(this.nodePorts());
+      const now = JSON.stringify(this.flows());
       if (now === seen) return;
       seen = now;
       this.#onChange();
@@ -46,8 +50,9 @@ export class NodeServices {
     await informer.start();
   }
 
-  nodePorts(): NodePort[] {
-    return nodePortsOf([...this.#services.values()]);
+  flows(): ServiceFlows {
+    const all = [...this.#services.values()];
+    return { nodePorts: nodePortsOf(all), externalVips: externalVipsOf(all), announce: announcedBy(all, this.#node, ANNOUNCING_NODE) };
   }
 
   stop(): void {

@@ -45,7 +45,8 @@ const watch: Watch<V1Service> = {
   kind: 'Service',
   path: '/api/v1/services',
   list: ({ kube }) => () => kube.core.listServiceForAllNamespaces(),
-  relevant: (s) => [s.metadata?.uid, s.metadata?.deletionTimestamp, JSON.stringify(s.spec ?? {})],
+  // status: LoadBalancer addresses (kovn's own allocation comes back as one more, idle, run).
+  relevant: (s) => [s.metadata?.uid, s.metadata?.deletionTimestamp, JSON.stringify(s.spec ?? {}), JSON.stringify(s.status?.loadBalancer ?? {})],
   actionable: (s, ctx) => hasLoadBalancer(s) || serviceLoadBalancersInNb(ctx.nb, keyOf(s)).length > 0,
   inSync,
   ownerKeys: ({ nb }) => serviceOwners(nb),

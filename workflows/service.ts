@@ -31,11 +31,16 @@ export async function reconcileService(input: ReconcileInput): Promise<RunSummar
   return reconcile({ kind: 'Service', namespace, name }, input, async ({ s }) => {
     const obs = await read.observeService({ namespace, name });
     if (!obs.exists || !obs.balanced) {
+      if (obs.exists && obs.loadBalancer) s.changes.push(...(await write.assignLoadBalancer({ namespace, name })).changes);
       // Gone, or headless / ExternalName now: no load balancer may stay behind.
       await flushStale(s, await write.deleteServiceLoadBalancers({ namespace, name }));
       return obs.exists ? 'skipped' : 'deleted';
     }
+    // Addresses first: the load balancers are written from the Service as it then is.
+    const lb = obs.loadBalancer ? await write.assignLoadBalancer({ namespace, name }) : { changes: [] };
+    s.changes.push(...lb.changes);
     await flushStale(s, await write.ensureServiceLoadBalancers({ namespace, name }));
-    return 'converged';
+    // An exhausted pool: everything else is programmed; the run looks again until an address frees.
+    return lb.pending ? { waiting: lb.pending } : 'converged';
   });
 }

@@ -97,9 +97,15 @@ test('internalTrafficPolicy Local: the ClusterIP per node switch, local endpoint
   ]);
 });
 
-test('ExternalIPs join the cluster row', () => {
+test('ExternalIPs and LoadBalancer addresses join the cluster row', () => {
   const rows = rowsOf(svc({ clusterIPs: ['10.96.0.20'], externalIPs: ['203.0.113.50'], ports: [{ port: 80 }] }), [slice([{ ip: '10.244.1.5' }], [{ port: 80 }])]);
   assert.deepEqual(cols(rows[0]!).vips, { '10.96.0.20:80': '10.244.1.5:80', '203.0.113.50:80': '10.244.1.5:80' });
+  const lb = { ...svc({ type: 'LoadBalancer', clusterIPs: ['10.96.0.20'], ports: [{ port: 80, nodePort: 30080 }] }), status: { loadBalancer: { ingress: [{ ip: '172.29.0.241' }] } } };
+  const lbRows = rowsOf(lb, [slice([{ ip: '10.244.1.5' }], [{ port: 80 }])]);
+  assert.deepEqual(cols(lbRows[0]!).vips, { '10.96.0.20:80': '10.244.1.5:80', '172.29.0.241:80': '10.244.1.5:80' });
+  // An ingress address of a Service that is no longer a LoadBalancer is not balanced.
+  const was = { ...lb, spec: { ...lb.spec, type: 'ClusterIP' } };
+  assert.deepEqual(cols(rowsOf(was, [slice([{ ip: '10.244.1.5' }], [{ port: 80 }])])[0]!).vips, { '10.96.0.20:80': '10.244.1.5:80' });
 });
 
 test('a named target port no endpoint has is a problem of the Service; its other ports are programmed', () => {

@@ -13,6 +13,7 @@ import { gatewayRouter } from './gateway.ts';
 import { OVNK_KIND, OVNK_OWNER, ownedBy } from './ownership.ts';
 import type { Owner } from './ownership.ts';
 import type { AnyDesiredRow } from '../nb.ts';
+import { ingressIps } from './load-balancer.ts';
 
 /** The load balancer group on every node switch and gateway router (OVN-Kubernetes' name). */
 export const CLUSTER_LB_GROUP = 'clusterLBGroup';
@@ -107,7 +108,8 @@ export function serviceLoadBalancers(svc: V1Service, slices: readonly V1Endpoint
   if (!hasLoadBalancer(svc)) return { rows: [], problems };
   const spec = svc.spec ?? {};
   const clusterIps = spec.clusterIPs ?? (spec.clusterIP ? [spec.clusterIP] : []);
-  const externalIps = spec.externalIPs ?? [];
+  // ExternalIPs and LoadBalancer addresses (kovn's or another allocator's) are the same on every node.
+  const externalIps = [...(spec.externalIPs ?? []), ...(spec.type === 'LoadBalancer' ? ingressIps(svc) : [])];
   const etpLocal = spec.externalTrafficPolicy === 'Local' && (spec.type === 'NodePort' || spec.type === 'LoadBalancer');
   const itpLocal = spec.internalTrafficPolicy === 'Local';
   const affinity = spec.sessionAffinity === 'ClientIP' ? String(spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? 10_800) : undefined;

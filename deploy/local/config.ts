@@ -51,6 +51,9 @@ export const NET = {
   /** Ports of the external host's echo servers. */
   echo: { http: 80, udp: 9000 },
   apiserverServiceIp: '10.96.0.1',
+  /** kovn's LoadBalancer pools: on the underlay, so the outside reaches them through ARP/NDP alone (no route). */
+  lbPool: '172.29.0.240/28',
+  lbPool6: 'fd00:172:29::f0/124',
 };
 
 export const nodeName = (i: number): string => `node-${i}`;

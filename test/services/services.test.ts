@@ -196,6 +196,53 @@ describe('Services (IPv4)', { timeout: 20 * 60_000 }, () => {
     assert.ok(answers.every((a) => /^web-[ab]$/.test(a)), answers.join(' '));
   });
 
+  test('LoadBalancer: an address from kovn\'s pool, announced by one node (ARP, no route), reached from outside; ExternalIPs through a route to a node', async () => {
+    await apply(service('lb', { type: 'LoadBalancer', selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] }));
+    const { ip: lbIp, node } = await until('lb gets an address and an announcing node', async () => {
+      const s = await kubectlJson<{ metadata: { annotations?: Record<string, string> }; status: { loadBalancer?: { ingress?: { ip: string }[] } } }>(['get', 'service', 'lb']);
+      const ip = s.status.loadBalancer?.ingress?.[0]?.ip;
+      const n = s.metadata.annotations?.['kovn.local/announcing-node'];
+      return ip && n ? { ip, node: n } : undefined;
+    });
+    assert.match(lbIp, /^172\.29\.0\.(24[1-9]|25[0-4])$/, 'from the box\'s pool 172.29.0.240/28');
+    assert.match(node, /^node-[12]$/);
+    await until(`the outside router reaches ${lbIp}`, async () => /^web-[ab]$/.test((await outsideExec(['curl', '-s', '--max-time', '3', `http://${lbIp}/`]).catch(() => '')).trim()));
+    assert.match((await outsideExec(['curl', '-s', '--max-time', '3', '--interface', NET.externalHostIp, `http://${lbIp}/`])).trim(), /^web-[ab]$/);
+    // The outside learnt the address from the announcing node alone: its bridge's MAC.
+    const mac = JSON.parse(await run('ip', ['-n', `kovn-${node}`, '-j', 'link', 'show', 'breth0'])) as { address: string }[];
+    assert.match(await outsideExec(['ip', 'neigh', 'show', lbIp]), new RegExp(`lladdr ${mac[0]!.address}`));
+
+    // ExternalIPs: the operator routes the address to a node; that node's gateway router answers it.
+    const ext = '198.51.100.10';
+    await apply(service('ext', { selector: { app: 'web' }, externalIPs: [ext], ports: [{ port: 80, targetPort: 8080 }] }));
+    await outsideExec(['ip', 'route', 'replace', `${ext}/32`, 'via', NET.nodeIp(1)]);
+    try {
+      await until(`the external host reaches ${ext}`, async () => /^web-[ab]$/.test((await outsideExec(['curl', '-s', '--max-time', '3', '--interface', NET.externalHostIp, `http://${ext}/`]).catch(() => '')).trim()));
+    } finally {
+      await outsideExec(['ip', 'route', 'del', `${ext}/32`]).catch(() => '');
+    }
+  });
+
+  test('bad input: an exhausted LoadBalancer pool is an Event on the Service left pending; its ClusterIP works, the others keep theirs, and it gets an address once one frees', async () => {
+    // The pool has 14 addresses and lb holds one: 14 more Services leave one without.
+    const fills = Array.from({ length: 14 }, (_, i) => `fill-${i}`);
+    await apply(...fills.map((n) => service(n, { type: 'LoadBalancer', selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] })));
+    type Svc = { metadata: { name: string }; status: { loadBalancer?: { ingress?: { ip: string }[] } } };
+    const pending = await until('one fill Service pending with LoadBalancerPoolExhausted', async () => {
+      const items = (await kubectlJson<{ items: Svc[] }>(['get', 'services'])).items.filter((x) => fills.includes(x.metadata.name));
+      const without = items.filter((x) => !x.status.loadBalancer?.ingress?.length);
+      if (items.length !== 14 || without.length !== 1) return undefined;
+      const n = without[0]!.metadata.name;
+      return (await events('Service', n)).some((e) => e.reason === 'LoadBalancerPoolExhausted' && /no free address/.test(e.message)) ? n : undefined;
+    }, 90_000);
+    assert.match(await get('cl', `http://${await clusterIp(pending)}:80/`), /^web-[ab]$/, 'its ClusterIP works meanwhile');
+    const lbIp = (await kubectlJson<Svc>(['get', 'service', 'lb'])).status.loadBalancer?.ingress?.[0]?.ip ?? '';
+    assert.match((await outsideExec(['curl', '-s', '--max-time', '3', `http://${lbIp}/`])).trim(), /^web-[ab]$/, 'lb keeps its address');
+    await kubectl(['delete', 'service', fills.find((n) => n !== pending)!]);
+    await until(`${pending} gets the freed address`, async () => ((await kubectlJson<Svc>(['get', 'service', pending])).status.loadBalancer?.ingress?.length ?? 0) > 0, 90_000);
+    await kubectl(['delete', 'service', ...fills.filter((n) => n !== pending), pending, '--ignore-not-found']);
+  });
+
   test('bad input: a target port name no endpoint has is an Event on the Service; its other ports and other Services work', async () => {
     await apply(service('badport', { selector: { app: 'web' }, ports: [{ name: 'ok', port: 80, targetPort: 'http' }, { name: 'bad', port: 81, targetPort: 'nope' }] }));
     await until('TargetPortNotFound on badport', async () => (await events('Service', 'badport')).some((e) => e.reason === 'TargetPortNotFound' && /nope/.test(e.message)));
@@ -276,5 +323,24 @@ describe('Services (IPv4)', { timeout: 20 * 60_000 }, () => {
     await killAndWaitBack('kovn-controller');
     await new Promise((r) => setTimeout(r, 10_000)); // its first sync runs once the stores have listed
     assert.equal(await dump(), before);
+  });
+  // Last: it deletes a node.
+  test('the LoadBalancer address keeps answering when the node announcing it is deleted: the other node takes it over', { timeout: 3 * 60_000 }, async () => {
+    type Svc = { metadata: { annotations?: Record<string, string> }; status: { loadBalancer?: { ingress?: { ip: string }[] } } };
+    const s = await kubectlJson<Svc>(['get', 'service', 'lb']);
+    const lbIp = s.status.loadBalancer?.ingress?.[0]?.ip ?? '';
+    const from = s.metadata.annotations?.['kovn.local/announcing-node'] ?? '';
+    const to = from === 'node-1' ? 'node-2' : 'node-1';
+    const t0 = Date.now();
+    await kubectl(['delete', 'node', from]);
+    await until(`${to} announces ${lbIp}`, async () => (await kubectlJson<Svc>(['get', 'service', 'lb'])).metadata.annotations?.['kovn.local/announcing-node'] === to, 60_000);
+    const mac = (JSON.parse(await run('ip', ['-n', `kovn-${to}`, '-j', 'link', 'show', 'breth0'])) as { address: string }[])[0]!.address;
+    await until(`the outside router learns ${lbIp} at ${to}'s MAC`, async () => (await outsideExec(['ip', 'neigh', 'show', lbIp])).includes(`lladdr ${mac}`), 30_000);
+    // Answers from the endpoint left on the other node (the deleted node's pods go with it).
+    await until(`${lbIp} answers again`, async () => {
+      const a = await Promise.all([1, 2, 3].map(() => outsideExec(['curl', '-s', '--max-time', '2', `http://${lbIp}/`]).then((x) => x.trim(), () => '')));
+      return a.every((x) => /^web-[ab]$/.test(x));
+    }, 120_000);
+    console.log(`# ${lbIp}: ${from} deleted, ${to} announcing and answering after ${Date.now() - t0} ms`);
   });
 });

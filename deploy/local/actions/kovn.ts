@@ -14,7 +14,9 @@ import type { ClusterConfig } from '../../../lib/cluster-config.ts';
 import type { ControllerConfig, NodeAgentConfig } from '../../../lib/daemon-config.ts';
 
 export type IpFamily = 'ipv4' | 'dual';
-export const clusterConfig = (f: IpFamily): ClusterConfig => (f === 'dual' ? DUAL_STACK_CLUSTER : IPV4_CLUSTER);
+export const clusterConfig = (f: IpFamily): ClusterConfig => (f === 'dual'
+  ? { ...DUAL_STACK_CLUSTER, loadBalancerPools: [NET.lbPool, NET.lbPool6] }
+  : { ...IPV4_CLUSTER, loadBalancerPools: [NET.lbPool] });
 /** The bundle is named by a hash of the code it is built from, so changed workflows get a new one. */
 function bundleFile(): string {
   const h = createHash('sha256');
