@@ -6,10 +6,10 @@
  */
 import type { Change } from '../lib/change.ts';
 import { getService, listServiceSlices, patchService, recordEvent } from '../lib/kube.ts';
-import { ANNOUNCING_NODE, announcer, ingressIps, ownLoadBalancer, pickAddresses } from './translate/load-balancer.ts';
+import { ANNOUNCING_NODE, announcer, announcingCandidates, ingressIps, ownLoadBalancer, pickAddresses } from './translate/load-balancer.ts';
 import type { ControllerDeps } from './common.ts';
 import { deleteOwned, ensureServiceLoadBalancers, gatewayNodes, serviceLoadBalancersInNb } from './nb.ts';
-import { hasLoadBalancer, serviceLoadBalancers, staleFlows } from './translate/service.ts';
+import { hasLoadBalancer, serviceLoadBalancers, staleFlows, withZones } from './translate/service.ts';
 import type { LbVips, StaleFlow } from './translate/service.ts';
 
 /** What a write did, and what the nodes must still do: forget conntrack entries of UDP/SCTP backends that left. */
@@ -72,7 +72,9 @@ export default function createServiceActivities({ nb, kube, cfg }: ControllerDep
         if (picked.ips.join() !== ingressIps(svc).join()) {
           await patch({ status: { loadBalancer: { ingress: picked.ips.length ? picked.ips.map((ip) => ({ ip, ipMode: 'VIP' })) : null } } }, true, `load balancer addresses ${picked.ips.join(',') || 'none'}`);
         }
-        const node = picked.ips[0] ? announcer(picked.ips[0], gatewayNodes(nb).map((n) => n.name)) : undefined;
+        const slices = svc.spec?.externalTrafficPolicy === 'Local' ? await listServiceSlices(kube, namespace, name) : [];
+        const candidates = announcingCandidates(svc, gatewayNodes(nb).map((n) => n.name), slices);
+        const node = picked.ips[0] ? announcer(picked.ips[0], candidates) : undefined;
         if ((node ?? undefined) !== announcing) {
           await patch({ metadata: { annotations: { [ANNOUNCING_NODE]: node ?? null } } }, false, `announced by ${node ?? 'no node'}`);
         }
@@ -85,7 +87,8 @@ export default function createServiceActivities({ nb, kube, cfg }: ControllerDep
       const [svc, slices] = await Promise.all([getService(kube, namespace, name), listServiceSlices(kube, namespace, name)]);
       if (!svc) return writes.deleteServiceLoadBalancers({ namespace, name });
       const key = `${namespace}/${name}`;
-      const nodes = gatewayNodes(nb);
+      // Zones only matter to trafficDistribution: the nodes are read only then.
+      const nodes = svc.spec?.trafficDistribution ? withZones(gatewayNodes(nb), (await kube.core.listNode()).items) : gatewayNodes(nb);
       const before = serviceLoadBalancersInNb(nb, key);
       const { rows, problems } = serviceLoadBalancers(svc, slices, nodes);
       const changes = await ensureServiceLoadBalancers(nb, { type: 'Service', name: key }, rows);

@@ -26,6 +26,7 @@ import { ensureExternalBridge, keepBridgeFlows } from './gateway.ts';
 import { hostIfname } from './plug.ts';
 import { NodePods } from './pod-watch.ts';
 import { NodeServices } from './service-watch.ts';
+import { HealthServers } from './health-check.ts';
 import type { cniAdd, cniDel, restoreAllocations } from '../workflows/cni.ts';
 import type { sweepNode } from '../workflows/node-sweep.ts';
 
@@ -38,7 +39,11 @@ const ovs = await connectOvs(cfg.ovsSock);
 // The node's address moves onto the external bridge before the agent opens a connection of its own.
 for (const c of await ensureExternalBridge(ovs, cfg.gatewayInterface)) log(`external bridge: ${c.op} ${c.table} ${c.row}`);
 // NodePorts and external addresses change the bridge's flows: each change of them re-installs them.
-const services = new NodeServices(kube, cfg.node, () => void syncFlows());
+const health = new HealthServers(log);
+const services = new NodeServices(kube, cfg.node, () => {
+  void syncFlows();
+  health.sync(services.healthChecks());
+});
 const bridgeFlows = keepBridgeFlows({ ovs, ovsSock: cfg.ovsSock, node: cfg.node, iface: cfg.gatewayInterface, cluster: cfg.cluster, services: () => services.flows(), log });
 const syncFlows = (): Promise<void> => bridgeFlows.sync().catch((err: unknown) => log(`breth0: installing flows failed: ${err instanceof Error ? err.message : String(err)}`));
 // A failure here shows again in the node's run (setupNode installs them too): the agent still starts.
@@ -194,6 +199,7 @@ process.once('SIGINT', () => void stop());
 await running;
 pods.stop();
 services.stop();
+health.close();
 ovs.close();
 await connection.close();
 process.exit(0);

@@ -1,22 +1,28 @@
 /**
- * Every Service, from an informer: the node's external bridge sends NodePort traffic and external
- * addresses (ExternalIPs, LoadBalancer addresses) to the gateway router and answers ARP for the
- * addresses this node announces (bridge-flows.ts). Only those matter; a change of them calls `onChange`.
+ * Every Service and EndpointSlice, from informers, for what the node itself does for Services: its
+ * external bridge sends NodePorts and external addresses (ExternalIPs, LoadBalancer addresses) to the
+ * gateway router and answers ARP for the addresses this node announces (bridge-flows.ts), and it answers
+ * the health checks of `externalTrafficPolicy: Local` (health-check.ts). Only those matter: a change of
+ * them calls `onChange`.
  */
 import { makeInformer } from '@kubernetes/client-node';
-import type { V1Service } from '@kubernetes/client-node';
+import type { KubernetesObject, ListPromise, V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import type { Kube } from '../lib/kube.ts';
 import { ANNOUNCING_NODE } from '../activities/translate/load-balancer.ts';
 import { announcedBy, externalVipsOf, nodePortsOf } from './bridge-flows.ts';
 import type { ServiceFlows } from './bridge-flows.ts';
+import { healthChecksOf } from './health-check.ts';
+import type { HealthCheck } from './health-check.ts';
 
 export class NodeServices {
   readonly #services = new Map<string, V1Service>();
+  readonly #slices = new Map<string, V1EndpointSlice>();
   readonly #kube: Kube;
   readonly #node: string;
   readonly #onChange: () => void;
+  readonly #stops: (() => void)[] = [];
   #stopped = false;
-  #stop: () => void = () => undefined;
+  #seen = '';
 
   constructor(kube: Kube, node: string, onChange: () => void) {
     this.#kube = kube;
@@ -24,23 +30,23 @@ export class NodeServices {
     this.#onChange = onChange;
   }
 
-  /** Lists and watches; resolves once the first list is in. */
+  /** Lists and watches; resolves once the first lists are in. */
   async start(): Promise<void> {
-    const kube = this.#kube;
-    const informer = makeInformer(kube.kc, '/api/v1/services', () => kube.core.listServiceForAllNamespaces());
-    this.#stop = () => void informer.stop();
-    let seen = '';
-    const changed = (): void => {
-      const now = JSON.stringify(this.flows());
-      if (now === seen) return;
-      seen = now;
-      this.#onChange();
-    };
-    const key = (s: V1Service): string => `${s.metadata?.namespace}/${s.metadata?.name}`;
-    informer.on('add', (s) => { this.#services.set(key(s), s); changed(); });
-    informer.on('update', (s) => { this.#services.set(key(s), s); changed(); });
-    informer.on('delete', (s) => { this.#services.delete(key(s)); changed(); });
-    // A dropped watch is restarted with backoff; the ports stay as they were meanwhile.
+    const k = this.#kube;
+    await Promise.all([
+      this.#watch(this.#services, '/api/v1/services', () => k.core.listServiceForAllNamespaces()),
+      this.#watch(this.#slices, '/apis/discovery.k8s.io/v1/endpointslices', () => k.discovery.listEndpointSliceForAllNamespaces()),
+    ]);
+  }
+
+  async #watch<T extends KubernetesObject>(store: Map<string, T>, path: string, list: ListPromise<T>): Promise<void> {
+    const informer = makeInformer(this.#kube.kc, path, list);
+    this.#stops.push(() => void informer.stop());
+    const key = (o: T): string => `${o.metadata?.namespace}/${o.metadata?.name}`;
+    informer.on('add', (o) => { store.set(key(o), o); this.#changed(); });
+    informer.on('update', (o) => { store.set(key(o), o); this.#changed(); });
+    informer.on('delete', (o) => { store.delete(key(o)); this.#changed(); });
+    // A dropped watch is restarted with backoff; what it had stays meanwhile.
     let delay = 500;
     informer.on('error', () => {
       if (this.#stopped) return;
@@ -50,13 +56,24 @@ export class NodeServices {
     await informer.start();
   }
 
+  #changed(): void {
+    const now = JSON.stringify([this.flows(), this.healthChecks()]);
+    if (now === this.#seen) return;
+    this.#seen = now;
+    this.#onChange();
+  }
+
   flows(): ServiceFlows {
     const all = [...this.#services.values()];
     return { nodePorts: nodePortsOf(all), externalVips: externalVipsOf(all), announce: announcedBy(all, this.#node, ANNOUNCING_NODE) };
   }
 
+  healthChecks(): HealthCheck[] {
+    return healthChecksOf([...this.#services.values()], [...this.#slices.values()], this.#node);
+  }
+
   stop(): void {
     this.#stopped = true;
-    this.#stop();
+    for (const s of this.#stops) s();
   }
 }

@@ -8,7 +8,7 @@ import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node
 import { L3_GATEWAY_CONFIG } from '../lib/annotations.ts';
 import { SERVICE_NAME_LABEL } from '../lib/kube.ts';
 import { gatewayNodes, serviceLoadBalancersInNb, serviceOwners } from '../activities/nb.ts';
-import { hasLoadBalancer, serviceLoadBalancers } from '../activities/translate/service.ts';
+import { ZONE_LABEL, hasLoadBalancer, serviceLoadBalancers, withZones } from '../activities/translate/service.ts';
 import { keyOf } from './watch.ts';
 import type { Watch, WatchContext } from './watch.ts';
 
@@ -24,7 +24,7 @@ const slicesOf = (svc: V1Service, ctx: WatchContext): V1EndpointSlice[] =>
 
 /** Services whose rules differ per node: a node's gateway coming or going changes their rows. */
 const perNode = (svc: V1Service): boolean =>
-  svc.spec?.type === 'NodePort' || svc.spec?.type === 'LoadBalancer' || svc.spec?.internalTrafficPolicy === 'Local';
+  svc.spec?.type === 'NodePort' || svc.spec?.type === 'LoadBalancer' || svc.spec?.internalTrafficPolicy === 'Local' || !!svc.spec?.trafficDistribution;
 
 const same = (a: Record<string, string>, b: Record<string, string>): boolean =>
   Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([k, v]) => b[k] === v);
@@ -32,7 +32,7 @@ const same = (a: Record<string, string>, b: Record<string, string>): boolean =>
 function inSync(svc: V1Service, ctx: WatchContext): boolean {
   const have = serviceLoadBalancersInNb(ctx.nb, keyOf(svc));
   if (!hasLoadBalancer(svc) || svc.metadata?.deletionTimestamp) return have.length === 0;
-  const want = serviceLoadBalancers(svc, slicesOf(svc, ctx), gatewayNodes(ctx.nb)).rows;
+  const want = serviceLoadBalancers(svc, slicesOf(svc, ctx), withZones(gatewayNodes(ctx.nb), ctx.objects('Node'))).rows;
   if (want.length !== have.length) return false;
   return want.every((w) => {
     const h = have.find((x) => x.name === w.name);
@@ -65,7 +65,7 @@ const watch: Watch<V1Service> = {
   }, {
     path: '/api/v1/nodes',
     list: ({ kube }) => () => kube.core.listNode(),
-    relevant: (n: V1Node) => [n.metadata?.uid, n.metadata?.annotations?.[L3_GATEWAY_CONFIG]],
+    relevant: (n: V1Node) => [n.metadata?.uid, n.metadata?.annotations?.[L3_GATEWAY_CONFIG], n.metadata?.labels?.[ZONE_LABEL]],
     keys: (_n, ctx) => (ctx.objects('Service') as V1Service[]).filter((s) => perNode(s) && !inSync(s, ctx)).map(keyOf),
   }] as Watch['secondary'],
 };

@@ -2,8 +2,8 @@
 // asked for, first free, per family, exhausted) and the node that announces them.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { V1Service } from '@kubernetes/client-node';
-import { announcer, ownLoadBalancer, pickAddresses } from './load-balancer.ts';
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { announcer, announcingCandidates, ownLoadBalancer, pickAddresses } from './load-balancer.ts';
 
 const svc = (spec: V1Service['spec'], ingress: string[] = []): V1Service => ({
   metadata: { namespace: 'default', name: 'lb' }, spec: { type: 'LoadBalancer', clusterIPs: ['10.96.0.20'], ...spec },
@@ -49,4 +49,13 @@ test('the announcing node: one of the nodes, the same for the same inputs, moved
   // Addresses spread over the nodes.
   const spread = new Set(Array.from({ length: 20 }, (_, i) => announcer(`172.29.0.${i}`, nodes)));
   assert.ok(spread.size > 1, `20 addresses over ${spread.size} node(s)`);
+});
+
+test('announcing candidates: every node; with ETP=Local those with a ready endpoint, unless none has one', () => {
+  const nodes = ['node-1', 'node-2', 'node-3'];
+  const sl = (eps: { node: string; ready?: boolean }[]): V1EndpointSlice => ({ addressType: 'IPv4', endpoints: eps.map((e, i) => ({ addresses: [`10.244.0.${i}`], nodeName: e.node, conditions: { ready: e.ready ?? true } })) });
+  const slices = [sl([{ node: 'node-2' }, { node: 'node-3', ready: false }])];
+  assert.deepEqual(announcingCandidates(svc({}), nodes, slices), nodes);
+  assert.deepEqual(announcingCandidates(svc({ externalTrafficPolicy: 'Local' }), nodes, slices), ['node-2']);
+  assert.deepEqual(announcingCandidates(svc({ externalTrafficPolicy: 'Local' }), nodes, []), nodes);
 });

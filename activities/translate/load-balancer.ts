@@ -5,7 +5,7 @@
  * it moves only when that node goes.
  */
 import { createHash } from 'node:crypto';
-import type { V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { contains, nthAddress, parseCidr, parseIp, size } from '../../lib/cidr.ts';
 
 /** The `loadBalancerClass` that names kovn's allocator (no class means it too). */
@@ -71,6 +71,17 @@ export function pickAddresses(svc: V1Service, pools: readonly string[], used: Re
     out.push(found);
   }
   return { ips: out };
+}
+
+/**
+ * The nodes that may announce a Service's addresses: with `externalTrafficPolicy: Local`, only those
+ * with a ready endpoint (another node would reject the traffic it draws), unless there is none.
+ */
+export function announcingCandidates(svc: V1Service, nodes: readonly string[], slices: readonly V1EndpointSlice[]): string[] {
+  if (svc.spec?.externalTrafficPolicy !== 'Local') return [...nodes];
+  const withEndpoints = new Set(slices.flatMap((sl) => (sl.endpoints ?? []).filter((e) => e.conditions?.ready ?? true).map((e) => e.nodeName ?? '')));
+  const local = nodes.filter((n) => withEndpoints.has(n));
+  return local.length ? local : [...nodes];
 }
 
 /** The node that announces an address: the highest hash of (address, node) among the nodes with gateways. */

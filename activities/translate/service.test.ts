@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
-import { backendsFor, serviceLoadBalancers, staleFlows } from './service.ts';
-import type { LbVips, StaleFlow } from './service.ts';
+import { backendsFor, hintedBackends, serviceLoadBalancers, staleFlows } from './service.ts';
+import type { LbVips, ServiceNode, StaleFlow } from './service.ts';
 import { ownerOf } from './ownership.ts';
 
 const svc = (spec: V1Service['spec'], name = 'web'): V1Service => ({ metadata: { namespace: 'default', name, uid: 'u1' }, spec: { selector: { app: 'web' }, ...spec } });
@@ -18,7 +18,7 @@ const slice = (eps: Ep[], ports: { name?: string; port: number; protocol?: strin
   })),
 });
 const nodes = [{ name: 'node-1', ips: ['172.29.0.11'] }, { name: 'node-2', ips: ['172.29.0.12'] }];
-const rowsOf = (s: V1Service, sl: V1EndpointSlice[], n = nodes) => serviceLoadBalancers(s, sl, n).rows;
+const rowsOf = (s: V1Service, sl: V1EndpointSlice[], n: ServiceNode[] = nodes) => serviceLoadBalancers(s, sl, n).rows;
 const cols = (r: ReturnType<typeof rowsOf>[number]) => r.columns as { vips: Record<string, string>; options: Record<string, string>; protocol: string; external_ids: Record<string, string> };
 
 test('ClusterIP: one row per protocol, every port, in the cluster group, owned as OVN-Kubernetes does', () => {
@@ -132,4 +132,29 @@ test('stale UDP/SCTP flows: a backend that left a VIP, every backend of a VIP go
       want: [{ protocol: 'udp', vip: '10.96.0.10', port: 53, backend: '10.244.1.5', backendPort: 53 }] },
   ];
   for (const c of cases) assert.deepEqual(staleFlows(c.before, c.after), c.want, c.name);
+});
+
+test('trafficDistribution: each node\'s clients go to the endpoints hinted for the node, else its zone, else all', () => {
+  const b = (ip: string, forZones?: string[], forNodes?: string[]) => ({ ip, port: 80, ...(forZones ? { forZones } : {}), ...(forNodes ? { forNodes } : {}) });
+  const n1 = { name: 'node-1', ips: [], zone: 'zone-1' };
+  const cases = [
+    { name: 'zone hints: the zone\'s', bs: [b('a', ['zone-1']), b('b', ['zone-2'])], want: ['a'] },
+    { name: 'no endpoint for the zone: all', bs: [b('a', ['zone-2']), b('b', ['zone-2'])], want: ['a', 'b'] },
+    { name: 'an endpoint without hints: all', bs: [b('a', ['zone-1']), b('b')], want: ['a', 'b'] },
+    { name: 'node hints first', bs: [b('a', ['zone-1'], ['node-2']), b('b', ['zone-1'], ['node-1'])], want: ['b'] },
+    { name: 'node hints for other nodes: the zone\'s', bs: [b('a', ['zone-1'], ['node-2']), b('b', ['zone-2'], ['node-3'])], want: ['a'] },
+  ];
+  for (const c of cases) assert.deepEqual(hintedBackends(c.bs, n1).map((x) => x.ip), c.want, c.name);
+  assert.deepEqual(hintedBackends([b('a', ['zone-1']), b('b', ['zone-2'])], { name: 'node-9', ips: [] }).map((x) => x.ip), ['a', 'b'], 'a node without a zone: all');
+
+  // The ClusterIP moves to each node switch, with that node's endpoints; nothing stays in the cluster row.
+  const s = svc({ clusterIPs: ['10.96.0.20'], trafficDistribution: 'PreferSameZone', ports: [{ port: 80 }] });
+  const sl = slice([{ ip: '10.244.1.5', node: 'node-1' }, { ip: '10.244.2.5', node: 'node-2' }], [{ port: 80 }]);
+  sl.endpoints![0]!.hints = { forZones: [{ name: 'zone-1' }] };
+  sl.endpoints![1]!.hints = { forZones: [{ name: 'zone-2' }] };
+  const rows = rowsOf(s, [sl], [{ name: 'node-1', ips: ['172.29.0.11'], zone: 'zone-1' }, { name: 'node-2', ips: ['172.29.0.12'], zone: 'zone-2' }]);
+  assert.deepEqual(rows.map((r) => [r.name, cols(r).vips]), [
+    ['Service_default/web_TCP_node_switch_node-1', { '10.96.0.20:80': '10.244.1.5:80' }],
+    ['Service_default/web_TCP_node_switch_node-2', { '10.96.0.20:80': '10.244.2.5:80' }],
+  ]);
 });

@@ -7,7 +7,7 @@
  * (the ClusterIPs on the node's switch, local endpoints only), `externalTrafficPolicy: Local` (local
  * endpoints only, client address kept with `skip_snat`).
  */
-import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import { bare } from './topology.ts';
 import { gatewayRouter } from './gateway.ts';
 import { OVNK_KIND, OVNK_OWNER, ownedBy } from './ownership.ts';
@@ -29,6 +29,36 @@ export const lbName = (key: string, proto: Protocol, scope: string): string => `
 export interface ServiceNode {
   name: string;
   ips: readonly string[];
+  /** Its `topology.kubernetes.io/zone` label, for `trafficDistribution: PreferSameZone`. */
+  zone?: string;
+}
+
+export const ZONE_LABEL = 'topology.kubernetes.io/zone';
+
+/** The nodes with their zones from the Node objects (a node the API does not show keeps none). */
+export function withZones(nodes: readonly ServiceNode[], k8sNodes: readonly V1Node[]): ServiceNode[] {
+  const zones = new Map(k8sNodes.map((n) => [n.metadata?.name ?? '', n.metadata?.labels?.[ZONE_LABEL]]));
+  return nodes.map((n) => {
+    const zone = zones.get(n.name);
+    return zone ? { ...n, zone } : { ...n };
+  });
+}
+
+/**
+ * The endpoints a node's clients go to under `trafficDistribution`, from the slices' hints as
+ * kube-proxy reads them: those hinted for the node (PreferSameNode), else for its zone
+ * (PreferSameZone), else all. Hints count only when every endpoint has them; otherwise all.
+ */
+export function hintedBackends<B extends Backend>(bs: readonly B[], node: ServiceNode): B[] {
+  if (bs.length > 0 && bs.every((b) => b.forNodes?.length)) {
+    const mine = bs.filter((b) => b.forNodes!.includes(node.name));
+    if (mine.length) return mine;
+  }
+  if (node.zone && bs.length > 0 && bs.every((b) => b.forZones?.length)) {
+    const zone = bs.filter((b) => b.forZones!.includes(node.zone!));
+    if (zone.length) return zone;
+  }
+  return [...bs];
 }
 
 /** A Service's problem its author should see (an Event), while the rest of it is programmed. */
@@ -57,6 +87,9 @@ interface Backend {
   ip: string;
   port: number;
   node?: string;
+  /** The EndpointSlice controller's hints for `trafficDistribution`: the zones and nodes it serves first. */
+  forZones?: string[];
+  forNodes?: string[];
 }
 
 /**
@@ -75,7 +108,12 @@ export function backendsFor(slices: readonly V1EndpointSlice[], portName: string
       const ready = c.ready ?? true; // unset means ready
       const servingTerminating = (c.serving ?? ready) && c.terminating === true;
       for (const ip of ep.addresses.slice(0, 1)) { // the first address is the endpoint's (the rest are ignored, as by kube-proxy)
-        all.push({ ip, port: p.port, ...(ep.nodeName ? { node: ep.nodeName } : {}), ready, servingTerminating });
+        const forZones = (ep.hints?.forZones ?? []).map((z) => z.name);
+        const forNodes = (ep.hints?.forNodes ?? []).map((n) => n.name);
+        all.push({
+          ip, port: p.port, ...(ep.nodeName ? { node: ep.nodeName } : {}), ready, servingTerminating,
+          ...(forZones.length ? { forZones } : {}), ...(forNodes.length ? { forNodes } : {}),
+        });
       }
     }
   }
@@ -87,7 +125,7 @@ export function backendsFor(slices: readonly V1EndpointSlice[], portName: string
     if (seen.has(k)) return false;
     seen.add(k);
     return true;
-  }).map(({ ip, port, node }) => ({ ip, port, ...(node ? { node } : {}) }))
+  }).map(({ ip, port, node, forZones, forNodes }) => ({ ip, port, ...(node ? { node } : {}), ...(forZones ? { forZones } : {}), ...(forNodes ? { forNodes } : {}) }))
     .sort((a, b) => vip(a.ip, a.port).localeCompare(vip(b.ip, b.port)));
 }
 
@@ -112,6 +150,9 @@ export function serviceLoadBalancers(svc: V1Service, slices: readonly V1Endpoint
   const externalIps = [...(spec.externalIPs ?? []), ...(spec.type === 'LoadBalancer' ? ingressIps(svc) : [])];
   const etpLocal = spec.externalTrafficPolicy === 'Local' && (spec.type === 'NodePort' || spec.type === 'LoadBalancer');
   const itpLocal = spec.internalTrafficPolicy === 'Local';
+  // trafficDistribution, like ITP=Local, is per node: the ClusterIPs on each node switch, to that node's
+  // hinted endpoints (ITP=Local wins when both are set, as in kube-proxy).
+  const distributed = !itpLocal && !!spec.trafficDistribution;
   const affinity = spec.sessionAffinity === 'ClientIP' ? String(spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? 10_800) : undefined;
   const options = (extra: Record<string, string> = {}): Record<string, string> => ({
     reject: 'true', event: 'false', neighbor_responder: 'none', hairpin_snat_ip: HAIRPIN_SNAT_IPS.join(' '),
@@ -141,6 +182,7 @@ export function serviceLoadBalancers(svc: V1Service, slices: readonly V1Endpoint
       for (const ip of clusterIps) {
         const f = familyOf(ip);
         if (itpLocal) for (const n of nodes) perNode.get(n.name)!.sw[vip(ip, p.port)] = backendList(local(n.name), f);
+        else if (distributed) for (const n of nodes) perNode.get(n.name)!.sw[vip(ip, p.port)] = backendList(hintedBackends(bs, n), f);
         else cluster[vip(ip, p.port)] = backendList(bs, f);
       }
       for (const ip of externalIps) {

@@ -223,6 +223,41 @@ describe('Services (IPv4)', { timeout: 20 * 60_000 }, () => {
     }
   });
 
+  test('externalTrafficPolicy Local: only local endpoints answer, the pod sees the outside host\'s address, the health check node port says 200/503, and the endpoint\'s node announces', async () => {
+    await apply({
+      apiVersion: 'v1', kind: 'Pod', metadata: { name: 'src-b', namespace: 'default', labels: { app: 'src' } },
+      spec: {
+        nodeSelector: { 'kubernetes.io/hostname': 'node-2' }, terminationGracePeriodSeconds: 0,
+        containers: [{
+          name: 'c', image: 'kovn.local/toolbox:1', imagePullPolicy: 'IfNotPresent',
+          // A CGI that answers with the client's address as the pod sees it.
+          command: ['sh', '-c', 'mkdir -p /w/cgi-bin && printf \'#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n\' > /w/cgi-bin/ip && chmod +x /w/cgi-bin/ip && exec httpd -f -p 8080 -h /w'],
+          readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+        }],
+      },
+    }, service('local', { type: 'LoadBalancer', externalTrafficPolicy: 'Local', selector: { app: 'src' }, ports: [{ port: 80, targetPort: 8080 }] }));
+    await waitReady(['src-b']);
+    type Svc = { metadata: { annotations?: Record<string, string> }; spec: { healthCheckNodePort: number; ports: { nodePort: number }[] }; status: { loadBalancer?: { ingress?: { ip: string }[] } } };
+    const svc = await kubectlJson<Svc>(['get', 'service', 'local']);
+    const hc = svc.spec.healthCheckNodePort;
+    const np = svc.spec.ports[0]!.nodePort;
+    const health = async (node: number): Promise<string> => (await outsideExec(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', `http://${NET.nodeIp(node)}:${hc}/`]).catch(() => '')).trim();
+    await until('node-2 says 200 (a local endpoint)', async () => (await health(2)) === '200');
+    assert.equal(await health(1), '503', 'node-1 has none');
+    const body = JSON.parse(await outsideExec(['curl', '-s', '--max-time', '3', `http://${NET.nodeIp(2)}:${hc}/`])) as { localEndpoints: number };
+    assert.equal(body.localEndpoints, 1);
+    const from = (url: string): Promise<string> => outsideExec(['curl', '-s', '--max-time', '3', '--interface', NET.externalHostIp, url]).then((x) => x.trim(), () => '');
+    await until('node-2\'s NodePort answers with the client\'s own address', async () => (await from(`http://${NET.nodeIp(2)}:${np}/cgi-bin/ip`)) === NET.externalHostIp);
+    assert.equal(await from(`http://${NET.nodeIp(1)}:${np}/cgi-bin/ip`), '', 'node-1 has no local endpoint: nothing answers');
+    const lb = await until('local announced by node-2', async () => {
+      const s = await kubectlJson<Svc>(['get', 'service', 'local']);
+      return s.metadata.annotations?.['kovn.local/announcing-node'] === 'node-2' ? s.status.loadBalancer?.ingress?.[0]?.ip : undefined;
+    });
+    await until(`${lb} answers with the client's address`, async () => (await from(`http://${lb}/cgi-bin/ip`)) === NET.externalHostIp);
+    await kubectl(['delete', 'service', 'local']);
+    await until('the health check port closes', async () => (await health(2)) === '000');
+  });
+
   test('bad input: an exhausted LoadBalancer pool is an Event on the Service left pending; its ClusterIP works, the others keep theirs, and it gets an address once one frees', async () => {
     // The pool has 14 addresses and lb holds one: 14 more Services leave one without.
     const fills = Array.from({ length: 14 }, (_, i) => `fill-${i}`);
@@ -241,6 +276,21 @@ describe('Services (IPv4)', { timeout: 20 * 60_000 }, () => {
     await kubectl(['delete', 'service', fills.find((n) => n !== pending)!]);
     await until(`${pending} gets the freed address`, async () => ((await kubectlJson<Svc>(['get', 'service', pending])).status.loadBalancer?.ingress?.length ?? 0) > 0, 90_000);
     await kubectl(['delete', 'service', ...fills.filter((n) => n !== pending), pending, '--ignore-not-found']);
+  });
+
+  test('trafficDistribution PreferSameZone keeps each client in its zone (one zone per node) while the zone has an endpoint', async () => {
+    const zones = (await kubectlJson<{ items: { metadata: { name: string; labels: Record<string, string> } }[] }>(['get', 'nodes'])).items
+      .map((n) => `${n.metadata.name}=${n.metadata.labels['topology.kubernetes.io/zone']}`).sort();
+    assert.deepEqual(zones, ['node-1=zone-1', 'node-2=zone-2']);
+    await apply(service('near', { selector: { app: 'web' }, trafficDistribution: 'PreferSameZone', ports: [{ port: 80, targetPort: 8080 }] }));
+    await until('per-node rows with each zone\'s endpoint', async () => {
+      const m = await lbs('near');
+      return m.size === 2 && ['node-1', 'node-2'].every((n) => ((m.get(`Service_default/near_TCP_node_switch_${n}`) ?? '').match(/:8080/g) ?? []).length === 1);
+    });
+    const ip = await clusterIp('near');
+    assert.deepEqual([...new Set(await gets('cl', `http://${ip}:80/`, 10))], ['web-b'], 'cl on node-2 (zone-2) stays in its zone');
+    assert.deepEqual([...new Set(await gets('cl1', `http://${ip}:80/`, 10))], ['web-a'], 'cl1 on node-1 (zone-1) stays in its zone');
+    await kubectl(['delete', 'service', 'near']);
   });
 
   test('bad input: a target port name no endpoint has is an Event on the Service; its other ports and other Services work', async () => {

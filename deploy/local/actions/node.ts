@@ -209,7 +209,9 @@ export function nodeComponents(i: number, dual = false): Component[] {
       daemon: {
         name: n('kubelet'), netns: p.ns, cmd: bin('kubelet'),
         args: ['--config', join(p.dir, 'kubelet.yaml'), '--kubeconfig', join(p.dir, 'kubeconfig'), '--hostname-override', p.name,
-          '--node-ip', dual ? `${p.ip},${NET.nodeIp6(i)}` : p.ip, '--root-dir', p.kubeletDir, '--cert-dir', join(p.kubeletDir, 'pki'), '--v=1'],
+          '--node-ip', dual ? `${p.ip},${NET.nodeIp6(i)}` : p.ip,
+          // One zone per node, so trafficDistribution (PreferSameZone) has zones to prefer.
+          `--node-labels=topology.kubernetes.io/zone=zone-${i}`, '--root-dir', p.kubeletDir, '--cert-dir', join(p.kubeletDir, 'pki'), '--v=1'],
       },
       health: () => inNsOk(p.ns, 'curl', ['-sf', '-o', '/dev/null', '--max-time', '2', 'http://127.0.0.1:10248/healthz']),
       startTimeoutMs: 60_000,
