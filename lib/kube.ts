@@ -149,3 +149,13 @@ export async function recordEvent(k: Kube, obj: { kind: string; apiVersion?: str
     }
   }
 }
+
+/** Restarts an informer whose watch dropped, with capped backoff (its cache stays as it was meanwhile), until `stopped`. */
+export function restartOnError(informer: { on(e: 'error', cb: () => void): void; start(): Promise<void> }, stopped: () => boolean): void {
+  let delay = 500;
+  informer.on('error', () => {
+    if (stopped()) return;
+    setTimeout(() => void informer.start().then(() => { delay = 500; }, () => undefined), delay);
+    delay = Math.min(delay * 2, 30_000);
+  });
+}

@@ -2,6 +2,7 @@
 import { makeInformer } from '@kubernetes/client-node';
 import type { V1Pod } from '@kubernetes/client-node';
 import { Subject, filter, firstValueFrom, timeout } from 'rxjs';
+import { restartOnError } from '../lib/kube.ts';
 import type { Kube } from '../lib/kube.ts';
 
 export class NodePods {
@@ -31,13 +32,7 @@ export class NodePods {
     informer.on('add', put);
     informer.on('update', put);
     informer.on('delete', (p) => self.#pods.delete(`${p.metadata?.namespace}/${p.metadata?.name}`));
-    // A dropped watch is restarted with backoff; the cache stays as it was meanwhile.
-    let delay = 500;
-    informer.on('error', () => {
-      if (self.#stopped) return;
-      setTimeout(() => void informer.start().then(() => { delay = 500; }, () => undefined), delay);
-      delay = Math.min(delay * 2, 30_000);
-    });
+    restartOnError(informer, () => self.#stopped);
     await informer.start();
     return self;
   }

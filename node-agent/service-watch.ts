@@ -7,6 +7,7 @@
  */
 import { makeInformer } from '@kubernetes/client-node';
 import type { KubernetesObject, ListPromise, V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { restartOnError } from '../lib/kube.ts';
 import type { Kube } from '../lib/kube.ts';
 import { ANNOUNCING_NODE } from '../activities/translate/load-balancer.ts';
 import { announcedBy, externalVipsOf, nodePortsOf } from './bridge-flows.ts';
@@ -46,13 +47,7 @@ export class NodeServices {
     informer.on('add', (o) => { store.set(key(o), o); this.#changed(); });
     informer.on('update', (o) => { store.set(key(o), o); this.#changed(); });
     informer.on('delete', (o) => { store.delete(key(o)); this.#changed(); });
-    // A dropped watch is restarted with backoff; what it had stays meanwhile.
-    let delay = 500;
-    informer.on('error', () => {
-      if (this.#stopped) return;
-      setTimeout(() => void informer.start().then(() => { delay = 500; }, () => undefined), delay);
-      delay = Math.min(delay * 2, 30_000);
-    });
+    restartOnError(informer, () => this.#stopped);
     await informer.start();
   }
 
