@@ -19,6 +19,7 @@ import type { DesiredSwitchPort, SwitchAttachment } from './translate/topology.t
 import { CLUSTER_ROUTER } from './translate/topology.ts';
 import { gatewayRouter } from './translate/gateway.ts';
 import { CLUSTER_LB_GROUP } from './translate/service.ts';
+import type { Reach } from './translate/service.ts';
 import type { Change } from '../lib/change.ts';
 import type { ClusterConfig } from '../lib/cluster-config.ts';
 
@@ -707,6 +708,15 @@ export function switchPortAddresses(nb: NbClient, node: string): { name: string;
     const ips = p.addresses.flatMap((a) => a.split(' ').slice(1)).filter((x) => x.includes('.') || x.includes(':'));
     return [{ name: p.name, uid: p.options['iface-id-ver'], pod: p.external_ids[OWNER_TYPE] === 'Pod' ? p.external_ids[OWNER_NAME] : undefined, ips }];
   });
+}
+
+/** What the cluster routes a Service's endpoints to: its networks and the pod subnets every node's switch holds. */
+export function serviceReach(nb: NbClient, cfg: ClusterConfig): Reach {
+  const nodeSubnets = new Map([...switchSubnets(nb).keys()].flatMap((n) => {
+    const s = nodeSubnetsInNb(nb, cfg, n);
+    return s?.length ? [[n, s] as const] : [];
+  }));
+  return { serviceNetworks: cfg.serviceNetworks, joinSubnets: cfg.joinSubnets, clusterNetworks: cfg.clusterNetworks.map((c) => c.cidr), nodeSubnets };
 }
 
 /** The nodes whose gateway routers exist, with the IPs a NodePort answers on (the router's physical_ips). */

@@ -1,14 +1,14 @@
 /**
  * The Service kind's activities: its read (does it exist) apart from its write (its load balancers,
  * from the Service, its EndpointSlices and the nodes' gateway routers, in one transaction) and their
- * removal with the Service. A problem of the Service's own (a named target port no endpoint has) is an
- * Event on it; the rest of the Service is programmed.
+ * removal with the Service. A problem of the Service's own (a named target port no endpoint has, an
+ * endpoint no node can reach) is an Event on it; the rest of the Service is programmed.
  */
 import type { Change } from '../lib/change.ts';
 import { getService, listServiceSlices, patchService, recordEvent } from '../lib/kube.ts';
 import { ANNOUNCING_NODE, announcer, announcingCandidates, ingressIps, ownLoadBalancer, pickAddresses } from './translate/load-balancer.ts';
 import type { ControllerDeps } from './common.ts';
-import { deleteOwned, ensureServiceLoadBalancers, gatewayNodes, serviceLoadBalancersInNb } from './nb.ts';
+import { deleteOwned, ensureServiceLoadBalancers, gatewayNodes, serviceLoadBalancersInNb, serviceReach } from './nb.ts';
 import { hasLoadBalancer, serviceLoadBalancers, staleFlows, withZones } from './translate/service.ts';
 import type { LbVips, StaleFlow } from './translate/service.ts';
 
@@ -90,7 +90,7 @@ export default function createServiceActivities({ nb, kube, cfg }: ControllerDep
       // Zones only matter to trafficDistribution: the nodes are read only then.
       const nodes = svc.spec?.trafficDistribution ? withZones(gatewayNodes(nb), (await kube.core.listNode()).items) : gatewayNodes(nb);
       const before = serviceLoadBalancersInNb(nb, key);
-      const { rows, problems } = serviceLoadBalancers(svc, slices, nodes);
+      const { rows, problems } = serviceLoadBalancers(svc, slices, nodes, serviceReach(nb, cfg));
       const changes = await ensureServiceLoadBalancers(nb, { type: 'Service', name: key }, rows);
       for (const p of problems) {
         await recordEvent(kube, { kind: 'Service', namespace, name, uid: svc.metadata?.uid ?? '' }, 'Warning', p.reason, p.message);

@@ -49,7 +49,7 @@ const running = worker.run();
 const client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
 const stores = new Map<Kind, Informer<KubernetesObject>>();
 const related = new Map<string, Informer<KubernetesObject>>();
-const ctx: WatchContext = { kube, nb, objects: (kind) => stores.get(kind)?.list() ?? [], object: (kind, key) => stores.get(kind)?.get(key), related: (path) => related.get(path)?.list() ?? [] };
+const ctx: WatchContext = { kube, nb, cfg: cfg.cluster, objects: (kind) => stores.get(kind)?.list() ?? [], object: (kind, key) => stores.get(kind)?.get(key), related: (path) => related.get(path)?.list() ?? [] };
 const watches = await Promise.all(KIND_NAMES.map(async (k) => ((await import(`./${KINDS[k].file}.ts`)) as { default: Watch }).default));
 markReady(cfg.readyFile);
 log(`controller ${cfg.identity}: worker on ${CONTROLLER_QUEUE}; waiting for the lease`);

@@ -7,7 +7,7 @@
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import { L3_GATEWAY_CONFIG } from '../lib/annotations.ts';
 import { SERVICE_NAME_LABEL } from '../lib/kube.ts';
-import { gatewayNodes, serviceLoadBalancersInNb, serviceOwners } from '../activities/nb.ts';
+import { gatewayNodes, serviceLoadBalancersInNb, serviceOwners, serviceReach } from '../activities/nb.ts';
 import { ZONE_LABEL, hasLoadBalancer, serviceLoadBalancers, withZones } from '../activities/translate/service.ts';
 import { keyOf } from './watch.ts';
 import type { Watch, WatchContext } from './watch.ts';
@@ -32,7 +32,7 @@ const same = (a: Record<string, string>, b: Record<string, string>): boolean =>
 function inSync(svc: V1Service, ctx: WatchContext): boolean {
   const have = serviceLoadBalancersInNb(ctx.nb, keyOf(svc));
   if (!hasLoadBalancer(svc) || svc.metadata?.deletionTimestamp) return have.length === 0;
-  const want = serviceLoadBalancers(svc, slicesOf(svc, ctx), withZones(gatewayNodes(ctx.nb), ctx.objects('Node'))).rows;
+  const want = serviceLoadBalancers(svc, slicesOf(svc, ctx), withZones(gatewayNodes(ctx.nb), ctx.objects('Node')), serviceReach(ctx.nb, ctx.cfg)).rows;
   if (want.length !== have.length) return false;
   return want.every((w) => {
     const h = have.find((x) => x.name === w.name);

@@ -8,11 +8,14 @@
 import type { KubernetesObject, ListPromise } from '@kubernetes/client-node';
 import type { NbClient } from '../activities/nb.ts';
 import type { Kind } from '../lib/kinds.ts';
+import type { ClusterConfig } from '../lib/cluster-config.ts';
 import type { Kube } from '../lib/kube.ts';
 
 export interface WatchContext {
   kube: Kube;
   nb: NbClient;
+  /** The cluster's networks, as the activities see them. */
+  cfg: ClusterConfig;
   /** The objects a kind's informer holds now (empty while it is not running): for secondary watches' keys. */
   objects: (kind: Kind) => readonly KubernetesObject[];
   /** One object of a kind's informer, by key (`ns/name`), if it holds it. */

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
-import { backendsFor, hintedBackends, serviceLoadBalancers, staleFlows } from './service.ts';
-import type { LbVips, ServiceNode, StaleFlow } from './service.ts';
+import { backendsFor, hintedBackends, serviceLoadBalancers, staleFlows, unreachable } from './service.ts';
+import type { LbVips, Reach, ServiceNode, StaleFlow } from './service.ts';
 import { ownerOf } from './ownership.ts';
 
 const svc = (spec: V1Service['spec'], name = 'web'): V1Service => ({ metadata: { namespace: 'default', name, uid: 'u1' }, spec: { selector: { app: 'web' }, ...spec } });
@@ -157,4 +157,55 @@ test('trafficDistribution: each node\'s clients go to the endpoints hinted for t
     ['Service_default/web_TCP_node_switch_node-1', { '10.96.0.20:80': '10.244.1.5:80' }],
     ['Service_default/web_TCP_node_switch_node-2', { '10.96.0.20:80': '10.244.2.5:80' }],
   ]);
+});
+
+const reach: Reach = {
+  serviceNetworks: ['10.96.0.0/16', 'fd00:10:96::/112'], joinSubnets: ['100.64.0.0/16'], clusterNetworks: ['10.244.0.0/16', 'fd00:10:244::/48'],
+  nodeSubnets: new Map([['node-1', ['10.244.1.0/24', 'fd00:10:244:1::/64']], ['node-2', ['10.244.2.0/24']]]),
+};
+
+test('unreachable endpoints: special addresses, kovn\'s own networks, a cluster address no node holds; host networks and node subnets are reachable', () => {
+  const cases: { ip: string; node?: string; want: RegExp | undefined }[] = [
+    { ip: '10.244.1.5', node: 'node-1', want: undefined },
+    { ip: '10.244.2.5', want: undefined }, // no nodeName: any node's subnet
+    { ip: 'fd00:10:244:1::5', node: 'node-1', want: undefined },
+    { ip: '172.29.0.11', node: 'node-1', want: undefined }, // a host-network endpoint: routed
+    { ip: '192.0.2.7', want: undefined }, // a selectorless Service's outside address: routed
+    { ip: '10.244.1.9', node: 'node-3', want: undefined }, // a node NB does not know: any node's subnet will do
+    { ip: '10.244.9.5', node: 'node-3', want: /no node's pod subnet/ },
+    { ip: '127.0.0.1', want: /loopback/ },
+    { ip: '::1', want: /loopback/ },
+    { ip: '169.254.169.2', want: /link-local/ },
+    { ip: 'fe80::1', want: /link-local/ },
+    { ip: '224.0.0.5', want: /multicast/ },
+    { ip: 'ff02::1', want: /multicast/ },
+    { ip: '0.0.0.0', want: /unspecified/ },
+    { ip: '255.255.255.255', want: /reserved/ },
+    { ip: '10.96.0.10', want: /service network/ },
+    { ip: '100.64.0.2', want: /join subnet/ },
+    { ip: '10.244.2.5', node: 'node-1', want: /node node-1's pod subnets/ },
+    { ip: '10.244.200.5', want: /no node's pod subnet/ },
+    { ip: 'fd00:10:244:9::5', want: /no node's pod subnet/ },
+    { ip: 'not-an-ip', want: /not an IP/ },
+  ];
+  for (const c of cases) {
+    const got = unreachable(c.ip, c.node, reach);
+    if (c.want) assert.match(got ?? '', c.want, c.ip);
+    else assert.equal(got, undefined, c.ip);
+  }
+});
+
+test('endpoints no node can reach are left out of every VIP, named in one problem; the others are programmed', () => {
+  const s = svc({ clusterIPs: ['10.96.0.20'], ports: [{ name: 'a', port: 80 }, { name: 'b', port: 81 }] }, 'web');
+  const sl = [slice([{ ip: '10.244.1.5', node: 'node-1' }, { ip: '127.0.0.1' }], [{ name: 'a', port: 8080 }, { name: 'b', port: 8081 }])];
+  const r = serviceLoadBalancers(s, sl, nodes, reach);
+  assert.deepEqual(cols(r.rows[0]!).vips, { '10.96.0.20:80': '10.244.1.5:8080', '10.96.0.20:81': '10.244.1.5:8081' });
+  assert.deepEqual(r.problems.map((p) => p.reason), ['UnreachableEndpoint']);
+  assert.equal(r.problems[0]!.message, 'no node can reach endpoint 127.0.0.1 (a loopback address): left out of the load balancer');
+  // Every endpoint unreachable: the VIP rejects, and it is not a missing named port.
+  const named = svc({ clusterIPs: ['10.96.0.20'], ports: [{ name: 'a', port: 80, targetPort: 'http' }] });
+  const only = serviceLoadBalancers(named, [slice([{ ip: '10.244.200.5' }, { ip: '10.96.0.10' }], [{ name: 'a', port: 8080 }])], nodes, reach);
+  assert.deepEqual(cols(only.rows[0]!).vips, { '10.96.0.20:80': '' });
+  assert.deepEqual(only.problems.map((p) => p.reason), ['UnreachableEndpoint']);
+  assert.match(only.problems[0]!.message, /^no node can reach endpoints 10\.244\.200\.5 \(.*no node's pod subnet\), 10\.96\.0\.10 \(.*service network\)/);
 });

@@ -14,6 +14,7 @@ import { OVNK_KIND, OVNK_OWNER, ownedBy } from './ownership.ts';
 import type { Owner } from './ownership.ts';
 import type { AnyDesiredRow } from '../nb.ts';
 import { ingressIps } from './load-balancer.ts';
+import { contains, parseCidr, parseIp } from '../../lib/cidr.ts';
 
 /** The load balancer group on every node switch and gateway router (OVN-Kubernetes' name). */
 export const CLUSTER_LB_GROUP = 'clusterLBGroup';
@@ -129,6 +130,40 @@ export function backendsFor(slices: readonly V1EndpointSlice[], portName: string
     .sort((a, b) => vip(a.ip, a.port).localeCompare(vip(b.ip, b.port)));
 }
 
+/** What the cluster routes an endpoint to: its own networks and the pod subnets the nodes hold. */
+export interface Reach {
+  serviceNetworks: readonly string[];
+  joinSubnets: readonly string[];
+  clusterNetworks: readonly string[];
+  /** Each node's pod subnets, as NB holds them. */
+  nodeSubnets: ReadonlyMap<string, readonly string[]>;
+}
+
+/** Addresses no node forwards to, whatever the routes: a backend there would only ever drop. */
+const SPECIAL: readonly [string, string][] = [
+  ['0.0.0.0/8', 'an unspecified address'], ['127.0.0.0/8', 'a loopback address'], ['169.254.0.0/16', 'a link-local address'],
+  ['224.0.0.0/4', 'a multicast address'], ['240.0.0.0/4', 'a reserved address'],
+  ['::/128', 'an unspecified address'], ['::1/128', 'a loopback address'], ['fe80::/10', 'a link-local address'], ['ff00::/8', 'a multicast address'],
+];
+
+/**
+ * Why no node can reach an endpoint address, or undefined if one can. An address outside kovn's
+ * networks is routed (a host network, the apiserver's); inside them it must be in a node's pod
+ * subnet (its own node's when the slice names one NB knows).
+ */
+export function unreachable(ip: string, node: string | undefined, reach: Reach): string | undefined {
+  let fam: 4 | 6;
+  try { fam = parseIp(ip).family; } catch { return 'not an IP address'; }
+  const inAny = (cidrs: readonly string[]): boolean => cidrs.some((c) => parseCidr(c).family === fam && contains(parseCidr(c), ip));
+  for (const [c, why] of SPECIAL) if (inAny([c])) return why;
+  if (inAny(reach.serviceNetworks)) return 'an address in the service network';
+  if (inAny(reach.joinSubnets)) return 'an address in the join subnet';
+  if (!inAny(reach.clusterNetworks)) return undefined;
+  const own = node !== undefined ? reach.nodeSubnets.get(node) : undefined;
+  if (own) return inAny(own) ? undefined : `not in node ${node}'s pod subnets (${own.join(', ')})`;
+  return [...reach.nodeSubnets.values()].some(inAny) ? undefined : 'in the cluster network but in no node\'s pod subnet';
+}
+
 const familyOf = (ip: string): 4 | 6 => (ip.includes(':') ? 6 : 4);
 
 /** Backends of one family as OVN writes them: `10.244.1.5:8080,10.244.2.3:8080` (empty: reject). */
@@ -138,7 +173,7 @@ const backendList = (bs: readonly Backend[], fam: 4 | 6): string => bs.filter((b
  * The Service's load balancer rows, given its EndpointSlices and the nodes. Pure: the same inputs make
  * the same rows, so a resync with nothing changed writes nothing.
  */
-export function serviceLoadBalancers(svc: V1Service, slices: readonly V1EndpointSlice[], nodes: readonly ServiceNode[]): ServiceLoadBalancers {
+export function serviceLoadBalancers(svc: V1Service, slices: readonly V1EndpointSlice[], nodes: readonly ServiceNode[], reach?: Reach): ServiceLoadBalancers {
   const ns = svc.metadata?.namespace ?? '';
   const key = `${ns}/${svc.metadata?.name ?? ''}`;
   const owner: Owner = { type: 'Service', name: key };
@@ -168,14 +203,23 @@ export function serviceLoadBalancers(svc: V1Service, slices: readonly V1Endpoint
   };
   const rows: AnyDesiredRow[] = [];
   const selector = Object.keys(spec.selector ?? {}).length > 0;
+  // An endpoint no node can reach is left out (a backend that only drops would be chosen at random); one
+  // problem names them all (an Event series is per reason).
+  const unreached = new Map<string, string>();
+  const reachable = (bs: Backend[]): Backend[] => (reach ? bs.filter((b) => {
+    const why = unreachable(b.ip, b.node, reach);
+    if (why) unreached.set(b.ip, why);
+    return !why;
+  }) : bs);
   for (const proto of PROTOCOLS) {
     const ports = (spec.ports ?? []).filter((p) => (p.protocol ?? 'TCP') === proto);
     if (ports.length === 0) continue;
     const cluster: Record<string, string> = {};
     const perNode = new Map<string, { router: Record<string, string>; sw: Record<string, string> }>(nodes.map((n) => [n.name, { router: {}, sw: {} }]));
     for (const p of ports) {
-      const bs = backendsFor(slices, p.name ?? '', proto);
-      if (selector && typeof p.targetPort === 'string' && bs.length === 0 && slices.some((s) => (s.endpoints ?? []).length > 0)) {
+      const found = backendsFor(slices, p.name ?? '', proto);
+      const bs = reachable(found);
+      if (selector && typeof p.targetPort === 'string' && found.length === 0 && slices.some((s) => (s.endpoints ?? []).length > 0)) {
         problems.push({ reason: 'TargetPortNotFound', message: `port ${p.name ?? p.port}: no endpoint has a port named ${p.targetPort}` });
       }
       const local = (node: string): Backend[] => bs.filter((b) => b.node === node);
@@ -216,6 +260,10 @@ export function serviceLoadBalancers(svc: V1Service, slices: readonly V1Endpoint
         rows.push(row(proto, `node_switch_${n.name}`, m.sw, options(), { table: 'Logical_Switch', name: n.name, column: 'load_balancer' }));
       }
     }
+  }
+  if (unreached.size > 0) {
+    const list = [...unreached].map(([ip, why]) => `${ip} (${why})`).join(', ');
+    problems.push({ reason: 'UnreachableEndpoint', message: `no node can reach endpoint${unreached.size > 1 ? 's' : ''} ${list}: left out of the load balancer` });
   }
   return { rows, problems };
 }
