@@ -2,9 +2,9 @@
 // row carries both, and both families carry packets across nodes.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { kubectlJson } from '../../deploy/local/kubectl.ts';
+import { kubectl, kubectlJson } from '../../deploy/local/kubectl.ts';
 import { NET } from '../../deploy/local/config.ts';
-import { createPods, exec, getPod, httpGet, lsp, nbctl, ping, pingFromNode, useBox, waitReady } from './helpers.ts';
+import { createPods, exec, getPod, httpGet, lsp, nbctl, ping, pingFromNode, until, useBox, waitReady } from './helpers.ts';
 
 describe('pod networking (dual-stack, 2 nodes)', { timeout: 20 * 60_000 }, () => {
   useBox(['--nodes', '2', '--ip-family', 'dual']);
@@ -52,5 +52,28 @@ describe('pod networking (dual-stack, 2 nodes)', { timeout: 20 * 60_000 }, () =>
         assert.deepEqual(body.trim().split('\n'), ['kovn-outside', seen], `${pod} -> ${host}`);
       }
     }
+  });
+  test('a dual-stack Service gets a ClusterIP per family, one load balancer with both VIPs, and answers on both from the other node, by IP and by name', { timeout: 3 * 60_000 }, async () => {
+    await kubectl(['label', 'pod', 'd2', 'app=ds', '--overwrite']);
+    await kubectl(['apply', '-f', '-'], { input: JSON.stringify({
+      apiVersion: 'v1', kind: 'Service', metadata: { name: 'ds', namespace: 'default' },
+      spec: { ipFamilyPolicy: 'RequireDualStack', selector: { app: 'ds' }, ports: [{ port: 80, targetPort: 8080 }] },
+    }) });
+    const ips = (await kubectlJson<{ spec: { clusterIPs: string[] } }>(['get', 'service', 'ds'])).spec.clusterIPs;
+    assert.equal(ips.length, 2, ips.join());
+    assert.match(ips[0] ?? '', /^10\.96\./);
+    assert.match(ips[1] ?? '', /^fd00:10:96::/);
+    const p2 = await getPod('d2');
+    const [v4, v6] = (p2.status.podIPs ?? []).map((x) => x.ip);
+    await until('both VIPs to d2 in the load balancer', async () => {
+      const vips = await nbctl(['--bare', '--columns=vips', 'find', 'Load_Balancer', 'name="Service_default/ds_TCP_cluster"']);
+      return vips.includes(`${ips[0]}:80=${v4}:8080`) && vips.includes(`[${ips[1]}]:80=[${v6}]:8080`);
+    });
+    for (const ip of ips) {
+      const host = ip.includes(':') ? `[${ip}]` : ip;
+      await until(`d1 reaches ${host}:80`, async () => /kovn toolbox/.test(await exec('d1', ['timeout', '5', 'wget', '-q', '-O', '-', `http://${host}:80/`]).catch(() => '')));
+    }
+    const answers = await exec('d1', ['sh', '-c', 'nslookup ds.default.svc.cluster.local 2>&1; true']);
+    for (const ip of ips) assert.ok(answers.includes(ip), `nslookup has ${ip}: ${answers}`);
   });
 });
