@@ -21,6 +21,7 @@ test('with the patch port: pod traffic committed toward its replies, host -> Ser
     ['priority=100,in_port=7,dl_src=0a:00:00:00:00:11,ip', 'ct(commit,zone=64000,exec(set_field:0x1->ct_mark)),output:1'],
     ['table=1,priority=100,ip,ct_state=+trk+est,ct_mark=0x1', 'output:7'],
     ['table=1,priority=100,ip,ct_state=+trk+rel,ct_mark=0x1', 'output:7'],
+    ['priority=501,in_port=LOCAL,ip,nw_src=169.254.169.2,nw_dst=10.96.0.0/16', 'resubmit(,2)'],
     ['priority=500,in_port=LOCAL,ip,nw_dst=10.96.0.0/16', 'ct(commit,zone=64001,nat(src=169.254.169.2),table=2)'],
     ['priority=500,in_port=7,ip,nw_src=10.96.0.0/16,nw_dst=169.254.169.2', 'ct(zone=64001,nat,table=3)'],
     ['priority=105,in_port=7,ip,nw_dst=10.96.0.0/16', 'drop'],
@@ -36,6 +37,7 @@ test('with the patch port: pod traffic committed toward its replies, host -> Ser
 test('dual-stack adds the IPv6 twins and floods advertisements', () => {
   const f = bridgeFlows({ ...base, patch: 7, families: [4, 6], serviceCidrs: ['10.96.0.0/16', 'fd00:10:96::/112'] });
   assert.ok(has(f, 'priority=500,in_port=LOCAL,ipv6,ipv6_dst=fd00:10:96::/112', 'ct(commit,zone=64001,nat(src=fd69::2),table=2)'));
+  assert.ok(has(f, 'priority=501,in_port=LOCAL,ipv6,ipv6_src=fd69::2,ipv6_dst=fd00:10:96::/112', 'resubmit(,2)'));
   assert.ok(has(f, 'table=1,priority=100,ipv6,ct_state=+trk+est,ct_mark=0x1', 'output:7'));
   assert.ok(has(f, 'icmp6,icmpv6_type=136', 'FLOOD'));
 });

@@ -3,8 +3,8 @@
  * `breth0` flows, the parts kovn needs). The node's own traffic (kubelet, the agent, GENEVE) stays on
  * the host; pod traffic that the gateway router SNATed to the node's IP leaves through the physical
  * port, committed in conntrack zone 64000 with ct_mark 1 so its replies go back to OVN (mark 2: the
- * host's). Host -> Service traffic is SNATed to the host's masquerade IP in zone 64001 and handed to
- * the gateway router. Replies of what goes out are matched in table 1.
+ * host's). Host -> Service traffic comes from the host's masquerade IP (SNATed to it in zone 64001 when
+ * a socket chose another) and is handed to the gateway router. Replies of what goes out are matched in table 1.
  */
 import type { V1Service } from '@kubernetes/client-node';
 import { parseCidr } from '../lib/cidr.ts';
@@ -101,8 +101,13 @@ export function bridgeFlows(i: BridgeFlowInput): string[] {
     if (patch !== undefined) {
       const masq = MASQUERADE[fam].host;
       for (const svc of i.serviceCidrs.filter((c) => parseCidr(c).family === fam)) {
-        // Host -> Service: SNAT to the masquerade IP, to the gateway router; its replies un-NATed, to the host.
+        // Host -> Service: from the masquerade IP (the route's source) straight to the gateway router.
+        // Outside conntrack: a bridge ct() ahead of OVN's in the same datapath pass breaks the userspace
+        // datapath's NAT when the backend is on this node (the GR's SNAT is lost at the pod's port).
+        add(0, 501, `in_port=LOCAL,${ip},${nw}_src=${masq},${nw}_dst=${svc}`, 'resubmit(,2)');
+        // From another address (a socket bound to the node's IP): SNAT to the masquerade IP first.
         add(0, 500, `in_port=LOCAL,${ip},${nw}_dst=${svc}`, `ct(commit,zone=${HOST_MASQ_CT_ZONE},nat(src=${masq}),table=2)`);
+        // Replies un-NATed (a connection that was never SNATed comes through unchanged), to the host.
         add(0, 500, `in_port=${patch},${ip},${nw}_src=${svc},${nw}_dst=${masq}`, `ct(zone=${HOST_MASQ_CT_ZONE},nat,table=3)`);
         // A Service address that OVN did not translate never leaves the node.
         add(0, 105, `in_port=${patch},${ip},${nw}_dst=${svc}`, 'drop');

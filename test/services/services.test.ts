@@ -6,7 +6,7 @@
 // leaves no row.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { NET, files } from '../../deploy/local/config.ts';
+import { NET, files, nodeNs } from '../../deploy/local/config.ts';
 import { outsideExec } from '../../deploy/local/actions/outside.ts';
 import { kubectl, kubectlJson } from '../../deploy/local/kubectl.ts';
 import { run } from '../../lib/exec.ts';
@@ -157,7 +157,7 @@ describe('Services (IPv4)', { timeout: 20 * 60_000 }, () => {
     await until(`a pod connects to ${k8s}:443`, () => exec('cl', ['nc', '-w', '3', k8s, '443']).then(() => true, () => false));
   });
 
-  test('node hosts reach ClusterIPs through their gateway routers: the kubernetes Service from each node, a pod backend on the other node', async () => {
+  test('node hosts reach ClusterIPs through their gateway routers: the kubernetes Service from each node, a pod backend on the other node and on their own', async () => {
     const k8s = await clusterIp('kubernetes');
     for (const node of [1, 2]) await until(`node-${node} gets /version from ${k8s}`, async () => /gitVersion/.test(await curlFromNode(node, `https://${k8s}/version`)));
     await apply(backend('far', 'node-2', 'far'), service('far', { selector: { app: 'far' }, ports: [{ port: 80, targetPort: 8080 }] }));
@@ -166,6 +166,12 @@ describe('Services (IPv4)', { timeout: 20 * 60_000 }, () => {
     await until('node-1 reaches far on node-2', async () => (await curlFromNode(1, `http://${ip}/`)) === 'far');
     // Every connection, not only the first: the replies come back through the host's masquerade flows.
     for (let i = 0; i < 5; i++) assert.equal(await curlFromNode(1, `http://${ip}/`), 'far', `node-1 -> ${ip}, try ${i + 1}`);
+    // The backend on the host's own node: the gateway router and the pod's switch in one datapath pass.
+    await until('node-2 reaches far on node-2', async () => (await curlFromNode(2, `http://${ip}/`)) === 'far');
+    for (let i = 0; i < 5; i++) assert.equal(await curlFromNode(2, `http://${ip}/`), 'far', `node-2 -> ${ip}, try ${i + 1}`);
+    // A socket bound to the node's own address goes through the bridge's SNAT to the masquerade address.
+    const bound = await run('nsenter', [`--net=/run/netns/${nodeNs(1)}`, '--', 'curl', '-s', '--max-time', '3', '--interface', NET.nodeIp(1), `http://${ip}/`]).catch(() => '');
+    assert.equal(bound.trim(), 'far', 'node-1, bound to its node IP');
   });
 
   test('a Service whose endpoint is a host-network pod answers from pods on both nodes and from the other node\'s host; a host-network pod reaches a ClusterIP', async () => {
