@@ -33,7 +33,8 @@ async function pool<T>(items: readonly T[], n: number, fn: (x: T) => Promise<unk
   }));
 }
 
-const endpointIp = (svc: number, ep: number): string => `10.244.${1 + (svc % 2)}.${10 + ((svc * 16 + ep) % 240)}`;
+// Endpoints in the two nodes' pod subnets (10.244.0.0/24 and 10.244.1.0/24): kovn leaves out addresses no node can reach.
+const endpointIp = (svc: number, ep: number): string => `10.244.${svc % 2}.${10 + ((svc * 16 + ep) % 240)}`;
 const slice = (i: number, eps: string[]): Record<string, unknown> => ({
   metadata: { name: `s${i}-1`, namespace: NS, labels: { 'kubernetes.io/service-name': `s${i}` } },
   addressType: 'IPv4', ports: [{ name: '', port: 8080, protocol: 'TCP' }],
@@ -102,7 +103,7 @@ export default async function main(argv: string[]): Promise<void> {
     const tx0 = await nbTransactions();
     for (let c = 0; c < CHANGES; c++) {
       const i = (c * 7) % SERVICES;
-      const next = eps(i).slice(1).concat([`10.244.3.${10 + (c % 240)}`]);
+      const next = eps(i).slice(1).concat([`10.244.${i % 2}.${250 + (c % 4)}`]); // .250-.253: never an original endpoint
       const name = `Service_${NS}/s${i}_TCP_cluster`;
       const want = next.map((ip) => `${ip}:8080`).sort().join(',');
       const s = performance.now();
