@@ -349,7 +349,8 @@ describe('Northbound layer', { timeout: 120_000 }, () => {
     const slice = (ips: string[]) => [{ addressType: 'IPv4', endpoints: ips.map((ip) => ({ addresses: [ip] })), ports: [{ name: '', port: 8080, protocol: 'SCTP' }] }];
     const nodes = [{ name: 'node-1', ips: ['172.29.0.11'] }];
     // node-1 has a switch but no gateway router here: only its switch row is wanted.
-    const rows = (ips: string[]) => serviceLoadBalancers(svc, slice(ips), nodes).rows.filter((r) => r.parent?.table !== 'Logical_Router');
+    const reach = { ...IPV4_CLUSTER, clusterNetworks: IPV4_CLUSTER.clusterNetworks.map((c) => c.cidr), nodeSubnets: new Map([['node-1', ['10.244.1.0/24']]]) };
+    const rows = (ips: string[]) => serviceLoadBalancers(svc, slice(ips), nodes, reach).rows.filter((r) => r.parent?.table !== 'Logical_Router');
     const lb = async (name: string) => {
       const [r] = await other.transact([ops.select('Load_Balancer', [['name', '==', name]])]);
       return r!.rows![0] as NB['Load_Balancer'] | undefined;

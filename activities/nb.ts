@@ -692,7 +692,10 @@ export function ownedPodPorts(nb: NbClient): { name: string; owner: string; uid?
 /** The node's subnets held by its switch in NB (v4 `subnet`, v6 `ipv6_prefix` with the configured host prefix). */
 export function nodeSubnetsInNb(nb: NbClient, cfg: ClusterConfig, node: string): string[] | undefined {
   const s = switchSubnets(nb).get(node);
-  if (!s) return undefined;
+  return s ? subnetsOf(s, cfg) : undefined;
+}
+
+function subnetsOf(s: { subnet?: string; ipv6Prefix?: string }, cfg: ClusterConfig): string[] {
   const v6 = s.ipv6Prefix ? cfg.clusterNetworks.find((n) => n.cidr.includes(':')) : undefined;
   return [...(s.subnet ? [s.subnet] : []), ...(s.ipv6Prefix && v6 ? [`${s.ipv6Prefix}/${v6.hostPrefix}`] : [])];
 }
@@ -712,9 +715,9 @@ export function switchPortAddresses(nb: NbClient, node: string): { name: string;
 
 /** What the cluster routes a Service's endpoints to: its networks and the pod subnets every node's switch holds. */
 export function serviceReach(nb: NbClient, cfg: ClusterConfig): Reach {
-  const nodeSubnets = new Map([...switchSubnets(nb).keys()].flatMap((n) => {
-    const s = nodeSubnetsInNb(nb, cfg, n);
-    return s?.length ? [[n, s] as const] : [];
+  const nodeSubnets = new Map([...switchSubnets(nb)].flatMap(([n, sw]) => {
+    const s = subnetsOf(sw, cfg);
+    return s.length ? [[n, s] as const] : [];
   }));
   return { serviceNetworks: cfg.serviceNetworks, joinSubnets: cfg.joinSubnets, clusterNetworks: cfg.clusterNetworks.map((c) => c.cidr), nodeSubnets };
 }

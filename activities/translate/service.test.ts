@@ -18,7 +18,11 @@ const slice = (eps: Ep[], ports: { name?: string; port: number; protocol?: strin
   })),
 });
 const nodes = [{ name: 'node-1', ips: ['172.29.0.11'] }, { name: 'node-2', ips: ['172.29.0.12'] }];
-const rowsOf = (s: V1Service, sl: V1EndpointSlice[], n: ServiceNode[] = nodes) => serviceLoadBalancers(s, sl, n).rows;
+const reach: Reach = {
+  serviceNetworks: ['10.96.0.0/16', 'fd00:10:96::/112'], joinSubnets: ['100.64.0.0/16'], clusterNetworks: ['10.244.0.0/16', 'fd00:10:244::/48'],
+  nodeSubnets: new Map([['node-1', ['10.244.1.0/24', 'fd00:10:244:1::/64']], ['node-2', ['10.244.2.0/24']]]),
+};
+const rowsOf = (s: V1Service, sl: V1EndpointSlice[], n: ServiceNode[] = nodes) => serviceLoadBalancers(s, sl, n, reach).rows;
 const cols = (r: ReturnType<typeof rowsOf>[number]) => r.columns as { vips: Record<string, string>; options: Record<string, string>; protocol: string; external_ids: Record<string, string> };
 
 test('ClusterIP: one row per protocol, every port, in the cluster group, owned as OVN-Kubernetes does', () => {
@@ -110,7 +114,7 @@ test('ExternalIPs and LoadBalancer addresses join the cluster row', () => {
 
 test('a named target port no endpoint has is a problem of the Service; its other ports are programmed', () => {
   const s = svc({ clusterIPs: ['10.96.0.20'], ports: [{ name: 'http', port: 80, targetPort: 'web' }, { name: 'admin', port: 81, targetPort: 'nope' }] });
-  const r = serviceLoadBalancers(s, [slice([{ ip: '10.244.1.5' }], [{ name: 'http', port: 8080 }])], nodes);
+  const r = serviceLoadBalancers(s, [slice([{ ip: '10.244.1.5' }], [{ name: 'http', port: 8080 }])], nodes, reach);
   assert.deepEqual(cols(r.rows[0]!).vips, { '10.96.0.20:80': '10.244.1.5:8080', '10.96.0.20:81': '' });
   assert.deepEqual(r.problems.map((p) => p.reason), ['TargetPortNotFound']);
 });
@@ -159,10 +163,6 @@ test('trafficDistribution: each node\'s clients go to the endpoints hinted for t
   ]);
 });
 
-const reach: Reach = {
-  serviceNetworks: ['10.96.0.0/16', 'fd00:10:96::/112'], joinSubnets: ['100.64.0.0/16'], clusterNetworks: ['10.244.0.0/16', 'fd00:10:244::/48'],
-  nodeSubnets: new Map([['node-1', ['10.244.1.0/24', 'fd00:10:244:1::/64']], ['node-2', ['10.244.2.0/24']]]),
-};
 
 test('unreachable endpoints: special addresses, kovn\'s own networks, a cluster address no node holds; host networks and node subnets are reachable', () => {
   const cases: { ip: string; node?: string; want: RegExp | undefined }[] = [

@@ -152,9 +152,8 @@ const SPECIAL: readonly [string, string][] = [
  * subnet (its own node's when the slice names one NB knows).
  */
 export function unreachable(ip: string, node: string | undefined, reach: Reach): string | undefined {
-  let fam: 4 | 6;
-  try { fam = parseIp(ip).family; } catch { return 'not an IP address'; }
-  const inAny = (cidrs: readonly string[]): boolean => cidrs.some((c) => parseCidr(c).family === fam && contains(parseCidr(c), ip));
+  try { parseIp(ip); } catch { return 'not an IP address'; }
+  const inAny = (cidrs: readonly string[]): boolean => cidrs.some((c) => contains(parseCidr(c), ip));
   for (const [c, why] of SPECIAL) if (inAny([c])) return why;
   if (inAny(reach.serviceNetworks)) return 'an address in the service network';
   if (inAny(reach.joinSubnets)) return 'an address in the join subnet';
@@ -173,7 +172,7 @@ const backendList = (bs: readonly Backend[], fam: 4 | 6): string => bs.filter((b
  * The Service's load balancer rows, given its EndpointSlices and the nodes. Pure: the same inputs make
  * the same rows, so a resync with nothing changed writes nothing.
  */
-export function serviceLoadBalancers(svc: V1Service, slices: readonly V1EndpointSlice[], nodes: readonly ServiceNode[], reach?: Reach): ServiceLoadBalancers {
+export function serviceLoadBalancers(svc: V1Service, slices: readonly V1EndpointSlice[], nodes: readonly ServiceNode[], reach: Reach): ServiceLoadBalancers {
   const ns = svc.metadata?.namespace ?? '';
   const key = `${ns}/${svc.metadata?.name ?? ''}`;
   const owner: Owner = { type: 'Service', name: key };
@@ -206,11 +205,11 @@ export function serviceLoadBalancers(svc: V1Service, slices: readonly V1Endpoint
   // An endpoint no node can reach is left out (a backend that only drops would be chosen at random); one
   // problem names them all (an Event series is per reason).
   const unreached = new Map<string, string>();
-  const reachable = (bs: Backend[]): Backend[] => (reach ? bs.filter((b) => {
+  const reachable = (bs: Backend[]): Backend[] => bs.filter((b) => {
     const why = unreachable(b.ip, b.node, reach);
     if (why) unreached.set(b.ip, why);
     return !why;
-  }) : bs);
+  });
   for (const proto of PROTOCOLS) {
     const ports = (spec.ports ?? []).filter((p) => (p.protocol ?? 'TCP') === proto);
     if (ports.length === 0) continue;
