@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { V1Service } from '@kubernetes/client-node';
-import { announcedBy, bridgeFlows, externalVipsOf, gratuitousArp, nodePortsOf } from './bridge-flows.ts';
+import { announcedBy, bridgeFlows, externalVipsOf, gratuitousArp, nodePortsOf, unsolicitedNa } from './bridge-flows.ts';
 
 const base = { mac: '0a:00:00:00:00:11', phys: 1, families: [4] as (4 | 6)[], serviceCidrs: ['10.96.0.0/16'] };
 const has = (flows: string[], match: string, actions: string): boolean => flows.some((f) => f.includes(match) && f.endsWith(`actions=${actions}`));
@@ -83,6 +83,29 @@ test('external addresses: to the gateway router and back on every node; ARP answ
   assert.ok(has(bridgeFlows({ ...input, announce: [] }), 'arp_tpa=172.29.0.241', 'drop'), 'another node announces it');
 });
 
+test('IPv6 external addresses: NDP answered in two steps where announced (a solicited, overriding advertisement with the bridge\'s MAC), dropped elsewhere, DAD never answered', () => {
+  const input = { ...base, families: [4, 6] as const, patch: 7, externalVips: ['fd00:172:29::f1', 'fd00:172:29::f2'], announce: ['fd00:172:29::f1'] };
+  const f = bridgeFlows(input);
+  const table: [string, string][] = [
+    ['table=0,priority=110,in_port=1,dl_dst=0a:00:00:00:00:11,ipv6,ipv6_dst=fd00:172:29::f1', 'output:7'],
+    ['table=0,priority=300,in_port=1,icmp6,icmpv6_type=135,nd_target=fd00:172:29::f1', 'move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:0a:00:00:00:00:11->eth_src,'
+      + 'move:NXM_NX_IPV6_SRC[]->NXM_NX_IPV6_DST[],set_field:fd00:172:29::f1->ipv6_src,set_field:136->icmpv6_type,set_field:0x60000000->nd_reserved,set_field:2->nd_options_type,resubmit(,4)'],
+    ['table=4,priority=100,icmp6,icmpv6_type=136,icmpv6_code=0,nd_target=fd00:172:29::f1', 'set_field:0a:00:00:00:00:11->nd_tll,IN_PORT'],
+    ['table=0,priority=301,in_port=1,icmp6,icmpv6_type=135,nd_target=fd00:172:29::f1,ipv6_src=::', 'drop'],
+    ['table=0,priority=300,in_port=1,icmp6,icmpv6_type=135,nd_target=fd00:172:29::f2', 'drop'],
+  ];
+  for (const [match, actions] of table) assert.ok(has(f, match, actions), `${match} -> ${actions}`);
+  assert.ok(!f.some((x) => x.includes('nd_target=fd00:172:29::f2') && x.includes('table=4')), 'no advertisement for an address another node announces');
+  assert.ok(!bridgeFlows({ ...input, families: [4] }).some((x) => x.includes('icmp6')), 'an IPv4 cluster has no NDP flows');
+});
+
+test('an unsolicited neighbour advertisement: to all nodes, override set, target and its link-layer address, a valid ICMPv6 checksum, 86 bytes', () => {
+  // Built independently (Python's struct and ipaddress) from RFC 4861 4.4.
+  const want = '3333000000010a000000001186dd6000000000203afffd0001720029000000000000000000f1ff020000000000000000000000000001'
+    + '88004d7520000000fd0001720029000000000000000000f102010a0000000011';
+  assert.equal(unsolicitedNa('0a:00:00:00:00:11', 'fd00:172:29::f1'), want);
+});
+
 test('a gratuitous ARP: broadcast, a request for the address from the bridge\'s MAC, 42 bytes', () => {
   const g = gratuitousArp('0a:00:00:00:00:11', '172.29.0.241');
   assert.equal(g, 'ffffffffffff0a00000000110806000108000604000' + '10a0000000011ac1d00f1000000000000ac1d00f1');
@@ -94,7 +117,7 @@ test('which addresses a node announces, and every external address', () => {
     metadata: { name, annotations: node ? { 'kovn.local/announcing-node': node } : {} }, spec: { type, externalIPs: name === 'a' ? ['198.51.100.10'] : [] },
     status: { loadBalancer: { ingress: [{ ip }] } },
   });
-  const services = [lb('a', '172.29.0.241', 'node-1'), lb('b', '172.29.0.242', 'node-2'), lb('c', '172.29.0.243'), lb('d', '172.29.0.244', 'node-1', 'ClusterIP')];
-  assert.deepEqual(announcedBy(services, 'node-1', 'kovn.local/announcing-node'), ['172.29.0.241']);
-  assert.deepEqual(externalVipsOf(services), ['172.29.0.241', '172.29.0.242', '172.29.0.243', '198.51.100.10']);
+  const services = [lb('a', '172.29.0.241', 'node-1'), lb('b', '172.29.0.242', 'node-2'), lb('c', '172.29.0.243'), lb('d', '172.29.0.244', 'node-1', 'ClusterIP'), lb('e', 'fd00:172:29::f1', 'node-1')];
+  assert.deepEqual(announcedBy(services, 'node-1', 'kovn.local/announcing-node'), ['172.29.0.241', 'fd00:172:29::f1']);
+  assert.deepEqual(externalVipsOf(services), ['172.29.0.241', '172.29.0.242', '172.29.0.243', '198.51.100.10', 'fd00:172:29::f1']);
 });

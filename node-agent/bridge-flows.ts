@@ -7,7 +7,7 @@
  * a socket chose another) and is handed to the gateway router. Replies of what goes out are matched in table 1.
  */
 import type { V1Service } from '@kubernetes/client-node';
-import { parseCidr } from '../lib/cidr.ts';
+import { parseCidr, parseIp } from '../lib/cidr.ts';
 import { MASQUERADE } from '../activities/translate/gateway.ts';
 
 export const COOKIE = '0x6b6f766e'; // "kovn"
@@ -31,7 +31,7 @@ export interface BridgeFlowInput {
   nodePorts?: readonly NodePort[];
   /** ExternalIPs and LoadBalancer addresses: to the gateway router too, wherever they arrive. */
   externalVips?: readonly string[];
-  /** The IPv4 LoadBalancer addresses this node answers ARP for (one node per address). */
+  /** The LoadBalancer addresses this node answers ARP (IPv4) and NDP (IPv6) for (one node per address). */
   announce?: readonly string[];
 }
 
@@ -52,7 +52,7 @@ export function externalVipsOf(services: readonly V1Service[]): string[] {
 /** The LoadBalancer addresses `node` announces: those of the Services whose announcing node it is. */
 export function announcedBy(services: readonly V1Service[], node: string, key: string): string[] {
   return [...new Set(services.filter((s) => s.spec?.type === 'LoadBalancer' && s.metadata?.annotations?.[key] === node)
-    .flatMap((s) => (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? '')).filter((ip) => ip && !ip.includes(':')))].sort();
+    .flatMap((s) => (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? '')).filter(Boolean))].sort();
 }
 
 /** Every NodePort of the Services that have one (NodePort and LoadBalancer), each once, sorted. */
@@ -76,11 +76,55 @@ const arpReply = (mac: string, ip: string): string => [
   `set_field:${mac}->arp_sha`, `set_field:${ip}->arp_spa`, 'IN_PORT',
 ].join(',');
 
+/**
+ * An NDP responder, in two steps: a solicitation for `ip` turned into a solicited, overriding
+ * advertisement from `mac`, sent back to its sender (table 0), then its target link-layer address set
+ * (table 4: OpenFlow lets a flow set `nd_tll` only where it matches an advertisement).
+ */
+const ndReply = (mac: string, ip: string): string => [
+  'move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]', `set_field:${mac}->eth_src`,
+  'move:NXM_NX_IPV6_SRC[]->NXM_NX_IPV6_DST[]', `set_field:${ip}->ipv6_src`,
+  `set_field:${ND_ADVERT}->icmpv6_type`, 'set_field:0x60000000->nd_reserved', 'set_field:2->nd_options_type', `resubmit(,${ND_TABLE})`,
+].join(',');
+const ND_SOLICIT = 135;
+const ND_ADVERT = 136;
+const ND_TABLE = 4;
+
 /** A gratuitous ARP (a request for `ip` from `mac`, to everyone) as hex, for `ovs-ofctl packet-out`. */
 export function gratuitousArp(mac: string, ip: string): string {
   const m = mac.split(':').join('');
-  const a = ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('');
+  const a = ipHex(ip);
   return `ffffffffffff${m}0806` + `0001080006040001${m}${a}000000000000${a}`;
+}
+
+/**
+ * An unsolicited neighbour advertisement (RFC 4861 7.2.6: to all nodes, override set, with the target
+ * link-layer address) of `ip` at `mac`, as hex for `ovs-ofctl packet-out`: the IPv6 twin of the
+ * gratuitous ARP, so neighbours move a taken-over address at once.
+ */
+export function unsolicitedNa(mac: string, ip: string): string {
+  const m = mac.split(':').join('');
+  const src = ipHex(ip);
+  const dst = ipHex('ff02::1');
+  const icmp = (sum: string): string => `${ND_ADVERT.toString(16)}00${sum}20000000${src}0201${m}`;
+  const len = icmp('0000').length / 2;
+  // The checksum covers the pseudo-header (addresses, length, next header 58) and the message.
+  const sum = checksum(`${src}${dst}${len.toString(16).padStart(8, '0')}0000003a${icmp('0000')}`);
+  return `333300000001${m}86dd` + `60000000${len.toString(16).padStart(4, '0')}3aff${src}${dst}` + icmp(sum);
+}
+
+/** An IP address as hex digits (8 or 32). */
+const ipHex = (ip: string): string => {
+  const { family, value } = parseIp(ip);
+  return value.toString(16).padStart(family === 4 ? 8 : 32, '0');
+};
+
+/** The Internet checksum (RFC 1071) of hex bytes, as 4 hex digits. */
+function checksum(hex: string): string {
+  let sum = 0;
+  for (let i = 0; i < hex.length; i += 4) sum += parseInt(hex.slice(i, i + 4).padEnd(4, '0'), 16);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return (~sum & 0xffff).toString(16).padStart(4, '0');
 }
 
 /** The flows, one `ovs-ofctl` flow per line, in a stable order (replace-flows diffs them). */
@@ -138,12 +182,22 @@ export function bridgeFlows(i: BridgeFlowInput): string[] {
     }
   }
   if (patch !== undefined) {
-    // ARP for a LoadBalancer address: answered here by the bridge on the one node that announces it
-    // (with the gateway router's MAC, which the bridge shares); elsewhere dropped, never flooded to
-    // the gateway router or the host.
+    // ARP and NDP for a LoadBalancer address: answered here by the bridge on the one node that
+    // announces it (with the gateway router's MAC, which the bridge shares); elsewhere dropped, never
+    // flooded to the gateway router or the host.
     const announce = new Set(i.announce ?? []);
-    for (const vip of (i.externalVips ?? []).filter((v) => !v.includes(':'))) {
-      add(0, 300, `in_port=${phys},arp,arp_op=1,arp_tpa=${vip}`, announce.has(vip) ? arpReply(mac, vip) : 'drop');
+    for (const vip of i.externalVips ?? []) {
+      const mine = announce.has(vip);
+      if (!vip.includes(':')) {
+        add(0, 300, `in_port=${phys},arp,arp_op=1,arp_tpa=${vip}`, mine ? arpReply(mac, vip) : 'drop');
+        continue;
+      }
+      if (!i.families.includes(6)) continue;
+      const ns = `in_port=${phys},icmp6,icmpv6_type=${ND_SOLICIT},nd_target=${vip}`;
+      // Duplicate address detection (from ::) is not answered: no node uses the address itself.
+      add(0, 301, `${ns},ipv6_src=::`, 'drop');
+      add(0, 300, ns, mine ? ndReply(mac, vip) : 'drop');
+      if (mine) add(ND_TABLE, 100, `icmp6,icmpv6_type=${ND_ADVERT},icmpv6_code=0,nd_target=${vip}`, `set_field:${mac}->nd_tll,IN_PORT`);
     }
   }
   // Non-IP (ARP) to the shared MAC reaches both the host and the gateway router, which share it.

@@ -16,7 +16,7 @@ import { parseCidr } from '../lib/cidr.ts';
 import { run, runRaw, sleep } from '../lib/exec.ts';
 import { MASQUERADE, PHYSNET, localnetPort } from '../activities/translate/gateway.ts';
 import type { GatewayFacts } from '../activities/translate/gateway.ts';
-import { bridgeFlows, gratuitousArp } from './bridge-flows.ts';
+import { bridgeFlows, gratuitousArp, unsolicitedNa } from './bridge-flows.ts';
 import type { ServiceFlows } from './bridge-flows.ts';
 import type { OvsClient } from './ovs.ts';
 
@@ -192,8 +192,8 @@ export function keepBridgeFlows(opts: { ovs: OvsClient; ovsSock: string; node: s
     const fresh = svc.announce.filter((a) => !announced.has(a));
     announced = new Set(svc.announce);
     for (const a of fresh) {
-      await run('ovs-ofctl', ['-O', 'OpenFlow13', 'packet-out', target, `in_port=controller,packet=${gratuitousArp(mac, a)},actions=output:${phys}`], { timeoutMs: 5_000 })
-        .then(() => log(`${bridge}: announcing ${a}`), (err: unknown) => log(`${bridge}: gratuitous ARP for ${a} failed: ${err instanceof Error ? err.message : String(err)}`));
+      await run('ovs-ofctl', ['-O', 'OpenFlow13', 'packet-out', target, `in_port=controller,packet=${a.includes(':') ? unsolicitedNa(mac, a) : gratuitousArp(mac, a)},actions=output:${phys}`], { timeoutMs: 5_000 })
+        .then(() => log(`${bridge}: announcing ${a}`), (err: unknown) => log(`${bridge}: announcing ${a} failed: ${err instanceof Error ? err.message : String(err)}`));
     }
     log(`${bridge}: flows installed (${ofport(patch) === undefined ? 'no patch port to OVN yet' : `patch port ${patch}`})`);
   };

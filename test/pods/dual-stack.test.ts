@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { kubectl, kubectlJson } from '../../deploy/local/kubectl.ts';
 import { NET } from '../../deploy/local/config.ts';
+import { outsideExec } from '../../deploy/local/actions/outside.ts';
+import { run } from '../../lib/exec.ts';
 import { createPods, exec, getPod, httpGet, lsp, nbctl, ping, pingFromNode, until, useBox, waitReady } from './helpers.ts';
 
 describe('pod networking (dual-stack, 2 nodes)', { timeout: 20 * 60_000 }, () => {
@@ -75,5 +77,37 @@ describe('pod networking (dual-stack, 2 nodes)', { timeout: 20 * 60_000 }, () =>
     }
     const answers = await exec('d1', ['sh', '-c', 'nslookup ds.default.svc.cluster.local 2>&1; true']);
     for (const ip of ips) assert.ok(answers.includes(ip), `nslookup has ${ip}: ${answers}`);
+  });
+
+  test('a dual-stack LoadBalancer: an address per family from kovn\'s pools, the IPv6 one found by NDP from the announcing node alone; when the announcement moves, an unsolicited advertisement moves the outside\'s neighbour entry before any traffic', { timeout: 3 * 60_000 }, async () => {
+    type Svc = { metadata: { annotations?: Record<string, string> }; status: { loadBalancer?: { ingress?: { ip: string }[] } } };
+    const macOf = async (node: string): Promise<string> => (JSON.parse(await run('ip', ['-n', `kovn-${node}`, '-j', 'link', 'show', 'breth0'])) as { address: string }[])[0]!.address;
+    // ETP=Local: the node of the one local endpoint announces, so moving the endpoint moves the announcement.
+    await kubectl(['label', 'pod', 'd2', 'lb=on', '--overwrite']);
+    await kubectl(['apply', '-f', '-'], { input: JSON.stringify({
+      apiVersion: 'v1', kind: 'Service', metadata: { name: 'dslb', namespace: 'default' },
+      spec: { type: 'LoadBalancer', ipFamilyPolicy: 'RequireDualStack', externalTrafficPolicy: 'Local', selector: { lb: 'on' }, ports: [{ port: 80, targetPort: 8080 }] },
+    }) });
+    const announced = (want: string) => until(`dslb has two addresses, announced by ${want}`, async () => {
+      const s = await kubectlJson<Svc>(['get', 'service', 'dslb']);
+      const ips = (s.status.loadBalancer?.ingress ?? []).map((i) => i.ip);
+      return ips.length === 2 && s.metadata.annotations?.['kovn.local/announcing-node'] === want ? ips : undefined;
+    });
+    const ips = await announced('node-2');
+    const v6 = ips.find((ip) => ip.includes(':')) ?? '';
+    assert.match(v6, /^fd00:172:29::f[0-9a-f]$/, `from the box's pool ${NET.lbPool6}: ${ips.join()}`);
+    for (const ip of ips) {
+      const url = `http://${ip.includes(':') ? `[${ip}]` : ip}/`;
+      await until(`the outside reaches ${url}`, async () => /kovn toolbox/.test(await outsideExec(['curl', '-s', '--max-time', '3', url]).catch(() => '')));
+    }
+    assert.match(await outsideExec(['ip', '-6', 'neigh', 'show', v6]), new RegExp(`lladdr ${await macOf('node-2')}`));
+
+    await kubectl(['label', 'pod', 'd1', 'lb=on', '--overwrite']);
+    await kubectl(['label', 'pod', 'd2', 'lb-']);
+    await announced('node-1');
+    // No traffic in between: only node-1's advertisement can have changed the entry (node-2 now drops solicitations).
+    const mac1 = await macOf('node-1');
+    await until(`the outside's entry for ${v6} moves to node-1's MAC`, async () => (await outsideExec(['ip', '-6', 'neigh', 'show', v6])).includes(`lladdr ${mac1}`), 15_000);
+    await until(`the outside reaches [${v6}] at node-1`, async () => /kovn toolbox/.test(await outsideExec(['curl', '-s', '--max-time', '3', `http://[${v6}]/`]).catch(() => '')));
   });
 });
