@@ -22,9 +22,11 @@ test('with the patch port: pod traffic committed toward its replies, host -> Ser
     ['table=1,priority=100,ip,ct_state=+trk+est,ct_mark=0x1', 'output:7'],
     ['table=1,priority=100,ip,ct_state=+trk+rel,ct_mark=0x1', 'output:7'],
     ['priority=501,in_port=LOCAL,ip,nw_src=169.254.169.2,nw_dst=10.96.0.0/16', 'resubmit(,2)'],
-    ['priority=500,in_port=LOCAL,ip,nw_dst=10.96.0.0/16', 'ct(commit,zone=64001,nat(src=169.254.169.2),table=2)'],
-    ['priority=500,in_port=7,ip,nw_src=10.96.0.0/16,nw_dst=169.254.169.2', 'ct(zone=64001,nat,table=3)'],
+    ['priority=500,in_port=7,ip,nw_src=10.96.0.0/16,nw_dst=169.254.169.2', 'resubmit(,3)'],
     ['priority=105,in_port=7,ip,nw_dst=10.96.0.0/16', 'drop'],
+    // To a backend on this host (a host-network endpoint) from the gateway router, and the host's answers.
+    ['priority=490,in_port=7,ip,nw_dst=169.254.169.2', 'ct(commit,zone=64001,nat(src=169.254.169.1),table=3)'],
+    ['priority=500,in_port=LOCAL,ip,nw_src=169.254.169.2,nw_dst=169.254.169.1', 'ct(zone=64001,nat,table=2)'],
     ['table=0,priority=10,in_port=1,dl_dst=0a:00:00:00:00:11', 'LOCAL,output:7'],
     ['table=0,priority=9,in_port=7', 'drop'],
     ['table=2,priority=100', 'set_field:0a:00:00:00:00:11->eth_dst,output:7'],
@@ -36,7 +38,7 @@ test('with the patch port: pod traffic committed toward its replies, host -> Ser
 
 test('dual-stack adds the IPv6 twins and floods advertisements', () => {
   const f = bridgeFlows({ ...base, patch: 7, families: [4, 6], serviceCidrs: ['10.96.0.0/16', 'fd00:10:96::/112'] });
-  assert.ok(has(f, 'priority=500,in_port=LOCAL,ipv6,ipv6_dst=fd00:10:96::/112', 'ct(commit,zone=64001,nat(src=fd69::2),table=2)'));
+  assert.ok(has(f, 'priority=490,in_port=7,ipv6,ipv6_dst=fd69::2', 'ct(commit,zone=64001,nat(src=fd69::1),table=3)'));
   assert.ok(has(f, 'priority=501,in_port=LOCAL,ipv6,ipv6_src=fd69::2,ipv6_dst=fd00:10:96::/112', 'resubmit(,2)'));
   assert.ok(has(f, 'table=1,priority=100,ipv6,ct_state=+trk+est,ct_mark=0x1', 'output:7'));
   assert.ok(has(f, 'icmp6,icmpv6_type=136', 'FLOOD'));

@@ -3,15 +3,15 @@
  * `breth0` flows, the parts kovn needs). The node's own traffic (kubelet, the agent, GENEVE) stays on
  * the host; pod traffic that the gateway router SNATed to the node's IP leaves through the physical
  * port, committed in conntrack zone 64000 with ct_mark 1 so its replies go back to OVN (mark 2: the
- * host's). Host -> Service traffic comes from the host's masquerade IP (SNATed to it in zone 64001 when
- * a socket chose another) and is handed to the gateway router. Replies of what goes out are matched in table 1.
+ * host's). Host -> Service traffic comes from the host's masquerade IP and is handed to the gateway
+ * router; the gateway router's connections to this host's own endpoints are SNATed in zone 64001. Replies of what goes out are matched in table 1.
  */
 import type { V1Service } from '@kubernetes/client-node';
 import { parseCidr, parseIp } from '../lib/cidr.ts';
 import { MASQUERADE } from '../activities/translate/gateway.ts';
 
 export const COOKIE = '0x6b6f766e'; // "kovn"
-/** Conntrack zones of OVN-Kubernetes' shared gateway: the bridge's own, and host -> Service masquerade. */
+/** Conntrack zones of OVN-Kubernetes' shared gateway: the bridge's own, and the host masquerade's. */
 export const CT_ZONE = 64000;
 export const HOST_MASQ_CT_ZONE = 64001;
 const CT_MARK_OVN = '0x1';
@@ -145,17 +145,21 @@ export function bridgeFlows(i: BridgeFlowInput): string[] {
     if (patch !== undefined) {
       const masq = MASQUERADE[fam].host;
       for (const svc of i.serviceCidrs.filter((c) => parseCidr(c).family === fam)) {
-        // Host -> Service: from the masquerade IP (the route's source) straight to the gateway router.
-        // Outside conntrack: a bridge ct() ahead of OVN's in the same datapath pass breaks the userspace
-        // datapath's NAT when the backend is on this node (the GR's SNAT is lost at the pod's port).
+        // Host -> Service: from the masquerade IP (the route's source; the host's kernel SNATs a socket
+        // bound to another address to it, host-nat.ts) straight to the gateway router, and the replies
+        // back. Outside conntrack: a bridge ct() ahead of OVN's in the same datapath pass breaks the
+        // userspace datapath's NAT when the backend is on this node (the GR's SNAT is lost at the pod's port).
         add(0, 501, `in_port=LOCAL,${ip},${nw}_src=${masq},${nw}_dst=${svc}`, 'resubmit(,2)');
-        // From another address (a socket bound to the node's IP): SNAT to the masquerade IP first.
-        add(0, 500, `in_port=LOCAL,${ip},${nw}_dst=${svc}`, `ct(commit,zone=${HOST_MASQ_CT_ZONE},nat(src=${masq}),table=2)`);
-        // Replies un-NATed (a connection that was never SNATed comes through unchanged), to the host.
-        add(0, 500, `in_port=${patch},${ip},${nw}_src=${svc},${nw}_dst=${masq}`, `ct(zone=${HOST_MASQ_CT_ZONE},nat,table=3)`);
+        add(0, 500, `in_port=${patch},${ip},${nw}_src=${svc},${nw}_dst=${masq}`, 'resubmit(,3)');
         // A Service address that OVN did not translate never leaves the node.
         add(0, 105, `in_port=${patch},${ip},${nw}_dst=${svc}`, 'drop');
       }
+      // A Service's backend on this host (a host-network endpoint): the gateway router sends it to the
+      // host's masquerade address, from the node's own IP (its SNAT); SNATed to OVN's masquerade address
+      // so the host answers back here rather than to itself, and the answer un-NATed to the router.
+      const ovnMasq = MASQUERADE[fam].ovn;
+      add(0, 490, `in_port=${patch},${ip},${nw}_dst=${masq}`, `ct(commit,zone=${HOST_MASQ_CT_ZONE},nat(src=${ovnMasq}),table=3)`);
+      add(0, 500, `in_port=LOCAL,${ip},${nw}_src=${masq},${nw}_dst=${ovnMasq}`, `ct(zone=${HOST_MASQ_CT_ZONE},nat,table=2)`);
       // NodePorts, as OVN-Kubernetes' shared gateway: in to the gateway router (its per-node load
       // balancer DNATs, and SNATs to its own address so replies come back through it), and its replies
       // out, both outside conntrack. No host process listens in the NodePort range.

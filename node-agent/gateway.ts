@@ -133,7 +133,7 @@ export async function gatewayFacts(bridge: string): Promise<GatewayFacts> {
 
 /**
  * The host's side of the masquerade subnet: its masquerade address on the bridge, the dummy next hop
- * as a permanent neighbour (the gateway router's MAC: the bridge's), and the service networks routed
+ * and OVN's masquerade address as permanent neighbours (the gateway router's MAC: the bridge's), and the service networks routed
  * through it to the gateway router, from the masquerade address.
  */
 export async function ensureHostMasquerade(bridge: string, cluster: ClusterConfig): Promise<void> {
@@ -145,7 +145,8 @@ export async function ensureHostMasquerade(bridge: string, cluster: ClusterConfi
     const prefix = m.subnet.split('/')[1] ?? '';
     const fam = f === 6 ? ['-6'] : ['-4'];
     if (!have.includes(` ${m.host}/${prefix} `)) await run('ip', [...fam, 'addr', 'add', `${m.host}/${prefix}`, 'dev', bridge, ...(f === 6 ? ['nodad'] : [])]);
-    await run('ip', [...fam, 'neigh', 'replace', m.nextHop, 'lladdr', mac, 'dev', bridge, 'nud', 'permanent']);
+    // Both OVN's addresses on the subnet are the gateway router's, behind the bridge's (shared) MAC.
+    for (const n of [m.nextHop, m.ovn]) await run('ip', [...fam, 'neigh', 'replace', n, 'lladdr', mac, 'dev', bridge, 'nud', 'permanent']);
     for (const svc of cluster.serviceNetworks.filter((s) => parseCidr(s).family === f)) {
       // From the masquerade address: the bridge then needs no SNAT (and no conntrack) before the gateway router.
       await run('ip', [...fam, 'route', 'replace', svc, 'via', m.nextHop, 'dev', bridge, 'src', m.host, 'mtu', String(cluster.mtu)]);

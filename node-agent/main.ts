@@ -22,7 +22,9 @@ import { createNodeAgentActivities } from './activities.ts';
 import { lockAllocations } from './ipam.ts';
 import type { Orphans } from './activities.ts';
 import { connectOvs, podPorts } from './ovs.ts';
-import { ensureExternalBridge, keepBridgeFlows } from './gateway.ts';
+import { bridgeFor, ensureExternalBridge, keepBridgeFlows } from './gateway.ts';
+import { keepHostNat } from './host-nat.ts';
+import { parseCidr } from '../lib/cidr.ts';
 import { hostIfname } from './plug.ts';
 import { NodePods } from './pod-watch.ts';
 import { NodeServices } from './service-watch.ts';
@@ -40,14 +42,19 @@ const ovs = await connectOvs(cfg.ovsSock);
 for (const c of await ensureExternalBridge(ovs, cfg.gatewayInterface)) log(`external bridge: ${c.op} ${c.table} ${c.row}`);
 // NodePorts and external addresses change the bridge's flows: each change of them re-installs them.
 const health = new HealthServers(log);
+const hostNat = keepHostNat({
+  bridge: bridgeFor(cfg.gatewayInterface), families: [...new Set(cfg.cluster.clusterNetworks.map((n) => parseCidr(n.cidr).family))], serviceCidrs: cfg.cluster.serviceNetworks, log,
+});
 const services = new NodeServices(kube, cfg.node, () => {
   void syncFlows();
   health.sync(services.healthChecks());
+  void hostNat.sync(services.hostNodePorts());
 });
 const bridgeFlows = keepBridgeFlows({ ovs, ovsSock: cfg.ovsSock, node: cfg.node, iface: cfg.gatewayInterface, cluster: cfg.cluster, services: () => services.flows(), log });
 const syncFlows = (): Promise<void> => bridgeFlows.sync().catch((err: unknown) => log(`breth0: installing flows failed: ${err instanceof Error ? err.message : String(err)}`));
 // A failure here shows again in the node's run (setupNode installs them too): the agent still starts.
 await syncFlows();
+await hostNat.sync([]);
 await services.start();
 const pods = await NodePods.start(kube, cfg.node);
 const connection = await NativeConnection.connect({ address: cfg.temporal.address });

@@ -2,7 +2,8 @@
  * Every Service and EndpointSlice, from informers, for what the node itself does for Services: its
  * external bridge sends NodePorts and external addresses (ExternalIPs, LoadBalancer addresses) to the
  * gateway router and answers ARP for the addresses this node announces (bridge-flows.ts), and it answers
- * the health checks of `externalTrafficPolicy: Local` (health-check.ts). Only those matter: a change of
+ * the health checks of `externalTrafficPolicy: Local` (health-check.ts), and its host reaches its own
+ * NodePorts (host-nat.ts). Only those matter: a change of
  * them calls `onChange`.
  */
 import { makeInformer } from '@kubernetes/client-node';
@@ -13,6 +14,8 @@ import { ANNOUNCING_NODE } from '../activities/translate/load-balancer.ts';
 import { announcedBy, externalVipsOf, nodePortsOf } from './bridge-flows.ts';
 import type { ServiceFlows } from './bridge-flows.ts';
 import { healthChecksOf } from './health-check.ts';
+import { hostNodePortsOf } from './host-nat.ts';
+import type { HostNodePort } from './host-nat.ts';
 import type { HealthCheck } from './health-check.ts';
 
 export class NodeServices {
@@ -52,7 +55,7 @@ export class NodeServices {
   }
 
   #changed(): void {
-    const now = JSON.stringify([this.flows(), this.healthChecks()]);
+    const now = JSON.stringify([this.flows(), this.healthChecks(), this.hostNodePorts()]);
     if (now === this.#seen) return;
     this.#seen = now;
     this.#onChange();
@@ -61,6 +64,10 @@ export class NodeServices {
   flows(): ServiceFlows {
     const all = [...this.#services.values()];
     return { nodePorts: nodePortsOf(all), externalVips: externalVipsOf(all), announce: announcedBy(all, this.#node, ANNOUNCING_NODE) };
+  }
+
+  hostNodePorts(): HostNodePort[] {
+    return hostNodePortsOf([...this.#services.values()]);
   }
 
   healthChecks(): HealthCheck[] {

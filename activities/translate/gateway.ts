@@ -36,10 +36,13 @@ export const FIRST_NODE_ID = 2;
 /** The policy priority OVN-Kubernetes gives pod -> node-IP reroutes. */
 export const NODE_IP_REROUTE_PRIORITY = 1004;
 
-/** OVN-Kubernetes' masquerade subnets: the host's masquerade IP (.2) and the dummy next hop (.4). */
+/**
+ * OVN-Kubernetes' masquerade subnets: OVN's masquerade IP (.1, what the host sees a gateway router's
+ * connection to it come from), the host's (.2) and the dummy next hop (.4).
+ */
 export const MASQUERADE = {
-  4: { subnet: '169.254.169.0/29', host: '169.254.169.2', nextHop: '169.254.169.4' },
-  6: { subnet: 'fd69::/125', host: 'fd69::2', nextHop: 'fd69::4' },
+  4: { subnet: '169.254.169.0/29', ovn: '169.254.169.1', host: '169.254.169.2', nextHop: '169.254.169.4' },
+  6: { subnet: 'fd69::/125', ovn: 'fd69::1', host: 'fd69::2', nextHop: 'fd69::4' },
 } as const;
 
 /** What the node agent reports about its external bridge (the l3-gateway-config's facts). */

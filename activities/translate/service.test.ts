@@ -92,13 +92,33 @@ test('NodePort: per node, the node IPs on its router and its switch; ETP=Local: 
   assert.deepEqual(cols(local.find((r) => r.name.endsWith('node_switch_node-1'))!).vips, { '172.29.0.11:30080': '10.244.1.5:8080,10.244.2.3:8080' });
 });
 
-test('internalTrafficPolicy Local: the ClusterIP per node switch, local endpoints only', () => {
+test('internalTrafficPolicy Local: the ClusterIP per node switch and gateway router (its host), local endpoints only', () => {
   const sl = [slice([{ ip: '10.244.1.5', node: 'node-1' }], [{ port: 8080 }])];
   const rows = rowsOf(svc({ internalTrafficPolicy: 'Local', clusterIPs: ['10.96.0.20'], ports: [{ port: 80 }] }), sl);
   assert.deepEqual(rows.map((r) => [r.name, cols(r).vips]), [
+    ['Service_default/web_TCP_node_router_node-1', { '10.96.0.20:80': '10.244.1.5:8080' }],
     ['Service_default/web_TCP_node_switch_node-1', { '10.96.0.20:80': '10.244.1.5:8080' }],
+    ['Service_default/web_TCP_node_router_node-2', { '10.96.0.20:80': '' }],
     ['Service_default/web_TCP_node_switch_node-2', { '10.96.0.20:80': '' }],
   ]);
+});
+
+test('an endpoint on a node\'s own IP (a host-network pod): per node, that node\'s gateway router reaches it at the host\'s masquerade address, every switch and the other routers at the node IP', () => {
+  const sl = [slice([{ ip: '172.29.0.11', node: 'node-1' }, { ip: '10.244.2.3', node: 'node-2' }], [{ port: 18080 }])];
+  const s = svc({ type: 'NodePort', clusterIPs: ['10.96.0.20'], externalIPs: ['198.51.100.10'], ports: [{ port: 80, nodePort: 30080 }] });
+  const rows = rowsOf(s, sl);
+  const both = '10.244.2.3:18080,172.29.0.11:18080';
+  const viaMasq = '10.244.2.3:18080,169.254.169.2:18080';
+  assert.deepEqual(rows.map((r) => [r.name, cols(r).vips]), [
+    ['Service_default/web_TCP_node_router_node-1', { '10.96.0.20:80': viaMasq, '198.51.100.10:80': viaMasq, '172.29.0.11:30080': viaMasq }],
+    ['Service_default/web_TCP_node_switch_node-1', { '10.96.0.20:80': both, '198.51.100.10:80': both, '172.29.0.11:30080': both }],
+    ['Service_default/web_TCP_node_router_node-2', { '10.96.0.20:80': both, '198.51.100.10:80': both, '172.29.0.12:30080': both }],
+    ['Service_default/web_TCP_node_switch_node-2', { '10.96.0.20:80': both, '198.51.100.10:80': both, '172.29.0.12:30080': both }],
+  ]);
+  assert.equal(cols(rows[0]!).options.skip_snat, undefined, 'the router SNATs, so the host answers it back through the bridge');
+  const v6 = rowsOf(svc({ clusterIPs: ['fd00:10:96::20'], ports: [{ port: 80 }] }), [slice([{ ip: 'fd00:172:29::11', node: 'node-1' }], [{ port: 18080 }], 'IPv6')],
+    [{ name: 'node-1', ips: ['fd00:172:29::11'] }]);
+  assert.deepEqual(cols(v6.find((r) => r.name.endsWith('node_router_node-1'))!).vips, { '[fd00:10:96::20]:80': '[fd69::2]:18080' });
 });
 
 test('ExternalIPs and LoadBalancer addresses join the cluster row', () => {
@@ -151,14 +171,16 @@ test('trafficDistribution: each node\'s clients go to the endpoints hinted for t
   for (const c of cases) assert.deepEqual(hintedBackends(c.bs, n1).map((x) => x.ip), c.want, c.name);
   assert.deepEqual(hintedBackends([b('a', ['zone-1']), b('b', ['zone-2'])], { name: 'node-9', ips: [] }).map((x) => x.ip), ['a', 'b'], 'a node without a zone: all');
 
-  // The ClusterIP moves to each node switch, with that node's endpoints; nothing stays in the cluster row.
+  // The ClusterIP moves to each node switch and router, with that node's endpoints; nothing stays in the cluster row.
   const s = svc({ clusterIPs: ['10.96.0.20'], trafficDistribution: 'PreferSameZone', ports: [{ port: 80 }] });
   const sl = slice([{ ip: '10.244.1.5', node: 'node-1' }, { ip: '10.244.2.5', node: 'node-2' }], [{ port: 80 }]);
   sl.endpoints![0]!.hints = { forZones: [{ name: 'zone-1' }] };
   sl.endpoints![1]!.hints = { forZones: [{ name: 'zone-2' }] };
   const rows = rowsOf(s, [sl], [{ name: 'node-1', ips: ['172.29.0.11'], zone: 'zone-1' }, { name: 'node-2', ips: ['172.29.0.12'], zone: 'zone-2' }]);
   assert.deepEqual(rows.map((r) => [r.name, cols(r).vips]), [
+    ['Service_default/web_TCP_node_router_node-1', { '10.96.0.20:80': '10.244.1.5:80' }],
     ['Service_default/web_TCP_node_switch_node-1', { '10.96.0.20:80': '10.244.1.5:80' }],
+    ['Service_default/web_TCP_node_router_node-2', { '10.96.0.20:80': '10.244.2.5:80' }],
     ['Service_default/web_TCP_node_switch_node-2', { '10.96.0.20:80': '10.244.2.5:80' }],
   ]);
 });

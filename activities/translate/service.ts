@@ -4,12 +4,13 @@
  * is the same on every node (ClusterIPs, ExternalIPs) and sits in the cluster-wide load balancer group
  * that every node switch and gateway router carries. Rules that differ per node get per-node rows:
  * NodePorts (the node's own IPs, on its gateway router and its switch), `internalTrafficPolicy: Local`
- * (the ClusterIPs on the node's switch, local endpoints only), `externalTrafficPolicy: Local` (local
- * endpoints only, client address kept with `skip_snat`).
+ * (the ClusterIPs on the node's switch and gateway router, local endpoints only), trafficDistribution,
+ * `externalTrafficPolicy: Local` (local endpoints only, client address kept with `skip_snat`), and
+ * endpoints on a node's own IP (its gateway router reaches its host at the masquerade address).
  */
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import { bare } from './topology.ts';
-import { gatewayRouter } from './gateway.ts';
+import { MASQUERADE, gatewayRouter } from './gateway.ts';
 import { OVNK_KIND, OVNK_OWNER, ownedBy } from './ownership.ts';
 import type { Owner } from './ownership.ts';
 import type { AnyDesiredRow } from '../nb.ts';
@@ -222,16 +223,40 @@ export function serviceLoadBalancers(svc: V1Service, slices: readonly V1Endpoint
         problems.push({ reason: 'TargetPortNotFound', message: `port ${p.name ?? p.port}: no endpoint has a port named ${p.targetPort}` });
       }
       const local = (node: string): Backend[] => bs.filter((b) => b.node === node);
+      // A backend on a node's own IP (a host-network endpoint) is, to that node's gateway router, its
+      // host: reached at the host's masquerade address, which the bridge hands to the host. So the
+      // Service's rows differ per node.
+      const hostBacked = nodes.some((n) => bs.some((b) => n.ips.includes(b.ip)));
+      const viaRouter = (list: readonly Backend[], n: ServiceNode): Backend[] =>
+        list.map((b) => (n.ips.includes(b.ip) ? { ...b, ip: MASQUERADE[familyOf(b.ip)].host } : b));
       for (const ip of clusterIps) {
         const f = familyOf(ip);
-        if (itpLocal) for (const n of nodes) perNode.get(n.name)!.sw[vip(ip, p.port)] = backendList(local(n.name), f);
-        else if (distributed) for (const n of nodes) perNode.get(n.name)!.sw[vip(ip, p.port)] = backendList(hintedBackends(bs, n), f);
-        else cluster[vip(ip, p.port)] = backendList(bs, f);
+        const v = vip(ip, p.port);
+        if (!itpLocal && !distributed && !hostBacked) {
+          cluster[v] = backendList(bs, f);
+          continue;
+        }
+        // Per node: pods on its switch, its host through its gateway router, the same endpoints.
+        for (const n of nodes) {
+          const chosen = itpLocal ? local(n.name) : distributed ? hintedBackends(bs, n) : bs;
+          const m = perNode.get(n.name)!;
+          m.sw[v] = backendList(chosen, f);
+          m.router[v] = backendList(viaRouter(chosen, n), f);
+        }
       }
       for (const ip of externalIps) {
         const f = familyOf(ip);
-        if (etpLocal) for (const n of nodes) perNode.get(n.name)!.router[vip(ip, p.port)] = backendList(local(n.name), f);
-        else cluster[vip(ip, p.port)] = backendList(bs, f);
+        const v = vip(ip, p.port);
+        if (!etpLocal && !hostBacked) {
+          cluster[v] = backendList(bs, f);
+          continue;
+        }
+        // From outside (the router) ETP=Local keeps to local endpoints; from pods (the switch) every endpoint serves.
+        for (const n of nodes) {
+          const m = perNode.get(n.name)!;
+          m.router[v] = backendList(viaRouter(etpLocal ? local(n.name) : bs, n), f);
+          m.sw[v] = backendList(bs, f);
+        }
       }
       if (p.nodePort && (spec.type === 'NodePort' || spec.type === 'LoadBalancer')) {
         for (const n of nodes) {
@@ -239,8 +264,7 @@ export function serviceLoadBalancers(svc: V1Service, slices: readonly V1Endpoint
           for (const ip of n.ips) {
             const f = familyOf(ip);
             if (!clusterIps.some((c) => familyOf(c) === f)) continue; // a family the Service does not have
-            // From outside (the router) ETP=Local keeps to local endpoints; from pods (the switch) every endpoint serves.
-            m.router[vip(ip, p.nodePort)] = backendList(etpLocal ? local(n.name) : bs, f);
+            m.router[vip(ip, p.nodePort)] = backendList(viaRouter(etpLocal ? local(n.name) : bs, n), f);
             m.sw[vip(ip, p.nodePort)] = backendList(bs, f);
           }
         }

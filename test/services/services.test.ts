@@ -169,12 +169,17 @@ describe('Services (IPv4)', { timeout: 20 * 60_000 }, () => {
     // The backend on the host's own node: the gateway router and the pod's switch in one datapath pass.
     await until('node-2 reaches far on node-2', async () => (await curlFromNode(2, `http://${ip}/`)) === 'far');
     for (let i = 0; i < 5; i++) assert.equal(await curlFromNode(2, `http://${ip}/`), 'far', `node-2 -> ${ip}, try ${i + 1}`);
-    // A socket bound to the node's own address goes through the bridge's SNAT to the masquerade address.
-    const bound = await run('nsenter', [`--net=/run/netns/${nodeNs(1)}`, '--', 'curl', '-s', '--max-time', '3', '--interface', NET.nodeIp(1), `http://${ip}/`]).catch(() => '');
-    assert.equal(bound.trim(), 'far', 'node-1, bound to its node IP');
+    // A socket bound to the node's own address: the host's kernel SNATs it to the masquerade address,
+    // to a backend on the other node and on its own.
+    for (const node of [1, 2]) {
+      for (let i = 0; i < 3; i++) {
+        const bound = await run('nsenter', [`--net=/run/netns/${nodeNs(node)}`, '--', 'curl', '-s', '--max-time', '3', '--interface', NET.nodeIp(node), `http://${ip}/`]).catch(() => '');
+        assert.equal(bound.trim(), 'far', `node-${node}, bound to its node IP, try ${i + 1}`);
+      }
+    }
   });
 
-  test('a Service whose endpoint is a host-network pod answers from pods on both nodes and from the other node\'s host; a host-network pod reaches a ClusterIP', async () => {
+  test('a Service whose endpoint is a host-network pod answers from pods and hosts on both nodes (its own host through the masquerade addresses) and on every NodePort from outside; a host-network pod reaches a ClusterIP', async () => {
     await apply({
       apiVersion: 'v1', kind: 'Pod', metadata: { name: 'hostweb', namespace: 'default', labels: { app: 'hostweb' } },
       spec: {
@@ -185,12 +190,29 @@ describe('Services (IPv4)', { timeout: 20 * 60_000 }, () => {
           readinessProbe: { tcpSocket: { port: 18080 }, periodSeconds: 1 },
         }],
       },
-    }, service('hostweb', { selector: { app: 'hostweb' }, ports: [{ port: 80, targetPort: 18080 }] }));
+    }, service('hostweb', { type: 'NodePort', selector: { app: 'hostweb' }, ports: [{ port: 80, targetPort: 18080 }] }));
     await waitReady(['hostweb']);
     const ip = await clusterIp('hostweb');
-    await until('the node IP is the endpoint', async () => (await lbs('hostweb')).get('Service_default/hostweb_TCP_cluster') === `${ip}:80=${NET.nodeIp(1)}:18080`);
+    const np = (await kubectlJson<{ spec: { ports: { nodePort: number }[] } }>(['get', 'service', 'hostweb'])).spec.ports[0]!.nodePort;
+    // Per node: node-1's gateway router reaches its own host at the masquerade address; the rest at node-1's IP.
+    await until('per-node rows, node-1\'s router to the masquerade address', async () => {
+      const m = await lbs('hostweb');
+      return !m.has('Service_default/hostweb_TCP_cluster')
+        && (m.get('Service_default/hostweb_TCP_node_router_node-1') ?? '').includes(`${ip}:80=169.254.169.2:18080`)
+        && ['node_switch_node-1', 'node_router_node-2', 'node_switch_node-2'].every((k) => (m.get(`Service_default/hostweb_TCP_${k}`) ?? '').includes(`${ip}:80=${NET.nodeIp(1)}:18080`));
+    });
     for (const c of ['cl', 'cl1']) await until(`${c} reaches hostweb`, async () => (await get(c, `http://${ip}:80/`)) === 'hostweb');
-    await until('node-2\'s host reaches hostweb', async () => (await curlFromNode(2, `http://${ip}:80/`)).trim() === 'hostweb');
+    for (const node of [1, 2]) {
+      await until(`node-${node}'s host reaches hostweb`, async () => (await curlFromNode(node, `http://${ip}:80/`)).trim() === 'hostweb');
+      for (let i = 0; i < 3; i++) assert.equal((await curlFromNode(node, `http://${ip}:80/`)).trim(), 'hostweb', `node-${node} -> ${ip}, try ${i + 1}`);
+    }
+    const bound = await run('nsenter', [`--net=/run/netns/${nodeNs(1)}`, '--', 'curl', '-s', '--max-time', '3', '--interface', NET.nodeIp(1), `http://${ip}/`]).catch(() => '');
+    assert.equal(bound.trim(), 'hostweb', 'node-1, bound to its node IP, to itself');
+    for (const node of [1, 2]) {
+      const url = `http://${NET.nodeIp(node)}:${np}/`;
+      await until(`the outside reaches ${url}`, async () => (await outsideExec(['curl', '-s', '--max-time', '3', url]).catch(() => '')).trim() === 'hostweb');
+    }
+    await until('node-1\'s host reaches its own NodePort, served by itself', async () => (await curlFromNode(1, `http://${NET.nodeIp(1)}:${np}/`)).trim() === 'hostweb');
     // The host-network pod itself, to a pod backend on the other node.
     const web = await clusterIp('web');
     await until('the host-network pod reaches web', async () => exec('hostweb', ['sh', '-c', `timeout 5 wget -q -O - http://${web}:80/`]).then((x) => x.trim() === 'web-b', () => false));
@@ -213,7 +235,7 @@ describe('Services (IPv4)', { timeout: 20 * 60_000 }, () => {
     assert.match(await get('cl', `http://${node2}:${np}/`), /^web-[ab]$/, `cl on node-2 reaches ${node2}:${np}`);
   });
 
-  test('NodePort from outside the cluster on every node (the outside router and the external host), and from the other node\'s host', async () => {
+  test('NodePort from outside the cluster on every node (the outside router and the external host), from the other node\'s host and from its own', async () => {
     const np = (await kubectlJson<{ spec: { ports: { nodePort: number }[] } }>(['get', 'service', 'np'])).spec.ports[0]!.nodePort;
     for (const node of [1, 2]) {
       const url = `http://${NET.nodeIp(node)}:${np}/`;
@@ -221,6 +243,8 @@ describe('Services (IPv4)', { timeout: 20 * 60_000 }, () => {
       assert.match((await outsideExec(['curl', '-s', '--max-time', '3', '--interface', NET.externalHostIp, url])).trim(), /^web-[ab]$/, `the external host reaches ${url}`);
     }
     await until('node-1\'s host reaches node-2\'s NodePort', async () => /^web-[ab]$/.test(await curlFromNode(1, `http://${NET.nodeIp(2)}:${np}/`)));
+    // Its own NodePort: the host's kernel DNATs it to the ClusterIP (no process listens on it).
+    for (const node of [1, 2]) await until(`node-${node}'s host reaches its own NodePort`, async () => /^web-[ab]$/.test(await curlFromNode(node, `http://${NET.nodeIp(node)}:${np}/`)));
     // Every connection, not only the first: replies leave through the gateway router, outside conntrack.
     const answers = await Promise.all(Array.from({ length: 6 }, () => outsideExec(['curl', '-s', '--max-time', '3', `http://${NET.nodeIp(1)}:${np}/`]).then((x) => x.trim(), () => 'FAIL')));
     assert.ok(answers.every((a) => /^web-[ab]$/.test(a)), answers.join(' '));
@@ -313,17 +337,23 @@ describe('Services (IPv4)', { timeout: 20 * 60_000 }, () => {
     await kubectl(['delete', 'service', ...fills.filter((n) => n !== pending), pending, '--ignore-not-found']);
   });
 
-  test('internalTrafficPolicy Local keeps each client on its own node\'s endpoint', async () => {
+  test('internalTrafficPolicy Local keeps each client, pods and hosts, on its own node\'s endpoint', async () => {
     await apply(service('onnode', { selector: { app: 'web' }, internalTrafficPolicy: 'Local', ports: [{ port: 80, targetPort: 8080 }] }));
-    await until('per-node switch rows with each node\'s own endpoint', async () => {
+    await until('per-node switch and router rows with each node\'s own endpoint', async () => {
       const m = await lbs('onnode');
-      return m.size === 2 && ['node-1', 'node-2'].every((n) => ((m.get(`Service_default/onnode_TCP_node_switch_${n}`) ?? '').match(/:8080/g) ?? []).length === 1);
+      return m.size === 4 && ['node-1', 'node-2'].every((n) => ['switch', 'router'].every((k) => ((m.get(`Service_default/onnode_TCP_node_${k}_${n}`) ?? '').match(/:8080/g) ?? []).length === 1));
     });
     const ip = await clusterIp('onnode');
     // NB programmed is not yet every chassis's flows: a first answer from each client says they are.
     for (const c of ['cl', 'cl1']) await until(`${c} gets an answer`, async () => /^web-[ab]$/.test(await get(c, `http://${ip}:80/`)));
     assert.deepEqual([...new Set(await gets('cl', `http://${ip}:80/`, 10))], ['web-b'], 'cl on node-2 reaches only web-b');
     assert.deepEqual([...new Set(await gets('cl1', `http://${ip}:80/`, 10))], ['web-a'], 'cl1 on node-1 reaches only web-a');
+    for (const [node, want] of [[1, 'web-a'], [2, 'web-b']] as const) {
+      await until(`node-${node}'s host gets an answer`, async () => /^web-[ab]$/.test(await curlFromNode(node, `http://${ip}/`)));
+      const seen = new Set<string>();
+      for (let i = 0; i < 5; i++) seen.add(await curlFromNode(node, `http://${ip}/`));
+      assert.deepEqual([...seen], [want], `node-${node}'s host reaches only ${want}`);
+    }
     await kubectl(['delete', 'service', 'onnode']);
   });
 
@@ -332,9 +362,9 @@ describe('Services (IPv4)', { timeout: 20 * 60_000 }, () => {
       .map((n) => `${n.metadata.name}=${n.metadata.labels['topology.kubernetes.io/zone']}`).sort();
     assert.deepEqual(zones, ['node-1=zone-1', 'node-2=zone-2']);
     await apply(service('near', { selector: { app: 'web' }, trafficDistribution: 'PreferSameZone', ports: [{ port: 80, targetPort: 8080 }] }));
-    await until('per-node rows with each zone\'s endpoint', async () => {
+    await until('per-node switch and router rows with each zone\'s endpoint', async () => {
       const m = await lbs('near');
-      return m.size === 2 && ['node-1', 'node-2'].every((n) => ((m.get(`Service_default/near_TCP_node_switch_${n}`) ?? '').match(/:8080/g) ?? []).length === 1);
+      return m.size === 4 && ['node-1', 'node-2'].every((n) => ['switch', 'router'].every((k) => ((m.get(`Service_default/near_TCP_node_${k}_${n}`) ?? '').match(/:8080/g) ?? []).length === 1));
     });
     const ip = await clusterIp('near');
     assert.deepEqual([...new Set(await gets('cl', `http://${ip}:80/`, 10))], ['web-b'], 'cl on node-2 (zone-2) stays in its zone');
