@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { kubectl, kubectlJson } from '../../deploy/local/kubectl.ts';
-import { NET } from '../../deploy/local/config.ts';
+import { NET, nodeNs } from '../../deploy/local/config.ts';
 import { outsideExec } from '../../deploy/local/actions/outside.ts';
 import { run } from '../../lib/exec.ts';
-import { createPods, exec, getPod, httpGet, lsp, nbctl, ping, pingFromNode, until, useBox, waitReady } from './helpers.ts';
+import { createPods, curlFromNode, exec, getPod, httpGet, lsp, nbctl, ping, pingFromNode, until, useBox, waitReady } from './helpers.ts';
 
 describe('pod networking (dual-stack, 2 nodes)', { timeout: 20 * 60_000 }, () => {
   useBox(['--nodes', '2', '--ip-family', 'dual']);
@@ -77,6 +77,38 @@ describe('pod networking (dual-stack, 2 nodes)', { timeout: 20 * 60_000 }, () =>
     }
     const answers = await exec('d1', ['sh', '-c', 'nslookup ds.default.svc.cluster.local 2>&1; true']);
     for (const ip of ips) assert.ok(answers.includes(ip), `nslookup has ${ip}: ${answers}`);
+  });
+
+  test('a host-network endpoint on both families: its own host reaches it by either ClusterIP (the masquerade addresses fd69::1/2 for IPv6), by its own NodePort and from a socket bound to the node IP', { timeout: 3 * 60_000 }, async () => {
+    await kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [{
+      apiVersion: 'v1', kind: 'Pod', metadata: { name: 'hostweb', namespace: 'default', labels: { app: 'hostweb' } },
+      spec: {
+        hostNetwork: true, nodeSelector: { 'kubernetes.io/hostname': 'node-1' }, terminationGracePeriodSeconds: 0,
+        containers: [{
+          name: 'c', image: 'kovn.local/toolbox:1', imagePullPolicy: 'IfNotPresent',
+          command: ['sh', '-c', 'mkdir -p /w && echo hostweb > /w/index.html && exec httpd -f -p 18080 -h /w'],
+          readinessProbe: { tcpSocket: { port: 18080 }, periodSeconds: 1 },
+        }],
+      },
+    }, {
+      apiVersion: 'v1', kind: 'Service', metadata: { name: 'hostweb', namespace: 'default' },
+      spec: { type: 'NodePort', ipFamilyPolicy: 'RequireDualStack', selector: { app: 'hostweb' }, ports: [{ port: 80, targetPort: 18080 }] },
+    }] }) });
+    await waitReady(['hostweb']);
+    const svc = await kubectlJson<{ spec: { clusterIPs: string[]; ports: { nodePort: number }[] } }>(['get', 'service', 'hostweb']);
+    const url = (ip: string, port = 80): string => `http://${ip.includes(':') ? `[${ip}]` : ip}:${port}/`;
+    for (const ip of svc.spec.clusterIPs) {
+      await until(`node-1's host reaches itself at ${url(ip)}`, async () => (await curlFromNode(1, url(ip))) === 'hostweb');
+      const bound = await run('nsenter', [`--net=/run/netns/${nodeNs(1)}`, '--', 'curl', '-s', '--max-time', '3', '--interface', ip.includes(':') ? NET.nodeIp6(1) : NET.nodeIp(1), url(ip)]).catch(() => '');
+      assert.equal(bound.trim(), 'hostweb', `bound to node-1's address, to ${url(ip)}`);
+    }
+    const np = svc.spec.ports[0]!.nodePort;
+    for (const ip of [NET.nodeIp(1), NET.nodeIp6(1)]) {
+      await until(`node-1's host reaches its own NodePort ${url(ip, np)}`, async () => (await curlFromNode(1, url(ip, np))) === 'hostweb');
+      await until(`the outside reaches ${url(ip, np)}`, async () => (await outsideExec(['curl', '-s', '--max-time', '3', url(ip, np)]).catch(() => '')).trim() === 'hostweb');
+    }
+    await kubectl(['delete', 'service', 'hostweb']);
+    await kubectl(['delete', 'pod', 'hostweb', '--wait=false']);
   });
 
   test('a dual-stack LoadBalancer: an address per family from kovn\'s pools, the IPv6 one found by NDP from the announcing node alone; when the announcement moves, an unsolicited advertisement moves the outside\'s neighbour entry before any traffic', { timeout: 3 * 60_000 }, async () => {
