@@ -8,7 +8,9 @@
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { KubeConfig, CoreV1Api, makeInformer } from '@kubernetes/client-node';
+import { makeInformer } from '@kubernetes/client-node';
+import type { CoreV1Api } from '@kubernetes/client-node';
+import { connectKube } from '../lib/kube.ts';
 import type { V1Pod } from '@kubernetes/client-node';
 import { dirs, files } from '../deploy/local/config.ts';
 import { kubectl } from '../deploy/local/kubectl.ts';
@@ -56,9 +58,8 @@ class Pods {
   }
 
   static async watch(plugin: Plugin): Promise<Pods> {
-    const kc = new KubeConfig();
-    kc.loadFromFile(files.adminKubeconfig);
-    const core = kc.makeApiClient(CoreV1Api);
+    // Pooled connections, as client-go's (a TLS handshake per request would load the apiserver).
+    const { kc, core } = connectKube(files.adminKubeconfig, 'kovn-bench');
     const informer = makeInformer<V1Pod>(kc, '/api/v1/namespaces/default/pods', () => core.listNamespacedPod({ namespace: 'default' }));
     const self = new Pods(core, () => informer.stop());
     const seen = (p: V1Pod): void => {
