@@ -4,6 +4,7 @@
  * removal with the Service. A problem of the Service's own (a named target port no endpoint has, an
  * endpoint no node can reach) is an Event on it; the rest of the Service is programmed.
  */
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import type { Change } from '../lib/change.ts';
 import { getService, listServiceSlices, patchService, recordEvent } from '../lib/kube.ts';
 import { ANNOUNCING_NODE, announcer, announcingCandidates, ingressIps, ownLoadBalancer, pickAddresses } from './translate/load-balancer.ts';
@@ -20,6 +21,13 @@ export interface ServiceWriteResult {
   nodes: string[];
 }
 
+/** A whole pass's result: what it wrote, what the nodes must flush, and how the pass ended. */
+export interface ServiceSyncResult extends ServiceWriteResult {
+  outcome: 'converged' | 'deleted' | 'skipped';
+  /** An exhausted pool: everything else is programmed, the address is still wanted. */
+  pending?: string;
+}
+
 export default function createServiceActivities({ nb, kube, cfg }: ControllerDeps) {
   // One allocation at a time: the list of used addresses and the patch that claims one are not atomic
   // in the API, and this (the one controller that holds the Lease) is the allocator's only writer.
@@ -28,6 +36,22 @@ export default function createServiceActivities({ nb, kube, cfg }: ControllerDep
     const next = allocating.then(fn, fn);
     allocating = next.catch(() => undefined);
     return next;
+  };
+
+  /** The Service's rows written as it and its slices (read live) say; its problems as Events. */
+  const programmed = async (svc: V1Service, slices: V1EndpointSlice[]): Promise<ServiceWriteResult> => {
+    const namespace = svc.metadata?.namespace ?? '';
+    const name = svc.metadata?.name ?? '';
+    const key = `${namespace}/${name}`;
+    // Zones only matter to trafficDistribution: the nodes are read only then.
+    const nodes = svc.spec?.trafficDistribution ? withZones(gatewayNodes(nb), (await kube.core.listNode()).items) : gatewayNodes(nb);
+    const before = serviceLoadBalancersInNb(nb, key);
+    const { rows, problems } = serviceLoadBalancers(svc, slices, nodes, serviceReach(nb, cfg));
+    const changes = await ensureServiceLoadBalancers(nb, { type: 'Service', name: key }, rows);
+    for (const p of problems) {
+      await recordEvent(kube, { kind: 'Service', namespace, name, uid: svc.metadata?.uid ?? '' }, 'Warning', p.reason, p.message);
+    }
+    return { changes, stale: staleFlows(before, rows.map((r) => r.columns as LbVips)), nodes: nodes.map((n) => n.name) };
   };
 
   const reads = {
@@ -82,20 +106,30 @@ export default function createServiceActivities({ nb, kube, cfg }: ControllerDep
       });
     },
 
+    /**
+     * The whole of a pass in one activity (one server round trip): the Service read live, its
+     * LoadBalancer addresses first (the rows are written from the Service as it then is), then its
+     * load balancers, or none when it is gone, headless or ExternalName.
+     */
+    async syncService({ namespace, name }: { namespace: string; name: string }): Promise<ServiceSyncResult> {
+      const svc = await getService(kube, namespace, name);
+      const exists = !!svc && !svc.metadata?.deletionTimestamp;
+      // kovn's to allocate, or an allocation of kovn's to take back (the type or class changed).
+      const lb = exists && (ownLoadBalancer(svc) || svc.metadata?.annotations?.[ANNOUNCING_NODE] !== undefined)
+        ? await writes.assignLoadBalancer({ namespace, name }) : { changes: [] };
+      // Read again only when the addresses just changed: the rows carry them.
+      const now = lb.changes.length > 0 ? await getService(kube, namespace, name) : svc;
+      const rows = exists && now && hasLoadBalancer(now)
+        ? await programmed(now, await listServiceSlices(kube, namespace, name))
+        : await writes.deleteServiceLoadBalancers({ namespace, name });
+      const outcome = !exists ? 'deleted' : !hasLoadBalancer(svc) ? 'skipped' : 'converged';
+      return { ...rows, changes: [...lb.changes, ...rows.changes], outcome, ...(lb.pending ? { pending: lb.pending } : {}) };
+    },
+
     /** The Service's load balancers as its EndpointSlices say now; stale ones (a port, a node gone) pruned in the same transaction. */
     async ensureServiceLoadBalancers({ namespace, name }: { namespace: string; name: string }): Promise<ServiceWriteResult> {
       const [svc, slices] = await Promise.all([getService(kube, namespace, name), listServiceSlices(kube, namespace, name)]);
-      if (!svc) return writes.deleteServiceLoadBalancers({ namespace, name });
-      const key = `${namespace}/${name}`;
-      // Zones only matter to trafficDistribution: the nodes are read only then.
-      const nodes = svc.spec?.trafficDistribution ? withZones(gatewayNodes(nb), (await kube.core.listNode()).items) : gatewayNodes(nb);
-      const before = serviceLoadBalancersInNb(nb, key);
-      const { rows, problems } = serviceLoadBalancers(svc, slices, nodes, serviceReach(nb, cfg));
-      const changes = await ensureServiceLoadBalancers(nb, { type: 'Service', name: key }, rows);
-      for (const p of problems) {
-        await recordEvent(kube, { kind: 'Service', namespace, name, uid: svc.metadata?.uid ?? '' }, 'Warning', p.reason, p.message);
-      }
-      return { changes, stale: staleFlows(before, rows.map((r) => r.columns as LbVips)), nodes: nodes.map((n) => n.name) };
+      return svc ? programmed(svc, slices) : writes.deleteServiceLoadBalancers({ namespace, name });
     },
 
     async deleteServiceLoadBalancers({ namespace, name }: { namespace: string; name: string }): Promise<ServiceWriteResult> {

@@ -1,5 +1,5 @@
 /** The Service kind's workflow: its load balancers, rewritten as its EndpointSlices change, removed with it. */
-import { log } from '@temporalio/workflow';
+import { log, patched } from '@temporalio/workflow';
 import type { ServiceReads, ServiceWrites, ServiceWriteResult } from '../activities/service.ts';
 import type { RunSummary } from '../lib/change.ts';
 import { onNode, reads, reconcile, writes } from './reconcile.ts';
@@ -29,6 +29,13 @@ export async function reconcileService(input: ReconcileInput): Promise<RunSummar
   const namespace = input.namespace ?? '';
   const { name } = input;
   return reconcile({ kind: 'Service', namespace, name }, input, async ({ s }) => {
+    if (patched('service-pass-in-one-activity')) {
+      const r = await write.syncService({ namespace, name });
+      await flushStale(s, r);
+      // An exhausted pool: everything else is programmed; the run looks again until an address frees.
+      return r.pending ? { waiting: r.pending } : r.outcome;
+    }
+    // Runs started by a kovn before the one-activity pass: a read, then the writes.
     const obs = await read.observeService({ namespace, name });
     if (!obs.exists || !obs.balanced) {
       if (obs.exists && obs.loadBalancer) s.changes.push(...(await write.assignLoadBalancer({ namespace, name })).changes);

@@ -17,7 +17,7 @@ test('recorded histories of every kovn workflow type replay against today\'s wor
   const recorded = files.map((f) => JSON.parse(readFileSync(`${dir}${f}`, 'utf8')) as { workflowId: string; type: string; binpb: string });
   // Every workflow type kovn runs has at least one recorded history.
   const types = new Set(recorded.map((r) => r.type));
-  for (const t of ['reconcilePod', 'reconcileNode', 'cniAdd', 'cniDel']) assert.ok(types.has(t), `a recorded ${t} history (record one with test/histories/record.ts)`);
+  for (const t of ['reconcilePod', 'reconcileNode', 'reconcileService', 'cniAdd', 'cniDel']) assert.ok(types.has(t), `a recorded ${t} history (record one with test/histories/record.ts)`);
   const histories = recorded.map((r) => ({ workflowId: r.workflowId, history: proto.temporal.api.history.v1.History.decode(Buffer.from(r.binpb, 'base64')) }));
   const failures: string[] = [];
   let replayed = 0;
