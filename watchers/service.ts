@@ -22,9 +22,14 @@ const sliceOwner = (sl: V1EndpointSlice): string | undefined => {
 const slicesOf = (svc: V1Service, ctx: WatchContext): V1EndpointSlice[] =>
   (ctx.related(SLICES) as V1EndpointSlice[]).filter((sl) => sliceOwner(sl) === keyOf(svc));
 
-/** Services whose rules differ per node: a node's gateway coming or going changes their rows. */
-const perNode = (svc: V1Service): boolean =>
-  svc.spec?.type === 'NodePort' || svc.spec?.type === 'LoadBalancer' || svc.spec?.internalTrafficPolicy === 'Local' || !!svc.spec?.trafficDistribution;
+/**
+ * Services whose rules differ per node: a node's gateway coming or going changes their rows. An
+ * endpoint on a node's own IP (a host-network pod) makes them so too.
+ */
+function perNode(svc: V1Service, ctx: WatchContext, nodeIps: ReadonlySet<string>): boolean {
+  if (svc.spec?.type === 'NodePort' || svc.spec?.type === 'LoadBalancer' || svc.spec?.internalTrafficPolicy === 'Local' || !!svc.spec?.trafficDistribution) return true;
+  return slicesOf(svc, ctx).some((sl) => (sl.endpoints ?? []).some((e) => nodeIps.has(e.addresses[0] ?? '')));
+}
 
 const same = (a: Record<string, string>, b: Record<string, string>): boolean =>
   Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([k, v]) => b[k] === v);
@@ -66,7 +71,10 @@ const watch: Watch<V1Service> = {
     path: '/api/v1/nodes',
     list: ({ kube }) => () => kube.core.listNode(),
     relevant: (n: V1Node) => [n.metadata?.uid, n.metadata?.annotations?.[L3_GATEWAY_CONFIG], n.metadata?.labels?.[ZONE_LABEL]],
-    keys: (_n, ctx) => (ctx.objects('Service') as V1Service[]).filter((s) => perNode(s) && !inSync(s, ctx)).map(keyOf),
+    keys: (_n, ctx) => {
+      const nodeIps = new Set(gatewayNodes(ctx.nb).flatMap((n) => n.ips));
+      return (ctx.objects('Service') as V1Service[]).filter((s) => perNode(s, ctx, nodeIps) && !inSync(s, ctx)).map(keyOf);
+    },
   }] as Watch['secondary'],
 };
 
