@@ -113,7 +113,8 @@ async function deleteAll(prefix: string): Promise<void> {
   for (let i = 1; i <= NODES; i++) {
     const sock = `unix://${nodePaths(i).containerdSock}`;
     // Stopped is torn down (CNI DEL done); kubelet's GC removes the sandbox a minute or so later, with a DEL that finds nothing left.
-    while ((await run(bin('crictl'), ['-r', sock, 'pods', '--state', 'ready', '-q'], { timeoutMs: 15_000 })).trim() !== '') {
+    // The bench's own pods only: kube-system's (CoreDNS) keep running.
+    while ((await run(bin('crictl'), ['-r', sock, 'pods', '--state', 'ready', '--namespace', 'default', '-q'], { timeoutMs: 15_000 })).trim() !== '') {
       if (Date.now() > deadline) throw new Error(`node-${i} still has running sandboxes 180 s after the pods' deletion`);
       await sleep(500);
     }
