@@ -6,7 +6,7 @@ import { kubectl, kubectlJson } from '../../deploy/local/kubectl.ts';
 import { NET, nodeNs } from '../../deploy/local/config.ts';
 import { outsideExec } from '../../deploy/local/actions/outside.ts';
 import { run } from '../../lib/exec.ts';
-import { createPods, curlFromNode, exec, getPod, httpGet, lsp, nbctl, ping, pingFromNode, until, useBox, waitReady } from './helpers.ts';
+import { createPods, curlFromNode, hostWebPod, exec, getPod, httpGet, lsp, nbctl, ping, pingFromNode, until, useBox, waitReady } from './helpers.ts';
 
 describe('pod networking (dual-stack, 2 nodes)', { timeout: 20 * 60_000 }, () => {
   useBox(['--nodes', '2', '--ip-family', 'dual']);
@@ -80,17 +80,7 @@ describe('pod networking (dual-stack, 2 nodes)', { timeout: 20 * 60_000 }, () =>
   });
 
   test('a host-network endpoint on both families: its own host reaches it by either ClusterIP (the masquerade addresses fd69::1/2 for IPv6), by its own NodePort and from a socket bound to the node IP', { timeout: 3 * 60_000 }, async () => {
-    await kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [{
-      apiVersion: 'v1', kind: 'Pod', metadata: { name: 'hostweb', namespace: 'default', labels: { app: 'hostweb' } },
-      spec: {
-        hostNetwork: true, nodeSelector: { 'kubernetes.io/hostname': 'node-1' }, terminationGracePeriodSeconds: 0,
-        containers: [{
-          name: 'c', image: 'kovn.local/toolbox:1', imagePullPolicy: 'IfNotPresent',
-          command: ['sh', '-c', 'mkdir -p /w && echo hostweb > /w/index.html && exec httpd -f -p 18080 -h /w'],
-          readinessProbe: { tcpSocket: { port: 18080 }, periodSeconds: 1 },
-        }],
-      },
-    }, {
+    await kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [hostWebPod('node-1'), {
       apiVersion: 'v1', kind: 'Service', metadata: { name: 'hostweb', namespace: 'default' },
       spec: { type: 'NodePort', ipFamilyPolicy: 'RequireDualStack', selector: { app: 'hostweb' }, ports: [{ port: 80, targetPort: 18080 }] },
     }] }) });

@@ -25,6 +25,19 @@ export function podManifest(name: string, node: string, extra: { annotations?: R
   });
 }
 
+/** A host-network pod `hostweb` on `node` answering HTTP on 18080 with its name. */
+export const hostWebPod = (node: string): unknown => ({
+  apiVersion: 'v1', kind: 'Pod', metadata: { name: 'hostweb', namespace: 'default', labels: { app: 'hostweb' } },
+  spec: {
+    hostNetwork: true, nodeSelector: { 'kubernetes.io/hostname': node }, terminationGracePeriodSeconds: 0,
+    containers: [{
+      name: 'c', image: 'kovn.local/toolbox:1', imagePullPolicy: 'IfNotPresent',
+      command: ['sh', '-c', 'mkdir -p /w && echo hostweb > /w/index.html && exec httpd -f -p 18080 -h /w'],
+      readinessProbe: { tcpSocket: { port: 18080 }, periodSeconds: 1 },
+    }],
+  },
+});
+
 export async function createPods(pods: { name: string; node: string }[]): Promise<void> {
   const list = { apiVersion: 'v1', kind: 'List', items: pods.map((p) => JSON.parse(podManifest(p.name, p.node)) as unknown) };
   await kubectl(['apply', '-f', '-'], { input: JSON.stringify(list) });

@@ -11,7 +11,7 @@ import { outsideExec } from '../../deploy/local/actions/outside.ts';
 import { kubectl, kubectlJson } from '../../deploy/local/kubectl.ts';
 import { run } from '../../lib/exec.ts';
 import { kovn } from '../box/helpers.ts';
-import { curlFromNode, events, exec, killAndWaitBack, nbctl, sandboxOf, until, useBox, waitReady } from '../pods/helpers.ts';
+import { curlFromNode, events, hostWebPod, exec, killAndWaitBack, nbctl, sandboxOf, until, useBox, waitReady } from '../pods/helpers.ts';
 
 /** A backend: httpd on 8080 (port `http`) and 8081 (port `alt`), each page saying which pod answered. */
 const backend = (name: string, node: string, app = 'web'): unknown => ({
@@ -180,17 +180,7 @@ describe('Services (IPv4)', { timeout: 20 * 60_000 }, () => {
   });
 
   test('a Service whose endpoint is a host-network pod answers from pods and hosts on both nodes (its own host through the masquerade addresses) and on every NodePort from outside; a host-network pod reaches a ClusterIP', async () => {
-    await apply({
-      apiVersion: 'v1', kind: 'Pod', metadata: { name: 'hostweb', namespace: 'default', labels: { app: 'hostweb' } },
-      spec: {
-        hostNetwork: true, nodeSelector: { 'kubernetes.io/hostname': 'node-1' }, terminationGracePeriodSeconds: 0,
-        containers: [{
-          name: 'c', image: 'kovn.local/toolbox:1', imagePullPolicy: 'IfNotPresent',
-          command: ['sh', '-c', 'mkdir -p /w && echo hostweb > /w/index.html && exec httpd -f -p 18080 -h /w'],
-          readinessProbe: { tcpSocket: { port: 18080 }, periodSeconds: 1 },
-        }],
-      },
-    }, service('hostweb', { type: 'NodePort', selector: { app: 'hostweb' }, ports: [{ port: 80, targetPort: 18080 }] }));
+    await apply(hostWebPod('node-1'), service('hostweb', { type: 'NodePort', selector: { app: 'hostweb' }, ports: [{ port: 80, targetPort: 18080 }] }));
     await waitReady(['hostweb']);
     const ip = await clusterIp('hostweb');
     const np = (await kubectlJson<{ spec: { ports: { nodePort: number }[] } }>(['get', 'service', 'hostweb'])).spec.ports[0]!.nodePort;
