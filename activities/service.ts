@@ -122,7 +122,7 @@ export default function createServiceActivities({ nb, kube, cfg }: ControllerDep
       const rows = exists && now && hasLoadBalancer(now)
         ? await programmed(now, await listServiceSlices(kube, namespace, name))
         : await writes.deleteServiceLoadBalancers({ namespace, name });
-      const outcome = !exists ? 'deleted' : !hasLoadBalancer(svc) ? 'skipped' : 'converged';
+      const outcome = !exists || !now ? 'deleted' : !hasLoadBalancer(now) ? 'skipped' : 'converged';
       return { ...rows, changes: [...lb.changes, ...rows.changes], outcome, ...(lb.pending ? { pending: lb.pending } : {}) };
     },
 

@@ -27,11 +27,11 @@ export function workflowSource(bundle: string | undefined): { workflowBundle: { 
  * How a worker polls for workflow tasks. The SDK's default (10 pollers, one in five on the shared
  * queue, the rest on the worker's sticky queue) starves the shared queue, where every new run's first
  * task waits: in a burst of 1,000 Services those waited 9 s on average before a worker took them,
- * while sticky tasks waited 0.2 s. As many pollers on each.
+ * while sticky tasks waited 0.2 s. Half of them on each (the ratio is the shared queue's share).
  */
 export const WORKFLOW_POLLING = {
   workflowTaskPollerBehavior: { type: 'simple-maximum', maximum: 16 },
-  nonStickyToStickyPollRatio: 1,
+  nonStickyToStickyPollRatio: 0.5,
 } as const;
 
 /**

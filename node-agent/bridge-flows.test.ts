@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { V1Service } from '@kubernetes/client-node';
-import { announcedBy, bridgeFlows, externalVipsOf, gratuitousArp, nodePortsOf, unsolicitedNa } from './bridge-flows.ts';
+import { announcedBy, bridgeFlows, externalVipsOf, gratuitousArp, loadBalancerIpsOf, nodePortsOf, unsolicitedNa } from './bridge-flows.ts';
 
 const base = { mac: '0a:00:00:00:00:11', phys: 1, families: [4] as (4 | 6)[], serviceCidrs: ['10.96.0.0/16'] };
 const has = (flows: string[], match: string, actions: string): boolean => flows.some((f) => f.includes(match) && f.endsWith(`actions=${actions}`));
@@ -23,6 +23,7 @@ test('with the patch port: pod traffic committed toward its replies, host -> Ser
     ['table=1,priority=100,ip,ct_state=+trk+rel,ct_mark=0x1', 'output:7'],
     ['priority=501,in_port=LOCAL,ip,nw_src=169.254.169.2,nw_dst=10.96.0.0/16', 'resubmit(,2)'],
     ['priority=500,in_port=7,ip,nw_src=10.96.0.0/16,nw_dst=169.254.169.2', 'resubmit(,3)'],
+    ['priority=500,in_port=LOCAL,ip,nw_dst=10.96.0.0/16', 'drop'],
     ['priority=105,in_port=7,ip,nw_dst=10.96.0.0/16', 'drop'],
     // To a backend on this host (a host-network endpoint) from the gateway router, and the host's answers.
     ['priority=490,in_port=7,ip,nw_dst=169.254.169.2', 'ct(commit,zone=64001,nat(src=169.254.169.1),table=3)'],
@@ -71,25 +72,30 @@ test('the NodePorts of a cluster: NodePort and LoadBalancer Services only, each 
   for (const c of cases) assert.deepEqual(nodePortsOf(c.services), c.want, c.name);
 });
 
-test('external addresses: to the gateway router and back on every node; ARP answered only where announced, dropped elsewhere', () => {
-  const input = { ...base, patch: 7, externalVips: ['172.29.0.241', '198.51.100.10'], announce: ['172.29.0.241'] };
+test('external addresses: their Service ports to the gateway router and back on every node; ARP for LoadBalancer addresses answered only where announced, dropped elsewhere; an ExternalIP\'s ARP left to its owner', () => {
+  const externalVips = [{ ip: '172.29.0.241', protocol: 'tcp' as const, port: 80 }, { ip: '198.51.100.10', protocol: 'udp' as const, port: 53 }];
+  const input = { ...base, patch: 7, externalVips, loadBalancerIps: ['172.29.0.241', '172.29.0.242'], announce: ['172.29.0.241'] };
   const f = bridgeFlows(input);
   const table: [string, string][] = [
-    ['table=0,priority=110,in_port=1,dl_dst=0a:00:00:00:00:11,ip,nw_dst=198.51.100.10', 'output:7'],
-    ['table=0,priority=110,in_port=7,ip,nw_src=198.51.100.10', 'output:1'],
-    ['table=0,priority=300,in_port=1,arp,arp_op=1,arp_tpa=198.51.100.10', 'drop'],
+    ['table=0,priority=110,in_port=1,dl_dst=0a:00:00:00:00:11,udp,nw_dst=198.51.100.10,tp_dst=53', 'output:7'],
+    ['table=0,priority=110,in_port=7,udp,nw_src=198.51.100.10,tp_src=53', 'output:1'],
+    ['table=0,priority=110,in_port=1,dl_dst=0a:00:00:00:00:11,tcp,nw_dst=172.29.0.241,tp_dst=80', 'output:7'],
+    ['table=0,priority=300,in_port=1,arp,arp_op=1,arp_tpa=172.29.0.242', 'drop'],
     ['table=0,priority=300,in_port=1,arp,arp_op=1,arp_tpa=172.29.0.241', 'move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:0a:00:00:00:00:11->eth_src,set_field:2->arp_op,'
       + 'move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:0a:00:00:00:00:11->arp_sha,set_field:172.29.0.241->arp_spa,IN_PORT'],
   ];
   for (const [match, actions] of table) assert.ok(has(f, match, actions), `${match} -> ${actions}`);
   assert.ok(has(bridgeFlows({ ...input, announce: [] }), 'arp_tpa=172.29.0.241', 'drop'), 'another node announces it');
+  assert.ok(!f.some((x) => x.includes('arp_tpa=198.51.100.10')), 'an ExternalIP (maybe some host\'s own address): its ARP untouched');
+  assert.ok(!f.some((x) => x.includes('nw_dst=198.51.100.10') && !x.includes('tp_dst=53')), 'only the Service\'s ports of it');
 });
 
 test('IPv6 external addresses: NDP answered in two steps where announced (a solicited, overriding advertisement with the bridge\'s MAC), dropped elsewhere, DAD never answered', () => {
-  const input = { ...base, families: [4, 6] as const, patch: 7, externalVips: ['fd00:172:29::f1', 'fd00:172:29::f2'], announce: ['fd00:172:29::f1'] };
+  const externalVips = ['fd00:172:29::f1', 'fd00:172:29::f2'].map((ip) => ({ ip, protocol: 'tcp' as const, port: 80 }));
+  const input = { ...base, families: [4, 6] as const, patch: 7, externalVips, loadBalancerIps: ['fd00:172:29::f1', 'fd00:172:29::f2'], announce: ['fd00:172:29::f1'] };
   const f = bridgeFlows(input);
   const table: [string, string][] = [
-    ['table=0,priority=110,in_port=1,dl_dst=0a:00:00:00:00:11,ipv6,ipv6_dst=fd00:172:29::f1', 'output:7'],
+    ['table=0,priority=110,in_port=1,dl_dst=0a:00:00:00:00:11,tcp6,ipv6_dst=fd00:172:29::f1,tp_dst=80', 'output:7'],
     ['table=0,priority=300,in_port=1,icmp6,icmpv6_type=135,nd_target=fd00:172:29::f1', 'move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:0a:00:00:00:00:11->eth_src,'
       + 'move:NXM_NX_IPV6_SRC[]->NXM_NX_IPV6_DST[],set_field:fd00:172:29::f1->ipv6_src,set_field:136->icmpv6_type,set_field:0x60000000->nd_reserved,set_field:2->nd_options_type,resubmit(,4)'],
     ['table=4,priority=100,icmp6,icmpv6_type=136,icmpv6_code=0,nd_target=fd00:172:29::f1', 'set_field:0a:00:00:00:00:11->nd_tll,IN_PORT'],
@@ -116,10 +122,13 @@ test('a gratuitous ARP: broadcast, a request for the address from the bridge\'s 
 
 test('which addresses a node announces, and every external address', () => {
   const lb = (name: string, ip: string, node?: string, type = 'LoadBalancer'): V1Service => ({
-    metadata: { name, annotations: node ? { 'kovn.local/announcing-node': node } : {} }, spec: { type, externalIPs: name === 'a' ? ['198.51.100.10'] : [] },
+    metadata: { name, annotations: node ? { 'kovn.local/announcing-node': node } : {} },
+    spec: { type, externalIPs: name === 'a' ? ['198.51.100.10'] : [], ports: [{ port: 80 }, ...(name === 'a' ? [{ port: 53, protocol: 'UDP' }] : [])] },
     status: { loadBalancer: { ingress: [{ ip }] } },
   });
   const services = [lb('a', '172.29.0.241', 'node-1'), lb('b', '172.29.0.242', 'node-2'), lb('c', '172.29.0.243'), lb('d', '172.29.0.244', 'node-1', 'ClusterIP'), lb('e', 'fd00:172:29::f1', 'node-1')];
   assert.deepEqual(announcedBy(services, 'node-1', 'kovn.local/announcing-node'), ['172.29.0.241', 'fd00:172:29::f1']);
-  assert.deepEqual(externalVipsOf(services), ['172.29.0.241', '172.29.0.242', '172.29.0.243', '198.51.100.10', 'fd00:172:29::f1']);
+  assert.deepEqual(loadBalancerIpsOf(services), ['172.29.0.241', '172.29.0.242', '172.29.0.243', 'fd00:172:29::f1']);
+  const v = (ip: string, port = 80, protocol = 'tcp') => ({ ip, protocol, port });
+  assert.deepEqual(externalVipsOf(services), [v('172.29.0.241', 53, 'udp'), v('172.29.0.241'), v('172.29.0.242'), v('172.29.0.243'), v('198.51.100.10', 53, 'udp'), v('198.51.100.10'), v('fd00:172:29::f1')]);
 });

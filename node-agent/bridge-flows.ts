@@ -29,30 +29,54 @@ export interface BridgeFlowInput {
   serviceCidrs: readonly string[];
   /** The cluster's NodePorts: from outside they go to the gateway router, whose load balancers answer them. */
   nodePorts?: readonly NodePort[];
-  /** ExternalIPs and LoadBalancer addresses: to the gateway router too, wherever they arrive. */
-  externalVips?: readonly string[];
+  /**
+   * ExternalIPs and LoadBalancer addresses, per Service port: to the gateway router too, wherever they
+   * arrive. Per port, so an ExternalIP that is some host's own address (a node's, say) takes only the
+   * Service's ports from it.
+   */
+  externalVips?: readonly ExternalVip[];
+  /** Every LoadBalancer address (of any node): ARP and NDP for them are the announcing node's alone. */
+  loadBalancerIps?: readonly string[];
   /** The LoadBalancer addresses this node answers ARP (IPv4) and NDP (IPv6) for (one node per address). */
   announce?: readonly string[];
 }
 
 /** What the cluster's Services ask of the bridge. */
-export type ServiceFlows = Required<Pick<BridgeFlowInput, 'nodePorts' | 'externalVips' | 'announce'>>;
+export type ServiceFlows = Required<Pick<BridgeFlowInput, 'nodePorts' | 'externalVips' | 'loadBalancerIps' | 'announce'>>;
+
+export interface ExternalVip {
+  ip: string;
+  protocol: NodePort['protocol'];
+  port: number;
+}
 
 export interface NodePort {
   protocol: 'tcp' | 'udp' | 'sctp';
   port: number;
 }
 
-/** ExternalIPs and LoadBalancer ingress addresses of every Service, each once, sorted. */
-export function externalVipsOf(services: readonly V1Service[]): string[] {
-  return [...new Set(services.flatMap((s) => [...(s.spec?.externalIPs ?? []),
-    ...(s.spec?.type === 'LoadBalancer' ? (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? '') : [])]).filter(Boolean))].sort();
+const lbIngress = (s: V1Service): string[] => (s.spec?.type === 'LoadBalancer' ? (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? '').filter(Boolean) : []);
+
+/** ExternalIPs and LoadBalancer ingress addresses of every Service, with each of its ports, each once, sorted. */
+export function externalVipsOf(services: readonly V1Service[]): ExternalVip[] {
+  const seen = new Map<string, ExternalVip>();
+  for (const s of services) {
+    for (const ip of [...(s.spec?.externalIPs ?? []), ...lbIngress(s)]) {
+      for (const p of s.spec?.ports ?? []) {
+        const protocol = (p.protocol ?? 'TCP').toLowerCase() as NodePort['protocol'];
+        seen.set(`${ip} ${protocol} ${p.port}`, { ip, protocol, port: p.port });
+      }
+    }
+  }
+  return [...seen.values()].sort((a, b) => a.ip.localeCompare(b.ip) || a.port - b.port || a.protocol.localeCompare(b.protocol));
 }
+
+/** Every LoadBalancer ingress address, each once, sorted. */
+export const loadBalancerIpsOf = (services: readonly V1Service[]): string[] => [...new Set(services.flatMap(lbIngress))].sort();
 
 /** The LoadBalancer addresses `node` announces: those of the Services whose announcing node it is. */
 export function announcedBy(services: readonly V1Service[], node: string, key: string): string[] {
-  return [...new Set(services.filter((s) => s.spec?.type === 'LoadBalancer' && s.metadata?.annotations?.[key] === node)
-    .flatMap((s) => (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? '')).filter(Boolean))].sort();
+  return [...new Set(services.filter((s) => s.metadata?.annotations?.[key] === node).flatMap(lbIngress))].sort();
 }
 
 /** Every NodePort of the Services that have one (NodePort and LoadBalancer), each once, sorted. */
@@ -150,6 +174,8 @@ export function bridgeFlows(i: BridgeFlowInput): string[] {
         // back. Outside conntrack: a bridge ct() ahead of OVN's in the same datapath pass breaks the
         // userspace datapath's NAT when the backend is on this node (the GR's SNAT is lost at the pod's port).
         add(0, 501, `in_port=LOCAL,${ip},${nw}_src=${masq},${nw}_dst=${svc}`, 'resubmit(,2)');
+        // Any other source (the kernel's SNAT missing or not yet made) stops here, never onto the wire.
+        add(0, 500, `in_port=LOCAL,${ip},${nw}_dst=${svc}`, 'drop');
         add(0, 500, `in_port=${patch},${ip},${nw}_src=${svc},${nw}_dst=${masq}`, 'resubmit(,3)');
         // A Service address that OVN did not translate never leaves the node.
         add(0, 105, `in_port=${patch},${ip},${nw}_dst=${svc}`, 'drop');
@@ -168,9 +194,10 @@ export function bridgeFlows(i: BridgeFlowInput): string[] {
         add(0, 110, `in_port=${phys},dl_dst=${mac},${proto},tp_dst=${np.port}`, `output:${patch}`);
         add(0, 110, `in_port=${patch},${proto},tp_src=${np.port}`, `output:${phys}`);
       }
-      for (const vip of (i.externalVips ?? []).filter((v) => v.includes(':') === (fam === 6))) {
-        add(0, 110, `in_port=${phys},dl_dst=${mac},${ip},${nw}_dst=${vip}`, `output:${patch}`);
-        add(0, 110, `in_port=${patch},${ip},${nw}_src=${vip}`, `output:${phys}`);
+      for (const v of (i.externalVips ?? []).filter((x) => x.ip.includes(':') === (fam === 6))) {
+        const proto = fam === 4 ? v.protocol : `${v.protocol}6`;
+        add(0, 110, `in_port=${phys},dl_dst=${mac},${proto},${nw}_dst=${v.ip},tp_dst=${v.port}`, `output:${patch}`);
+        add(0, 110, `in_port=${patch},${proto},${nw}_src=${v.ip},tp_src=${v.port}`, `output:${phys}`);
       }
       add(0, 100, `in_port=${patch},dl_src=${mac},${ip}`, `ct(commit,zone=${CT_ZONE},exec(set_field:${CT_MARK_OVN}->ct_mark)),output:${phys}`);
     }
@@ -190,7 +217,7 @@ export function bridgeFlows(i: BridgeFlowInput): string[] {
     // announces it (with the gateway router's MAC, which the bridge shares); elsewhere dropped, never
     // flooded to the gateway router or the host.
     const announce = new Set(i.announce ?? []);
-    for (const vip of i.externalVips ?? []) {
+    for (const vip of i.loadBalancerIps ?? []) {
       const mine = announce.has(vip);
       if (!vip.includes(':')) {
         add(0, 300, `in_port=${phys},arp,arp_op=1,arp_tpa=${vip}`, mine ? arpReply(mac, vip) : 'drop');

@@ -20,21 +20,24 @@ test('the NodePorts the host reaches: NodePort and LoadBalancer Services, one pe
   for (const c of cases) assert.deepEqual(hostNodePortsOf(c.services), c.want, c.name);
 });
 
-test('the nat chains per family: SNAT of other sources to the masquerade address, NodePorts on local addresses but loopback to the ClusterIP', () => {
+test('the nat chains per family: SNAT of other sources to the masquerade address, NodePorts on local addresses but loopback to the ClusterIP, the gateway router\'s connections to this host as a backend to the node IP', () => {
   const nodePorts = hostNodePortsOf([svc('NodePort', ['10.96.0.20', 'fd00:10:96::20'], [{ port: 80, nodePort: 30080 }])]);
   const input = { bridge: 'breth0', serviceCidrs: ['10.96.0.0/16', 'fd00:10:96::/112'], nodePorts };
-  assert.equal(hostNatRules({ ...input, family: 4 }), [
-    '*nat', ':KOVN-HOST-SNAT - [0:0]', ':KOVN-NODEPORTS - [0:0]',
+  const chains = ['*nat', ':KOVN-HOST-SNAT - [0:0]', ':KOVN-NODEPORTS - [0:0]', ':KOVN-HOST-BACKEND - [0:0]'];
+  assert.equal(hostNatRules({ ...input, family: 4, nodeIp: '172.29.0.11' }), [
+    ...chains,
     '-A KOVN-HOST-SNAT -o breth0 -d 10.96.0.0/16 ! -s 169.254.169.2 -j SNAT --to-source 169.254.169.2',
     '-A KOVN-NODEPORTS ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 30080 -j DNAT --to-destination 10.96.0.20:80',
+    '-A KOVN-HOST-BACKEND -i breth0 -s 169.254.169.1 -d 169.254.169.2 -j DNAT --to-destination 172.29.0.11',
     'COMMIT', '',
   ].join('\n'));
-  assert.equal(hostNatRules({ ...input, family: 6 }), [
-    '*nat', ':KOVN-HOST-SNAT - [0:0]', ':KOVN-NODEPORTS - [0:0]',
+  assert.equal(hostNatRules({ ...input, family: 6, nodeIp: 'fd00:172:29::11' }), [
+    ...chains,
     '-A KOVN-HOST-SNAT -o breth0 -d fd00:10:96::/112 ! -s fd69::2 -j SNAT --to-source fd69::2',
     '-A KOVN-NODEPORTS ! -d ::1/128 -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 30080 -j DNAT --to-destination [fd00:10:96::20]:80',
+    '-A KOVN-HOST-BACKEND -i breth0 -s fd69::1 -d fd69::2 -j DNAT --to-destination fd00:172:29::11',
     'COMMIT', '',
   ].join('\n'));
-  // No NodePorts: the chains are still declared, so iptables-restore empties them.
-  assert.match(hostNatRules({ ...input, nodePorts: [], family: 4 }), /^\*nat\n:KOVN-HOST-SNAT - \[0:0\]\n:KOVN-NODEPORTS - \[0:0\]\n-A KOVN-HOST-SNAT [^\n]*\nCOMMIT\n$/);
+  // No NodePorts and no node address yet: the chains are still declared, so iptables-restore empties them.
+  assert.equal(hostNatRules({ ...input, nodePorts: [], family: 4 }), [...chains, '-A KOVN-HOST-SNAT -o breth0 -d 10.96.0.0/16 ! -s 169.254.169.2 -j SNAT --to-source 169.254.169.2', 'COMMIT', ''].join('\n'));
 });

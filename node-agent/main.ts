@@ -22,7 +22,7 @@ import { createNodeAgentActivities } from './activities.ts';
 import { lockAllocations } from './ipam.ts';
 import type { Orphans } from './activities.ts';
 import { connectOvs, podPorts } from './ovs.ts';
-import { bridgeFor, ensureExternalBridge, keepBridgeFlows } from './gateway.ts';
+import { bridgeFor, ensureExternalBridge, gatewayFacts, keepBridgeFlows } from './gateway.ts';
 import { keepHostNat } from './host-nat.ts';
 import { parseCidr } from '../lib/cidr.ts';
 import { hostIfname } from './plug.ts';
@@ -42,8 +42,10 @@ const ovs = await connectOvs(cfg.ovsSock);
 for (const c of await ensureExternalBridge(ovs, cfg.gatewayInterface)) log(`external bridge: ${c.op} ${c.table} ${c.row}`);
 // NodePorts and external addresses change the bridge's flows: each change of them re-installs them.
 const health = new HealthServers(log);
+const bridge = bridgeFor(cfg.gatewayInterface);
 const hostNat = keepHostNat({
-  bridge: bridgeFor(cfg.gatewayInterface), families: [...new Set(cfg.cluster.clusterNetworks.map((n) => parseCidr(n.cidr).family))], serviceCidrs: cfg.cluster.serviceNetworks, log,
+  bridge, families: [...new Set(cfg.cluster.clusterNetworks.map((n) => parseCidr(n.cidr).family))], serviceCidrs: cfg.cluster.serviceNetworks, log,
+  nodeIps: async () => (await gatewayFacts(bridge)).ipAddresses.map((c) => c.split('/')[0] ?? ''),
 });
 const services = new NodeServices(kube, cfg.node, () => {
   void syncFlows();

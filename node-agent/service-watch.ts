@@ -11,7 +11,7 @@ import type { KubernetesObject, ListPromise, V1EndpointSlice, V1Service } from '
 import { restartOnError } from '../lib/kube.ts';
 import type { Kube } from '../lib/kube.ts';
 import { ANNOUNCING_NODE } from '../activities/translate/load-balancer.ts';
-import { announcedBy, externalVipsOf, nodePortsOf } from './bridge-flows.ts';
+import { announcedBy, externalVipsOf, loadBalancerIpsOf, nodePortsOf } from './bridge-flows.ts';
 import type { ServiceFlows } from './bridge-flows.ts';
 import { healthChecksOf } from './health-check.ts';
 import { hostNodePortsOf } from './host-nat.ts';
@@ -63,7 +63,7 @@ export class NodeServices {
 
   flows(): ServiceFlows {
     const all = [...this.#services.values()];
-    return { nodePorts: nodePortsOf(all), externalVips: externalVipsOf(all), announce: announcedBy(all, this.#node, ANNOUNCING_NODE) };
+    return { nodePorts: nodePortsOf(all), externalVips: externalVipsOf(all), loadBalancerIps: loadBalancerIpsOf(all), announce: announcedBy(all, this.#node, ANNOUNCING_NODE) };
   }
 
   hostNodePorts(): HostNodePort[] {

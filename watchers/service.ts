@@ -28,7 +28,9 @@ const slicesOf = (svc: V1Service, ctx: WatchContext): V1EndpointSlice[] =>
  */
 function perNode(svc: V1Service, ctx: WatchContext, nodeIps: ReadonlySet<string>): boolean {
   if (svc.spec?.type === 'NodePort' || svc.spec?.type === 'LoadBalancer' || svc.spec?.internalTrafficPolicy === 'Local' || !!svc.spec?.trafficDistribution) return true;
-  return slicesOf(svc, ctx).some((sl) => (sl.endpoints ?? []).some((e) => nodeIps.has(e.addresses[0] ?? '')));
+  if (slicesOf(svc, ctx).some((sl) => (sl.endpoints ?? []).some((e) => nodeIps.has(e.addresses[0] ?? '')))) return true;
+  // Per node in NB still (that endpoint's node went): its rows fold back into the cluster row.
+  return serviceLoadBalancersInNb(ctx.nb, keyOf(svc)).some((lb) => lb.name.includes('_node_'));
 }
 
 const same = (a: Record<string, string>, b: Record<string, string>): boolean =>

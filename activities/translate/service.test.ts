@@ -77,7 +77,7 @@ test('headless and ExternalName Services get no load balancer', () => {
   assert.deepEqual(rowsOf(svc({ type: 'ExternalName', externalName: 'example.com' }), []), []);
 });
 
-test('NodePort: per node, the node IPs on its router and its switch; ETP=Local: local endpoints and skip_snat on the router', () => {
+test('NodePort: per node, the node IPs on its router and its switch; ETP=Local: local endpoints and skip_snat on the router\'s own row (node_local_router)', () => {
   const sl = [slice([{ ip: '10.244.1.5', node: 'node-1' }, { ip: '10.244.2.3', node: 'node-2' }], [{ port: 8080 }])];
   const np = rowsOf(svc({ type: 'NodePort', clusterIPs: ['10.96.0.20'], ports: [{ port: 80, nodePort: 30080 }] }), sl);
   assert.deepEqual(np.map((r) => r.name), ['Service_default/web_TCP_cluster', 'Service_default/web_TCP_node_router_node-1', 'Service_default/web_TCP_node_switch_node-1',
@@ -86,9 +86,17 @@ test('NodePort: per node, the node IPs on its router and its switch; ETP=Local: 
   assert.deepEqual(np[1]?.parent, { table: 'Logical_Router', name: 'GR_node-1', column: 'load_balancer' });
   assert.deepEqual(np[2]?.parent, { table: 'Logical_Switch', name: 'node-1', column: 'load_balancer' });
   const local = rowsOf(svc({ type: 'NodePort', externalTrafficPolicy: 'Local', clusterIPs: ['10.96.0.20'], ports: [{ port: 80, nodePort: 30080 }] }), sl);
-  const r1 = cols(local.find((r) => r.name.endsWith('node_router_node-1'))!);
+  const r1 = cols(local.find((r) => r.name.endsWith('node_local_router_node-1'))!);
   assert.deepEqual(r1.vips, { '172.29.0.11:30080': '10.244.1.5:8080' });
   assert.equal(r1.options.skip_snat, 'true');
+  assert.ok(!local.some((r) => r.name.endsWith('_node_router_node-1')), 'no SNATed router row: the ClusterIP stays in the cluster row');
+  // ETP=Local with per-node ClusterIPs too (ITP=Local here): the ClusterIP on the router row that SNATs,
+  // so a host's connection comes back through its own router; only the NodePort keeps the client's address.
+  const both = rowsOf(svc({ type: 'NodePort', externalTrafficPolicy: 'Local', internalTrafficPolicy: 'Local', clusterIPs: ['10.96.0.20'], ports: [{ port: 80, nodePort: 30080 }] }), sl);
+  const snat = cols(both.find((r) => r.name.endsWith('_node_router_node-1'))!);
+  const keep = cols(both.find((r) => r.name.endsWith('_node_local_router_node-1'))!);
+  assert.deepEqual([snat.vips, snat.options.skip_snat], [{ '10.96.0.20:80': '10.244.1.5:8080' }, undefined]);
+  assert.deepEqual([keep.vips, keep.options.skip_snat], [{ '172.29.0.11:30080': '10.244.1.5:8080' }, 'true']);
   assert.deepEqual(cols(local.find((r) => r.name.endsWith('node_switch_node-1'))!).vips, { '172.29.0.11:30080': '10.244.1.5:8080,10.244.2.3:8080' });
 });
 

@@ -215,7 +215,9 @@ export function serviceLoadBalancers(svc: V1Service, slices: readonly V1Endpoint
     const ports = (spec.ports ?? []).filter((p) => (p.protocol ?? 'TCP') === proto);
     if (ports.length === 0) continue;
     const cluster: Record<string, string> = {};
-    const perNode = new Map<string, { router: Record<string, string>; sw: Record<string, string> }>(nodes.map((n) => [n.name, { router: {}, sw: {} }]));
+    // Per node: the router's VIPs it SNATs, those it must not (ETP=Local keeps the client's address), the switch's.
+    const perNode = new Map<string, { router: Record<string, string>; localRouter: Record<string, string>; sw: Record<string, string> }>(
+      nodes.map((n) => [n.name, { router: {}, localRouter: {}, sw: {} }]));
     for (const p of ports) {
       const found = backendsFor(slices, p.name ?? '', proto);
       const bs = reachable(found);
@@ -254,7 +256,7 @@ export function serviceLoadBalancers(svc: V1Service, slices: readonly V1Endpoint
         // From outside (the router) ETP=Local keeps to local endpoints; from pods (the switch) every endpoint serves.
         for (const n of nodes) {
           const m = perNode.get(n.name)!;
-          m.router[v] = backendList(viaRouter(etpLocal ? local(n.name) : bs, n), f);
+          (etpLocal ? m.localRouter : m.router)[v] = backendList(viaRouter(etpLocal ? local(n.name) : bs, n), f);
           m.sw[v] = backendList(bs, f);
         }
       }
@@ -264,7 +266,7 @@ export function serviceLoadBalancers(svc: V1Service, slices: readonly V1Endpoint
           for (const ip of n.ips) {
             const f = familyOf(ip);
             if (!clusterIps.some((c) => familyOf(c) === f)) continue; // a family the Service does not have
-            m.router[vip(ip, p.nodePort)] = backendList(viaRouter(etpLocal ? local(n.name) : bs, n), f);
+            (etpLocal ? m.localRouter : m.router)[vip(ip, p.nodePort)] = backendList(viaRouter(etpLocal ? local(n.name) : bs, n), f);
             m.sw[vip(ip, p.nodePort)] = backendList(bs, f);
           }
         }
@@ -275,10 +277,10 @@ export function serviceLoadBalancers(svc: V1Service, slices: readonly V1Endpoint
     }
     for (const n of nodes) {
       const m = perNode.get(n.name)!;
-      if (Object.keys(m.router).length > 0) {
-        rows.push(row(proto, `node_router_${n.name}`, m.router, options(etpLocal ? { skip_snat: 'true' } : {}),
-          { table: 'Logical_Router', name: gatewayRouter(n.name), column: 'load_balancer' }));
-      }
+      const router = { table: 'Logical_Router', name: gatewayRouter(n.name), column: 'load_balancer' } as const;
+      if (Object.keys(m.router).length > 0) rows.push(row(proto, `node_router_${n.name}`, m.router, options(), router));
+      // OVN-Kubernetes' name for the rows whose client address is kept.
+      if (Object.keys(m.localRouter).length > 0) rows.push(row(proto, `node_local_router_${n.name}`, m.localRouter, options({ skip_snat: 'true' }), router));
       if (Object.keys(m.sw).length > 0) {
         rows.push(row(proto, `node_switch_${n.name}`, m.sw, options(), { table: 'Logical_Switch', name: n.name, column: 'load_balancer' }));
       }

@@ -25,14 +25,18 @@ export function podManifest(name: string, node: string, extra: { annotations?: R
   });
 }
 
-/** A host-network pod `hostweb` on `node` answering HTTP on 18080 with its name. */
+/**
+ * A host-network pod `hostweb` on `node` answering HTTP with its name on 18080 (every address) and on
+ * 18081 bound to the node's IPv4 address alone.
+ */
 export const hostWebPod = (node: string): unknown => ({
   apiVersion: 'v1', kind: 'Pod', metadata: { name: 'hostweb', namespace: 'default', labels: { app: 'hostweb' } },
   spec: {
     hostNetwork: true, nodeSelector: { 'kubernetes.io/hostname': node }, terminationGracePeriodSeconds: 0,
     containers: [{
       name: 'c', image: 'kovn.local/toolbox:1', imagePullPolicy: 'IfNotPresent',
-      command: ['sh', '-c', 'mkdir -p /w && echo hostweb > /w/index.html && exec httpd -f -p 18080 -h /w'],
+      env: [{ name: 'HOST_IP', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } }],
+      command: ['sh', '-c', 'mkdir -p /w && echo hostweb > /w/index.html && httpd -p $HOST_IP:18081 -h /w && exec httpd -f -p 18080 -h /w'],
       readinessProbe: { tcpSocket: { port: 18080 }, periodSeconds: 1 },
     }],
   },

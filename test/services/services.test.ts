@@ -180,7 +180,7 @@ describe('Services (IPv4)', { timeout: 20 * 60_000 }, () => {
   });
 
   test('a Service whose endpoint is a host-network pod answers from pods and hosts on both nodes (its own host through the masquerade addresses) and on every NodePort from outside; a host-network pod reaches a ClusterIP', async () => {
-    await apply(hostWebPod('node-1'), service('hostweb', { type: 'NodePort', selector: { app: 'hostweb' }, ports: [{ port: 80, targetPort: 18080 }] }));
+    await apply(hostWebPod('node-1'), service('hostweb', { type: 'NodePort', selector: { app: 'hostweb' }, ports: [{ name: 'any', port: 80, targetPort: 18080 }, { name: 'nodeip', port: 81, targetPort: 18081 }] }));
     await waitReady(['hostweb']);
     const ip = await clusterIp('hostweb');
     const np = (await kubectlJson<{ spec: { ports: { nodePort: number }[] } }>(['get', 'service', 'hostweb'])).spec.ports[0]!.nodePort;
@@ -198,6 +198,8 @@ describe('Services (IPv4)', { timeout: 20 * 60_000 }, () => {
     }
     const bound = await run('nsenter', [`--net=/run/netns/${nodeNs(1)}`, '--', 'curl', '-s', '--max-time', '3', '--interface', NET.nodeIp(1), `http://${ip}/`]).catch(() => '');
     assert.equal(bound.trim(), 'hostweb', 'node-1, bound to its node IP, to itself');
+    // A process listening on the node IP alone: the host kernel DNATs the masquerade connection to it.
+    for (const node of [1, 2]) await until(`node-${node}'s host reaches the node-IP-bound listener`, async () => (await curlFromNode(node, `http://${ip}:81/`)).trim() === 'hostweb');
     for (const node of [1, 2]) {
       const url = `http://${NET.nodeIp(node)}:${np}/`;
       await until(`the outside reaches ${url}`, async () => (await outsideExec(['curl', '-s', '--max-time', '3', url]).catch(() => '')).trim() === 'hostweb');
