@@ -24,17 +24,6 @@ export function workflowSource(bundle: string | undefined): { workflowBundle: { 
 }
 
 /**
- * How a worker polls for workflow tasks. The SDK's default (10 pollers, one in five on the shared
- * queue, the rest on the worker's sticky queue) starves the shared queue, where every new run's first
- * task waits: in a burst of 1,000 Services those waited 9 s on average before a worker took them,
- * while sticky tasks waited 0.2 s. Half of them on each (the ratio is the shared queue's share).
- */
-export const WORKFLOW_POLLING = {
-  workflowTaskPollerBehavior: { type: 'simple-maximum', maximum: 16 },
-  nonStickyToStickyPollRatio: 0.5,
-} as const;
-
-/**
  * What fails a workflow run instead of its workflow task: any error that escapes workflow code,
  * non-determinism included. A bug shows as a failed run (found, read, replayed) within a bound, never
  * as a task retried forever behind KovnOutcome=running.

@@ -16,7 +16,7 @@ import { createControllerActivities } from '../activities/controller.ts';
 import { connectNb } from '../activities/nb.ts';
 import { connectSb } from '../activities/sb.ts';
 import { ControllerConfig, markReady } from '../lib/daemon-config.ts';
-import { WORKER_FAILURE_TYPES, WORKFLOW_POLLING, startDaemon, workflowSource } from '../lib/daemon.ts';
+import { WORKER_FAILURE_TYPES, startDaemon, workflowSource } from '../lib/daemon.ts';
 import { classifyActivityErrors } from '../lib/errors.ts';
 import { CONTROLLER_QUEUE, SA, workflowId } from '../lib/ids.ts';
 import { KINDS, KIND_NAMES, refFromKey } from '../lib/kinds.ts';
@@ -44,7 +44,6 @@ const worker = await Worker.create({
   ...workflowSource(cfg.workflowBundle),
   maxConcurrentLocalActivityExecutions: 64,
   maxConcurrentWorkflowTaskExecutions: 64,
-  ...WORKFLOW_POLLING,
 });
 const running = worker.run();
 const client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
