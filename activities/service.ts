@@ -28,6 +28,9 @@ export interface ServiceSyncResult extends ServiceWriteResult {
   pending?: string;
 }
 
+/** kovn's to allocate, or an allocation of kovn's to take back (the type or class changed). */
+const kovnsLoadBalancer = (svc: V1Service): boolean => ownLoadBalancer(svc) || svc.metadata?.annotations?.[ANNOUNCING_NODE] !== undefined;
+
 export default function createServiceActivities({ nb, kube, cfg }: ControllerDeps) {
   // One allocation at a time: the list of used addresses and the patch that claims one are not atomic
   // in the API, and this (the one controller that holds the Lease) is the allocator's only writer.
@@ -58,9 +61,7 @@ export default function createServiceActivities({ nb, kube, cfg }: ControllerDep
     async observeService({ namespace, name }: { namespace: string; name: string }): Promise<{ exists: boolean; balanced: boolean; loadBalancer: boolean }> {
       const svc = await getService(kube, namespace, name);
       const exists = !!svc && !svc.metadata?.deletionTimestamp;
-      // kovn's to allocate, or an allocation of kovn's to take back (the type or class changed).
-      const loadBalancer = !!svc && (ownLoadBalancer(svc) || svc.metadata?.annotations?.[ANNOUNCING_NODE] !== undefined);
-      return { exists, balanced: exists && hasLoadBalancer(svc), loadBalancer };
+      return { exists, balanced: exists && hasLoadBalancer(svc), loadBalancer: !!svc && kovnsLoadBalancer(svc) };
     },
   };
 
@@ -114,9 +115,7 @@ export default function createServiceActivities({ nb, kube, cfg }: ControllerDep
     async syncService({ namespace, name }: { namespace: string; name: string }): Promise<ServiceSyncResult> {
       const svc = await getService(kube, namespace, name);
       const exists = !!svc && !svc.metadata?.deletionTimestamp;
-      // kovn's to allocate, or an allocation of kovn's to take back (the type or class changed).
-      const lb = exists && (ownLoadBalancer(svc) || svc.metadata?.annotations?.[ANNOUNCING_NODE] !== undefined)
-        ? await writes.assignLoadBalancer({ namespace, name }) : { changes: [] };
+      const lb = exists && kovnsLoadBalancer(svc) ? await writes.assignLoadBalancer({ namespace, name }) : { changes: [] };
       // Read again only when the addresses just changed: the rows carry them.
       const now = lb.changes.length > 0 ? await getService(kube, namespace, name) : svc;
       const rows = exists && now && hasLoadBalancer(now)

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parseCidr } from './cidr.ts';
+import type { Family } from './cidr.ts';
 
 const cidr = z.string().refine((s) => { try { parseCidr(s); return true; } catch { return false; } }, 'not a CIDR');
 
@@ -28,6 +29,9 @@ export const ClusterConfig = z.object({
   });
 });
 export type ClusterConfig = z.infer<typeof ClusterConfig>;
+
+/** The cluster's IP families, in its networks' order (one network per family, validated). */
+export const clusterFamilies = (c: Pick<ClusterConfig, 'clusterNetworks'>): Family[] => c.clusterNetworks.map((n) => parseCidr(n.cidr).family);
 
 export const IPV4_CLUSTER: ClusterConfig = {
   clusterNetworks: [{ cidr: '10.244.0.0/16', hostPrefix: 24 }],

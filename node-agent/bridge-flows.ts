@@ -9,6 +9,7 @@
 import type { V1Service } from '@kubernetes/client-node';
 import { parseCidr, parseIp } from '../lib/cidr.ts';
 import { MASQUERADE } from '../activities/translate/gateway.ts';
+import { ingressIps } from '../activities/translate/load-balancer.ts';
 
 export const COOKIE = '0x6b6f766e'; // "kovn"
 /** Conntrack zones of OVN-Kubernetes' shared gateway: the bridge's own, and the host masquerade's. */
@@ -55,7 +56,7 @@ export interface NodePort {
   port: number;
 }
 
-const lbIngress = (s: V1Service): string[] => (s.spec?.type === 'LoadBalancer' ? (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? '').filter(Boolean) : []);
+const lbIngress = (s: V1Service): string[] => (s.spec?.type === 'LoadBalancer' ? ingressIps(s) : []);
 
 /** ExternalIPs and LoadBalancer ingress addresses of every Service, with each of its ports, each once, sorted. */
 export function externalVipsOf(services: readonly V1Service[]): ExternalVip[] {

@@ -11,6 +11,7 @@ import type { Subscription } from 'rxjs';
 import { opsFor } from '../ovsdb/index.ts';
 import type { OpenVSwitchTables } from '../ovsdb/models/vswitch.ts';
 import type { Change } from '../lib/change.ts';
+import { clusterFamilies } from '../lib/cluster-config.ts';
 import type { ClusterConfig } from '../lib/cluster-config.ts';
 import { parseCidr } from '../lib/cidr.ts';
 import { run, runRaw, sleep } from '../lib/exec.ts';
@@ -133,12 +134,12 @@ export async function gatewayFacts(bridge: string): Promise<GatewayFacts> {
 
 /**
  * The host's side of the masquerade subnet: its masquerade address on the bridge, the dummy next hop
- * and OVN's masquerade address as permanent neighbours (the gateway router's MAC: the bridge's), and the service networks routed
- * through it to the gateway router, from the masquerade address.
+ * and OVN's masquerade address as permanent neighbours (the gateway router's MAC: the bridge's), and
+ * the service networks routed through it to the gateway router, from the masquerade address.
  */
 export async function ensureHostMasquerade(bridge: string, cluster: ClusterConfig): Promise<void> {
   const mac = await macOf(bridge);
-  const fams = [...new Set(cluster.clusterNetworks.map((n) => parseCidr(n.cidr).family))];
+  const fams = clusterFamilies(cluster);
   const have = await run('ip', ['-o', 'addr', 'show', 'dev', bridge]);
   for (const f of fams) {
     const m = MASQUERADE[f];
@@ -183,7 +184,7 @@ export function keepBridgeFlows(opts: { ovs: OvsClient; ovsSock: string; node: s
     mac ??= await macOf(bridge);
     const svc = opts.services();
     const flows = bridgeFlows({
-      mac, phys, patch: ofport(patch), families: [...new Set(cluster.clusterNetworks.map((n) => parseCidr(n.cidr).family))], serviceCidrs: cluster.serviceNetworks,
+      mac, phys, patch: ofport(patch), families: clusterFamilies(cluster), serviceCidrs: cluster.serviceNetworks,
       ...svc,
     }).join('\n');
     if (flows === last) return;

@@ -24,7 +24,7 @@ import type { Orphans } from './activities.ts';
 import { connectOvs, podPorts } from './ovs.ts';
 import { bridgeFor, ensureExternalBridge, gatewayFacts, keepBridgeFlows } from './gateway.ts';
 import { keepHostNat } from './host-nat.ts';
-import { parseCidr } from '../lib/cidr.ts';
+import { clusterFamilies } from '../lib/cluster-config.ts';
 import { hostIfname } from './plug.ts';
 import { NodePods } from './pod-watch.ts';
 import { NodeServices } from './service-watch.ts';
@@ -44,7 +44,7 @@ for (const c of await ensureExternalBridge(ovs, cfg.gatewayInterface)) log(`exte
 const health = new HealthServers(log);
 const bridge = bridgeFor(cfg.gatewayInterface);
 const hostNat = keepHostNat({
-  bridge, families: [...new Set(cfg.cluster.clusterNetworks.map((n) => parseCidr(n.cidr).family))], serviceCidrs: cfg.cluster.serviceNetworks, log,
+  bridge, families: clusterFamilies(cfg.cluster), serviceCidrs: cfg.cluster.serviceNetworks, log,
   nodeIps: async () => (await gatewayFacts(bridge)).ipAddresses.map((c) => c.split('/')[0] ?? ''),
 });
 const services = new NodeServices(kube, cfg.node, () => {

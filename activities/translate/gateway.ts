@@ -7,6 +7,7 @@
  */
 import { formatCidr, nthAddress, parseCidr, parseIp } from '../../lib/cidr.ts';
 import type { Family } from '../../lib/cidr.ts';
+import { clusterFamilies } from '../../lib/cluster-config.ts';
 import type { ClusterConfig } from '../../lib/cluster-config.ts';
 import type { AnyDesiredRow, ParentRef } from '../nb.ts';
 import { ownedBy } from './ownership.ts';
@@ -85,7 +86,6 @@ export interface GatewayAnnotations {
 
 const familyOf = (ipOrCidr: string): Family => parseIp(bare(ipOrCidr)).family;
 const byFamily = <T extends string>(list: readonly T[], f: Family): T | undefined => list.find((x) => familyOf(x) === f);
-const families = (cfg: ClusterConfig): Family[] => cfg.clusterNetworks.map((n) => parseCidr(n.cidr).family);
 const ifaddrKey = (f: Family): string => (f === 4 ? 'ipv4' : 'ipv6');
 
 /** The join addresses: the cluster router's (base + 1) and a gateway router's (base + node id), per family. */
@@ -114,7 +114,7 @@ export function lowestFreeId(taken: ReadonlySet<number>, max: number): number | 
  */
 export function factsProblem(cfg: ClusterConfig, facts: GatewayFacts): string | undefined {
   if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(facts.mac)) return `the external bridge's MAC ${JSON.stringify(facts.mac)} is not a MAC address`;
-  for (const f of families(cfg)) {
+  for (const f of clusterFamilies(cfg)) {
     if (!byFamily(facts.ipAddresses, f)) return `the external bridge ${facts.bridge} has no IPv${f} address, and the cluster has an IPv${f} network`;
     if (!byFamily(facts.nextHops, f)) return `the external bridge ${facts.bridge} has no IPv${f} default route (next hop)`;
   }
@@ -124,7 +124,7 @@ export function factsProblem(cfg: ClusterConfig, facts: GatewayFacts): string | 
 /** The node's gateway rows (all owned by the node) and its static MAC bindings. */
 export function nodeGateway(cfg: ClusterConfig, g: GatewayInput): { rows: AnyDesiredRow[]; macBindings: DesiredMacBinding[] } {
   const owner: Owner = { type: 'Node', name: g.node };
-  const fams = families(cfg);
+  const fams = clusterFamilies(cfg);
   const gr = gatewayRouter(g.node);
   const ext = externalSwitch(g.node);
   const rtoe = routerToExternal(g.node);
@@ -229,7 +229,7 @@ export function nodeGateway(cfg: ClusterConfig, g: GatewayInput): { rows: AnyDes
 
 /** The annotations that describe the node's gateway, in OVN-Kubernetes' formats. */
 export function gatewayAnnotations(cfg: ClusterConfig, g: GatewayInput): GatewayAnnotations {
-  const fams = families(cfg);
+  const fams = clusterFamilies(cfg);
   const ips = fams.map((f) => byFamily(g.facts.ipAddresses, f) ?? '');
   const hops = fams.map((f) => byFamily(g.facts.nextHops, f) ?? '');
   const join = joinAddresses(cfg, g.nodeId).filter((a) => fams.includes(familyOf(a)));
