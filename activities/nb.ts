@@ -19,6 +19,7 @@ import type { DesiredSwitchPort, SwitchAttachment } from './translate/topology.t
 import { CLUSTER_ROUTER } from './translate/topology.ts';
 import { gatewayRouter } from './translate/gateway.ts';
 import { CLUSTER_LB_GROUP } from './translate/service.ts';
+import { nodeAllowAcl } from './translate/network-policy.ts';
 import type { Reach } from './translate/service.ts';
 import type { Change } from '../lib/change.ts';
 import type { ClusterConfig } from '../lib/cluster-config.ts';
@@ -41,14 +42,17 @@ export type NamedTable = {
 /** The tables kovn writes; what a prune looks through unless told otherwise. */
 export const OWNED_TABLES: readonly NamedTable[] = [
   'Logical_Switch', 'Logical_Switch_Port', 'Logical_Router', 'Logical_Router_Port', 'Logical_Router_Static_Route', 'NAT', 'Logical_Router_Policy',
-  'Load_Balancer',
+  'Load_Balancer', 'Port_Group', 'ACL', 'Address_Set',
 ];
 
 /** Map columns whose keys kovn manages one by one, leaving other keys to whoever set them. */
 type MapColumn<T extends NamedTable> = { [K in keyof NB[T]]-?: NB[T][K] extends Record<string, string> ? K : never }[keyof NB[T]] & string;
 
-/** The columns of a row kovn manages: any but its uuid and name; map columns key by key. */
-export type ManagedColumns<T extends NamedTable> = Partial<Omit<NB[T], '_uuid' | 'name'>>;
+/**
+ * The columns of a row kovn manages: any but its uuid and name (an ACL's name is only what logs show:
+ * it is keyed by row id); map columns key by key.
+ */
+export type ManagedColumns<T extends NamedTable> = Partial<Omit<NB[T], '_uuid' | (T extends 'ACL' ? never : 'name')>>;
 
 /** Where a row hangs: the parent row (by name) whose reference set `column` holds it. */
 export interface ParentRef {
@@ -69,6 +73,11 @@ export interface DesiredRow<T extends NamedTable = NamedTable> {
   readonly clear?: { readonly [K in MapColumn<T>]?: readonly string[] };
   /** Extra waits sent only when the row is created, e.g. an atomic subnet claim. */
   readonly createGuard?: readonly Operation[];
+  /**
+   * Weak-reference sets (a policy's port group) the row joins in the transaction that creates it, where
+   * they exist: a pod's port is covered by its policies from its first packet. Others own those sets.
+   */
+  readonly joins?: readonly { readonly table: 'Port_Group'; readonly name: string; readonly column: 'ports' }[];
 }
 
 /** A desired row of any named table, typed by its table. */
@@ -114,7 +123,7 @@ export async function connectNb(endpoints: readonly string[]): Promise<NbClient>
   // Switches and routers have no schema index on name: a column index stands in; on `ports` it tells
   // which switch or router holds a port.
   await nb.monitor({
-    Logical_Switch: { ...owned, columns: ['name', 'other_config', 'external_ids', 'ports', 'load_balancer', 'load_balancer_group'], columnIndexes: ['name', 'ports', 'load_balancer'] },
+    Logical_Switch: { ...owned, columns: ['name', 'other_config', 'external_ids', 'ports', 'acls', 'load_balancer', 'load_balancer_group'], columnIndexes: ['name', 'ports', 'acls', 'load_balancer'] },
     Logical_Switch_Port: { ...owned, columns: ['name', 'type', 'addresses', 'port_security', 'options', 'external_ids', 'up'] },
     Logical_Router: {
       ...owned, columns: ['name', 'options', 'external_ids', 'ports', 'static_routes', 'nat', 'policies', 'load_balancer', 'load_balancer_group'],
@@ -127,6 +136,11 @@ export async function connectNb(endpoints: readonly string[]): Promise<NbClient>
     Static_MAC_Binding: { columns: ['logical_port', 'ip', 'mac', 'override_dynamic_mac'] },
     Load_Balancer: { ...owned, columns: ['name', 'protocol', 'vips', 'options', 'selection_fields', 'external_ids'], columnIndexes: ['name'] },
     Load_Balancer_Group: { columns: ['name', 'load_balancer'], columnIndexes: ['load_balancer'] },
+    // Policies: which port groups hold a pod's port and which address sets its address tell a pod's
+    // change which policies it touches.
+    Port_Group: { ...owned, columns: ['name', 'ports', 'acls', 'external_ids'], columnIndexes: ['ports', 'acls'] },
+    ACL: { ...owned, columns: ['name', 'priority', 'direction', 'match', 'action', 'log', 'severity', 'meter', 'label', 'options', 'external_ids'] },
+    Address_Set: { ...owned, columns: ['name', 'addresses', 'external_ids'], columnIndexes: ['addresses'] },
   });
   return nb;
 }
@@ -143,8 +157,11 @@ function schemaOf(nb: NbClient, table: string): TableSchema {
   return t;
 }
 
-/** Whether the table's rows have a `name`; the others are keyed by kovn's row id in `external_ids`. */
-const hasName = (nb: NbClient, table: string): boolean => schemaOf(nb, table).columns.has('name');
+/**
+ * Whether the table's rows are keyed by `name`; the others by kovn's row id in `external_ids`. An ACL's
+ * name is optional, short and not unique (log lines show it): ACLs are keyed by row id.
+ */
+const hasName = (nb: NbClient, table: string): boolean => table !== 'ACL' && schemaOf(nb, table).columns.has('name');
 
 /** A row's key: its name, or its row id for tables without names. */
 const keyOf = (nb: NbClient, table: string, row: Row): string =>
@@ -351,6 +368,11 @@ function planInsert(p: Planner, r: Extract<Resolved, { kind: 'new' }>, parentOf:
   }
   p.waitAbsent(want.table, want.name);
   p.change(want.table, want.name, 'insert');
+  for (const j of want.joins ?? []) {
+    const set = rowsNamed(p.nb, j.table, j.name)[0];
+    // A set that goes meanwhile matches no row: the mutation is then a no-op, never a failure.
+    if (set) p.writes.push({ op: 'mutate', table: j.table, where: [['_uuid', '==', set._uuid]], mutations: [[j.column, 'insert', [r.named]]] });
+  }
   if (!want.parent) return;
   checkRefColumn(p.nb, want.parent, want.table);
   const parent = parentOf(want.parent);
@@ -389,6 +411,14 @@ function planUpdate(p: Planner, want: AnyDesiredRow, cur: Row, parentOf: (ref: P
       // A map's insert never overwrites a key: changed keys go first, then come back with their new value.
       if (del.length > 0) mutations.push([column, 'delete', del]);
       if (changed.length > 0) mutations.push([column, 'insert', Object.fromEntries(changed.map((k) => [k, w[k]]))]);
+    } else if (column in columns && c.kind === 'set' && c.max === Infinity) {
+      // By delta: a port group's ports or an address set's addresses change by the pods that came and went.
+      const h = new Set(((have ?? []) as unknown[]).map((x) => JSON.stringify(x)));
+      const w = new Set(((to ?? []) as unknown[]).map((x) => JSON.stringify(x)));
+      const gone = [...h].filter((x) => !w.has(x)).map((x) => JSON.parse(x) as unknown);
+      const added = [...w].filter((x) => !h.has(x)).map((x) => JSON.parse(x) as unknown);
+      if (gone.length > 0) mutations.push([column, 'delete', gone]);
+      if (added.length > 0) mutations.push([column, 'insert', added]);
     } else if (column in columns && (c.kind === 'set' ? sortedJson(have) !== sortedJson(to) : have !== to)) {
       set[column] = to;
     }
@@ -583,7 +613,8 @@ export async function ensureServiceLoadBalancers(nb: NbClient, owner: Owner, row
 
 /** A node's switch, its router link and its management port (its rows from before the gateway). */
 function nodeTopologyRows(att: SwitchAttachment & { mgmt: DesiredSwitchPort }, guard: readonly Operation[] = []): AnyDesiredRow[] {
-  return [...attachmentRows(att, guard), switchPortRow(att.mgmt, att.sw.name)];
+  const mgmtIps = (att.mgmt.addresses[0] ?? '').split(' ').slice(1);
+  return [...attachmentRows(att, guard), switchPortRow(att.mgmt, att.sw.name), nodeAllowAcl(att.sw.name, mgmtIps)];
 }
 
 /**
@@ -671,10 +702,11 @@ export function switchSubnets(nb: NbClient): Map<string, { subnet?: string; ipv6
  * A pod's logical switch port on its node's switch (moved there from another switch if need be). Created
  * only while no other port holds its addresses (a wait in the same transaction): one address, one port.
  */
-export async function ensurePodPort(nb: NbClient, node: string, port: DesiredSwitchPort): Promise<Change[]> {
+export async function ensurePodPort(nb: NbClient, node: string, port: DesiredSwitchPort, portGroups: readonly string[] = []): Promise<Change[]> {
   if (rowsNamed(nb, 'Logical_Switch', node).length === 0) throw new Error(`switch of node ${node} does not exist yet`);
   const unique = port.addresses.map((a) => ops.wait('Logical_Switch_Port', [['addresses', 'includes', [a]], ['name', '!=', port.name]], { until: '==', rows: [], columns: ['name'], timeout: 0 }));
-  return syncOwned(nb, ownerFrom(port.external_ids), [switchPortRow(port, node, unique)], { prune: true, comment: `kovn: Pod port ${port.name}` });
+  const row = { ...switchPortRow(port, node, unique), joins: portGroups.map((name) => ({ table: 'Port_Group' as const, name, column: 'ports' as const })) };
+  return syncOwned(nb, ownerFrom(port.external_ids), [row], { prune: true, comment: `kovn: Pod port ${port.name}` });
 }
 
 /** Deletes every row kovn owns for an owner: ports detached from their switch/router, switches deleted. */
@@ -742,4 +774,37 @@ export function serviceOwners(nb: NbClient): string[] {
 export function serviceLoadBalancersInNb(nb: NbClient, key: string): { name: string; protocol: string | undefined; vips: Record<string, string>; options: Record<string, string> }[] {
   return nb.cache.table('Load_Balancer').byExternalId(OWNER_NAME, key).filter((lb) => ownerOf(lb.external_ids)?.type === 'Service')
     .map((lb) => ({ name: lb.name, protocol: lb.protocol, vips: lb.vips, options: lb.options }));
+}
+
+/** Every pod's logical switch port, by pod key (`ns/name`): its uuid, its incarnation and its addresses. */
+export function podPortsByKey(nb: NbClient): Map<string, { uuid: string; uid?: string; ips: string[] }> {
+  return new Map(nb.cache.table('Logical_Switch_Port').byExternalId(OWNER_TYPE, 'Pod').filter((p) => isKovnOwned(p.external_ids)).map((p) => [
+    p.external_ids[OWNER_NAME] ?? '',
+    { uuid: p._uuid, uid: p.options['iface-id-ver'], ips: (p.addresses[0] ?? '').split(' ').slice(1) },
+  ]));
+}
+
+/** The kovn owners of a kind (`NetworkPolicy`, `Namespace`) of port groups, ACLs or address sets. */
+export function policyOwners(nb: NbClient, type: 'NetworkPolicy' | 'Namespace'): string[] {
+  return [...new Set((['Port_Group', 'ACL', 'Address_Set'] as const).flatMap((t) => nb.cache.table(t).byExternalId(OWNER_TYPE, type)
+    .flatMap((r) => (ownerOf(r.external_ids)?.type === type ? [ownerOf(r.external_ids)?.name ?? ''] : []))))];
+}
+
+/** The owners of the port groups holding a port and of the address sets holding an address. */
+export function policiesHolding(nb: NbClient, portUuid: string | undefined, ips: readonly string[]): string[] {
+  const pgs = portUuid ? nb.cache.table('Port_Group').byColumn('ports', portUuid) : [];
+  const sets = ips.flatMap((ip) => nb.cache.table('Address_Set').byColumn('addresses', ip));
+  return [...new Set([...pgs, ...sets].flatMap((r) => {
+    const o = ownerOf(r.external_ids);
+    return o?.type === 'NetworkPolicy' ? [o.name] : [];
+  }))];
+}
+
+/** Whether NB already holds exactly `rows` for `owner` (nothing to write): the watchers' in-sync check. */
+export function ownedInSync(nb: NbClient, owner: Owner, rows: readonly AnyDesiredRow[], tables: readonly NamedTable[]): boolean {
+  try {
+    return planSync(nb, owner, rows, { prune: true, tables }).changes.length === 0;
+  } catch {
+    return false; // a parent missing, a foreign row: its run says what
+  }
 }

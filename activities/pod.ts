@@ -6,12 +6,13 @@
 import { POD_NETWORKS, PodNetworks, readAnnotation, sameAnnotation } from '../lib/annotations.ts';
 import type { Change } from '../lib/change.ts';
 import type { V1Pod } from '@kubernetes/client-node';
-import { annotatePod, getNode, getPod, recordEvent } from '../lib/kube.ts';
+import { annotatePod, getNode, getPod, listNetworkPolicies, recordEvent } from '../lib/kube.ts';
 import type { ControllerDeps } from './common.ts';
 import { InvalidInputError } from '../lib/errors.ts';
 import { contains, offsetOf, parseCidr, size } from '../lib/cidr.ts';
 import { deleteOwned, ensurePodPort, nodeSubnetsInNb, switchPortAddresses } from './nb.ts';
 import { podNetworks, podPort, podPortName } from './translate/pod.ts';
+import { podPortGroups } from './translate/network-policy.ts';
 
 export interface PodKey { namespace: string; name: string }
 
@@ -93,6 +94,13 @@ export default function createPodActivities({ nb, kube, cfg }: ControllerDeps) {
     return switchPortAddresses(nb, p.node).find((x) => x.name !== mine && x.ips.some((a) => bare.has(a)))?.name;
   };
 
+  /**
+   * The port groups of the policies that select the pod, which its port joins as it is created: an
+   * isolated pod sends and receives nothing its policies forbid from its first packet.
+   */
+  const portGroupsOf = async (pod: V1Pod): Promise<string[]> =>
+    podPortGroups({ namespace: pod.metadata?.namespace ?? '', labels: pod.metadata?.labels ?? {} }, await listNetworkPolicies(kube, pod.metadata?.namespace ?? ''));
+
   /** kovn's k8s.ovn.org/pod-networks on the pod (as read): written when it differs, a foreign value replaced with an Event. */
   const annotate = async (p: PodKey & { uid: string; ips: string[]; nodeSubnets: string[] }, pod: V1Pod | undefined): Promise<Change[]> => {
     const changes: Change[] = [];
@@ -145,7 +153,7 @@ export default function createPodActivities({ nb, kube, cfg }: ControllerDeps) {
       // drops it, and kubelet's retry gets another address.
       const clash = heldBy(p);
       if (clash) throw new InvalidInputError('AddressInUse', `${p.ips.join(', ')} is held by port ${clash} on node ${p.node}`);
-      const changes = await ensurePodPort(nb, p.node, podPort({ namespace: p.namespace, name: p.name, uid: p.uid, node: p.node }, p.ips));
+      const changes = await ensurePodPort(nb, p.node, podPort({ namespace: p.namespace, name: p.name, uid: p.uid, node: p.node }, p.ips), await portGroupsOf(pod));
       try {
         return [...changes, ...(await annotate({ ...p, nodeSubnets }, pod))];
       } catch (err) {
@@ -161,8 +169,10 @@ export default function createPodActivities({ nb, kube, cfg }: ControllerDeps) {
     async ensurePodNetwork(p: PodKey & { uid: string; node: string; ips: string[]; nodeSubnets: string[] }): Promise<Change[]> {
       const clash = heldBy(p);
       if (clash) throw new Error(`${p.ips.join(', ')} is held by port ${clash} on node ${p.node}; waiting for the node's allocation to be put right`);
-      const changes = await ensurePodPort(nb, p.node, podPort({ namespace: p.namespace, name: p.name, uid: p.uid, node: p.node }, p.ips));
-      return [...changes, ...(await annotate(p, await getPod(kube, p.namespace, p.name)))];
+      const pod = await getPod(kube, p.namespace, p.name);
+      const groups = pod?.metadata?.uid === p.uid ? await portGroupsOf(pod) : [];
+      const changes = await ensurePodPort(nb, p.node, podPort({ namespace: p.namespace, name: p.name, uid: p.uid, node: p.node }, p.ips), groups);
+      return [...changes, ...(await annotate(p, pod))];
     },
 
     /** The pod's port; with `uid`, only while the port is still that incarnation's (a new one may have taken it over). */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { contains, formatCidr, formatIp, nthAddress, nthSubnet, offsetOf, overlaps, parseCidr, parseIp } from './cidr.ts';
+import { contains, formatCidr, formatIp, normaliseCidr, nthAddress, nthSubnet, offsetOf, overlaps, parseCidr, parseIp, subtract } from './cidr.ts';
 
 test('IPv4 and IPv6 addresses round-trip in canonical form', () => {
   const table: [string, string][] = [
@@ -48,4 +48,22 @@ test('addresses, offsets, containment and overlap', () => {
   assert.equal(overlaps(parseCidr('10.245.0.0/16'), s), false);
   const v6 = parseCidr('fd00:10:244:3::/64');
   assert.equal(nthAddress(v6, 2n), 'fd00:10:244:3::2');
+});
+
+test('a block minus its excepts is the fewest positive prefixes; normalising clears host bits', () => {
+  const table: [string, string[], string[]][] = [
+    ['10.0.0.0/8', ['10.0.0.0/9'], ['10.128.0.0/9']],
+    ['10.0.0.0/24', ['10.0.0.128/25', '10.0.0.0/26'], ['10.0.0.64/26']],
+    ['10.0.0.0/30', ['10.0.0.1/32'], ['10.0.0.0/32', '10.0.0.2/31']],
+    ['10.0.0.0/24', ['10.0.0.0/16'], []],
+    ['10.0.0.0/24', ['192.168.0.0/16', 'fd00::/8'], ['10.0.0.0/24']],
+    ['fd00::/64', ['fd00::/65'], ['fd00::8000:0:0:0/65']],
+  ];
+  for (const [block, holes, want] of table) {
+    assert.deepEqual(subtract(parseCidr(block), holes.map(parseCidr)).map(formatCidr), want, `${block} - ${holes.join(',')}`);
+  }
+  assert.deepEqual(normaliseCidr('10.1.2.3/8'), { cidr: parseCidr('10.0.0.0/8'), hostBits: true });
+  assert.deepEqual(normaliseCidr('fd00::1/64'), { cidr: parseCidr('fd00::/64'), hostBits: true });
+  assert.equal(normaliseCidr('10.0.0.0/8').hostBits, false);
+  assert.throws(() => normaliseCidr('10.0.0.0/33'), /prefix longer/);
 });

@@ -100,3 +100,29 @@ export function overlaps(a: Cidr, b: Cidr): boolean {
 
 /** Number of host offsets a subnet has (capped for IPv6, where it is astronomically large). */
 export const size = (c: Cidr): bigint => 1n << BigInt(bits(c.family) - c.prefix);
+
+/**
+ * `block` without the `holes`, as the fewest positive prefixes (a match never needs `!=`): each hole
+ * inside the block splits it into halves down to the hole's length. Holes of another family or
+ * outside the block change nothing.
+ */
+export function subtract(block: Cidr, holes: readonly Cidr[]): Cidr[] {
+  const hole = holes.find((h) => overlaps(h, block));
+  if (!hole) return [block];
+  if (hole.prefix <= block.prefix) return [];
+  const half = BigInt(bits(block.family) - block.prefix - 1);
+  const lo: Cidr = { family: block.family, base: block.base, prefix: block.prefix + 1 };
+  const hi: Cidr = { family: block.family, base: block.base + (1n << half), prefix: block.prefix + 1 };
+  return [...subtract(lo, holes), ...subtract(hi, holes)];
+}
+
+/** A CIDR with its host bits cleared (`10.1.2.3/8` is `10.0.0.0/8`), and whether any were set. */
+export function normaliseCidr(text: string): { cidr: Cidr; hostBits: boolean } {
+  const [addr = '', len = '', extra] = text.split('/');
+  if (extra !== undefined || !/^\d{1,3}$/.test(len)) throw new Error(`invalid CIDR ${JSON.stringify(text)}`);
+  const { family, value } = parseIp(addr);
+  const prefix = Number(len);
+  if (prefix > bits(family)) throw new Error(`invalid CIDR ${JSON.stringify(text)}: prefix longer than ${bits(family)}`);
+  const mask = ((1n << BigInt(bits(family) - prefix)) - 1n);
+  return { cidr: { family, base: value & ~mask, prefix }, hostBits: (value & mask) !== 0n };
+}

@@ -27,6 +27,9 @@ export const KINDS = {
   Node: { scope: 'Cluster', workflowType: 'reconcileNode', apiVersion: 'v1', cli: ['node', 'nodes', 'no'], file: 'node', isNode: true },
   Pod: { scope: 'Namespaced', workflowType: 'reconcilePod', apiVersion: 'v1', cli: ['pod', 'pods', 'po'], file: 'pod' },
   Service: { scope: 'Namespaced', workflowType: 'reconcileService', apiVersion: 'v1', cli: ['service', 'services', 'svc'], file: 'service' },
+  NetworkPolicy: { scope: 'Namespaced', workflowType: 'reconcileNetworkPolicy', apiVersion: 'networking.k8s.io/v1', cli: ['networkpolicy', 'networkpolicies', 'netpol'], file: 'network-policy' },
+  // A namespace's default-deny port groups (every pod an isolating policy of it selects).
+  Namespace: { scope: 'Cluster', workflowType: 'reconcileNamespace', apiVersion: 'v1', cli: ['namespace', 'namespaces', 'ns'], file: 'namespace' },
 } as const satisfies Record<string, KindInfo>;
 
 export type Kind = keyof typeof KINDS;

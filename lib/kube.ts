@@ -1,12 +1,13 @@
 /** Kubernetes access for kovn's daemons: typed reads, merge patches of annotations, Events. */
 import { createHash } from 'node:crypto';
-import { CoreV1Api, DiscoveryV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import type { V1EndpointSlice, V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
+import { CoreV1Api, DiscoveryV1Api, KubeConfig, NetworkingV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Namespace, V1NetworkPolicy, V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
 
 export interface Kube {
   kc: KubeConfig;
   core: CoreV1Api;
   discovery: DiscoveryV1Api;
+  networking: NetworkingV1Api;
   /** Who writes: the Event source and the patch field manager. */
   component: string;
 }
@@ -32,7 +33,7 @@ class PooledKubeConfig extends KubeConfig {
 export function connectKube(kubeconfigFile: string, component: string): Kube {
   const kc = new PooledKubeConfig();
   kc.loadFromFile(kubeconfigFile);
-  return { kc, core: kc.makeApiClient(CoreV1Api), discovery: kc.makeApiClient(DiscoveryV1Api), component };
+  return { kc, core: kc.makeApiClient(CoreV1Api), discovery: kc.makeApiClient(DiscoveryV1Api), networking: kc.makeApiClient(NetworkingV1Api), component };
 }
 
 /** The API error's HTTP status, when the error came from the API. */
@@ -64,6 +65,30 @@ export const getPod = (k: Kube, namespace: string, name: string): Promise<V1Pod 
 
 export const getService = (k: Kube, namespace: string, name: string): Promise<V1Service | undefined> =>
   readOrAbsent(`service ${namespace}/${name}`, () => k.core.readNamespacedService({ name, namespace }));
+
+export const getNetworkPolicy = (k: Kube, namespace: string, name: string): Promise<V1NetworkPolicy | undefined> =>
+  readOrAbsent(`networkpolicy ${namespace}/${name}`, () => k.networking.readNamespacedNetworkPolicy({ name, namespace }));
+
+export const getNamespace = (k: Kube, name: string): Promise<V1Namespace | undefined> => readOrAbsent(`namespace ${name}`, () => k.core.readNamespace({ name }));
+
+/** A list call with its API error rethrown with its status. */
+async function listed<T>(what: string, list: () => Promise<{ items: T[] }>): Promise<T[]> {
+  try {
+    return (await list()).items;
+  } catch (err) {
+    rethrow(err, `list ${what}`);
+  }
+}
+
+/** The NetworkPolicies of a namespace, or of every namespace. */
+export const listNetworkPolicies = (k: Kube, namespace?: string): Promise<V1NetworkPolicy[]> => listed('networkpolicies',
+  () => (namespace ? k.networking.listNamespacedNetworkPolicy({ namespace }) : k.networking.listNetworkPolicyForAllNamespaces()));
+
+/** The pods of a namespace, or of every namespace. */
+export const listPods = (k: Kube, namespace?: string): Promise<V1Pod[]> => listed('pods',
+  () => (namespace ? k.core.listNamespacedPod({ namespace }) : k.core.listPodForAllNamespaces()));
+
+export const listNamespaces = (k: Kube): Promise<V1Namespace[]> => listed('namespaces', () => k.core.listNamespace());
 
 /** The label that ties an EndpointSlice to its Service. */
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';

@@ -4,5 +4,7 @@ export { changed } from './reconcile.ts';
 export { reconcileNode } from './node.ts';
 export { reconcilePod } from './pod.ts';
 export { reconcileService } from './service.ts';
+export { reconcileNetworkPolicy } from './network-policy.ts';
+export { reconcileNamespace } from './namespace.ts';
 export { cniAdd, cniDel, restoreAllocations } from './cni.ts';
 export { sweepNode } from './node-sweep.ts';
