@@ -86,13 +86,13 @@ describe('Northbound layer', { timeout: 120_000 }, () => {
     assert.deepEqual(await ensureClusterTopology(nb, topo), []);
 
     assert.deepEqual(sorted(await node('node-1', '10.244.1.0/24')), [
-      'insert Logical_Router_Port rtos-node-1', 'insert Logical_Switch node-1', 'insert Logical_Switch_Port k8s-node-1', 'insert Logical_Switch_Port stor-node-1',
+      'insert ACL acl:node-1:allow-from-node', 'insert Logical_Router_Port rtos-node-1', 'insert Logical_Switch node-1', 'insert Logical_Switch_Port k8s-node-1', 'insert Logical_Switch_Port stor-node-1',
     ]);
     assert.deepEqual(await portsOf('Logical_Switch', 'node-1'), ['k8s-node-1', 'stor-node-1']);
     assert.deepEqual(await portsOf('Logical_Router', 'ovn_cluster_router'), ['rtoj-ovn_cluster_router', 'rtos-node-1']);
     assert.deepEqual((await server('Logical_Switch', 'node-1'))?.other_config, { subnet: '10.244.1.0/24', exclude_ips: '10.244.1.1..10.244.1.2' });
     assert.deepEqual(await node('node-1', '10.244.1.0/24'), []);
-    assert.equal((await node('node-2', '10.244.2.0/24')).length, 4);
+    assert.equal((await node('node-2', '10.244.2.0/24')).length, 5);
   });
 
   test('a node gateway: router, ports, routes, NAT and policies (rows keyed by row id) in one transaction; idempotent; pruned by owner', async () => {
@@ -390,5 +390,39 @@ describe('Northbound layer', { timeout: 120_000 }, () => {
     assert.equal(classify(err).retryable, true);
     assert.equal(await server('Logical_Switch', 'node-3'), undefined);
     assert.equal(await server('Logical_Switch_Port', 'k8s-node-3'), undefined);
+  });
+
+  test('a policy\'s rows: ACLs keyed by row id under their port group, address sets changed by delta, a new pod port joining its groups in the transaction that creates it', async () => {
+    const owner = { type: 'NetworkPolicy' as const, name: 'default/p' };
+    const acl = (id: string, match: string) => desired('ACL', id, {
+      name: 'NP:default:p:Ingress:0', priority: 1001, direction: 'to-lport', match, action: 'allow-related', log: false, options: {}, external_ids: ownedBy(owner, id),
+    }, { parent: { table: 'Port_Group', name: 'a1', column: 'acls' } });
+    const rows = (addresses: string[], match = 'outport == @a1 && ip4.src == $a1_v4') => [
+      desired('Port_Group', 'a1', { ports: [], external_ids: ownedBy(owner, 'pg:a1') }),
+      desired('Address_Set', 'a1_v4', { addresses, external_ids: ownedBy(owner, 'as:a1_v4') }),
+      acl('acl:default/p:Ingress:0', match),
+    ];
+    const sync = (r: ReturnType<typeof rows>) => syncOwned(nb, owner, r, { prune: true, tables: ['Port_Group', 'ACL', 'Address_Set'] });
+    assert.deepEqual(sorted(await sync(rows(['10.244.1.5', '10.244.1.6']))),
+      ['insert ACL acl:default/p:Ingress:0', 'insert Address_Set a1_v4', 'insert Port_Group a1']);
+    assert.deepEqual(await sync(rows(['10.244.1.5', '10.244.1.6'])), [], 'a second call changes nothing');
+    // A peer left and another came: one mutation of the set, the ACL untouched.
+    const plan = planSync(nb, owner, rows(['10.244.1.6', '10.244.1.7']), { prune: true, tables: ['Port_Group', 'ACL', 'Address_Set'] });
+    const mutate = plan.ops.filter((o) => o.op === 'mutate' || o.op === 'update');
+    assert.deepEqual(mutate.map((o) => (o.op === 'mutate' ? o.mutations : o.row)), [[['addresses', 'insert', ['10.244.1.7']], ['addresses', 'delete', ['10.244.1.5']]]]);
+    assert.deepEqual(await sync(rows(['10.244.1.6', '10.244.1.7'])), [{ db: 'nb', table: 'Address_Set', row: 'a1_v4', op: 'update' }]);
+    assert.equal(await nbctl('get', 'Address_Set', 'a1_v4', 'addresses'), '["10.244.1.6", "10.244.1.7"]');
+    // Two ACLs may share a display name: each is its own row by id; the one no longer wanted is pruned.
+    await sync([...rows(['10.244.1.6']), acl('acl:default/p:Ingress:1', 'outport == @a1 && tcp.dst == 80')]);
+    assert.equal((await nbctl('--bare', '--columns=match', 'find', 'ACL', 'name="NP:default:p:Ingress:0"')).split('\n').filter(Boolean).length, 2);
+    assert.deepEqual(await sync(rows(['10.244.1.6'])), [{ db: 'nb', table: 'ACL', row: 'acl:default/p:Ingress:1', op: 'delete' }]);
+    // A new pod's port is in the group from the transaction that creates it.
+    await ensurePodPort(nb, 'node-1', pod('guarded', 'node-1', 'ug', '10.244.1.40/24'), ['a1', 'no-such-group']);
+    const lspUuid = await nbctl('get', 'Logical_Switch_Port', 'default_guarded', '_uuid');
+    assert.equal(await nbctl('get', 'Port_Group', 'a1', 'ports'), `[${lspUuid}]`);
+    assert.deepEqual(await deleteOwned(nb, { type: 'Pod', name: 'default/guarded' }), [{ db: 'nb', table: 'Logical_Switch_Port', row: 'default_guarded', op: 'delete' }]);
+    assert.equal(await nbctl('get', 'Port_Group', 'a1', 'ports'), '[]', 'a weak reference: the port\'s deletion leaves the group');
+    assert.equal((await deleteOwned(nb, owner)).length, 3);
+    assert.equal(await nbctl('--bare', '--columns=name', 'find', 'ACL', 'name="NP:default:p:Ingress:0"'), '');
   });
 });

@@ -417,8 +417,9 @@ function planUpdate(p: Planner, want: AnyDesiredRow, cur: Row, parentOf: (ref: P
       const w = new Set(((to ?? []) as unknown[]).map((x) => JSON.stringify(x)));
       const gone = [...h].filter((x) => !w.has(x)).map((x) => JSON.parse(x) as unknown);
       const added = [...w].filter((x) => !h.has(x)).map((x) => JSON.parse(x) as unknown);
-      if (gone.length > 0) mutations.push([column, 'delete', gone]);
+      // Inserts first: a set that must hold one element (a port's networks) is never empty in between.
       if (added.length > 0) mutations.push([column, 'insert', added]);
+      if (gone.length > 0) mutations.push([column, 'delete', gone]);
     } else if (column in columns && (c.kind === 'set' ? sortedJson(have) !== sortedJson(to) : have !== to)) {
       set[column] = to;
     }

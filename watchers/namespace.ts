@@ -7,6 +7,7 @@ import type { V1Namespace, V1NetworkPolicy, V1Pod } from '@kubernetes/client-nod
 import { clusterFamilies } from '../lib/cluster-config.ts';
 import { ownedInSync, podPortsByKey, policyOwners } from '../activities/nb.ts';
 import { POLICY_TABLES } from '../activities/network-policy.ts';
+import { policiesWritten } from '../activities/namespace.ts';
 import { namespaceDenyRows, policyPods } from '../activities/translate/network-policy.ts';
 import { PODS, POLICIES, podRelevant } from './network-policy.ts';
 import type { Watch, WatchContext } from './watch.ts';
@@ -17,7 +18,10 @@ const policiesOf = (ns: string, ctx: WatchContext): V1NetworkPolicy[] =>
 function inSync(n: V1Namespace, ctx: WatchContext): boolean {
   const name = n.metadata?.name ?? '';
   const pods = n.metadata?.deletionTimestamp ? [] : (ctx.related(PODS) as V1Pod[]).filter((p) => p.metadata?.namespace === name);
-  const rows = n.metadata?.deletionTimestamp ? [] : namespaceDenyRows(name, policiesOf(name, ctx), policyPods(pods, podPortsByKey(ctx.nb)), clusterFamilies(ctx.cfg));
+  const { written, pending } = policiesWritten(ctx.nb, policiesOf(name, ctx));
+  // A policy whose own rows are still to come: the namespace's run waits for them, then adds its pods.
+  if (pending.length && !n.metadata?.deletionTimestamp) return false;
+  const rows = n.metadata?.deletionTimestamp ? [] : namespaceDenyRows(name, written, policyPods(pods, podPortsByKey(ctx.nb)), clusterFamilies(ctx.cfg));
   return ownedInSync(ctx.nb, { type: 'Namespace', name }, rows, POLICY_TABLES);
 }
 

@@ -11,6 +11,7 @@ export async function reconcileNamespace(input: ReconcileInput): Promise<RunSumm
   return reconcile({ kind: 'Namespace', namespace: '', name }, input, async ({ s }) => {
     const r = await write.syncNamespace({ name });
     s.changes.push(...r.changes);
-    return r.outcome;
+    // A policy's pods join the deny once its allows are written: look again shortly.
+    return r.pending ? { waiting: r.pending } : r.outcome;
   });
 }

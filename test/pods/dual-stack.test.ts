@@ -43,6 +43,28 @@ describe('pod networking (dual-stack, 2 nodes)', { timeout: 20 * 60_000 }, () =>
     assert.equal(await pingFromNode(1, ips(p1)[1] ?? ''), true, 'node to pod over IPv6 through the management port');
   });
 
+  test('a NetworkPolicy on both families: an IPv6 ipBlock lets IPv6 in and not IPv4; a pod peer has an address set per family; the node still reaches the pod on both', { timeout: 3 * 60_000 }, async () => {
+    const d1 = await getPod('d1');
+    const [v4, v6] = (d1.status.podIPs ?? []).map((x) => x.ip);
+    const policy = (spec: Record<string, unknown>): string => JSON.stringify({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'dual', namespace: 'default' }, spec });
+    const get = (ip: string): Promise<string> => httpGet('d2', ip).catch(() => '');
+    await kubectl(['apply', '-f', '-'], { input: policy({ podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: 'fd00:10:244::/48' } }] }] }) });
+    await until('IPv4 from d2 to d1 denied', async () => !(await get(v4 ?? '')));
+    assert.match(await get(v6 ?? ''), /kovn toolbox/, 'IPv6 from d2 allowed by the IPv6 ipBlock');
+    assert.equal(await pingFromNode(1, v6 ?? ''), true, 'the node reaches its pod over IPv6 (management port allowed)');
+    assert.equal(await pingFromNode(1, v4 ?? ''), true, 'and over IPv4');
+    // A pod peer: one address set per family, each holding d2's address of that family.
+    await kubectl(['apply', '-f', '-'], { input: policy({ podSelector: {}, ingress: [{ from: [{ podSelector: {} }] }] }) });
+    await until('IPv4 from d2 allowed again', async () => /kovn toolbox/.test(await get(v4 ?? '')));
+    const sets = await nbctl(['--bare', '--columns=name,addresses', 'find', 'Address_Set', 'external_ids:k8s.ovn.org/name="default/dual"']);
+    const d2 = (await getPod('d2')).status.podIPs?.map((x) => x.ip) ?? [];
+    assert.match(sets, /_v4\n.*10\.244\./);
+    assert.match(sets, /_v6\n.*fd00:10:244:/);
+    for (const ip of d2) assert.ok(sets.includes(ip), `${ip} in ${sets}`);
+    await kubectl(['delete', 'networkpolicy', 'dual']);
+    await until('no policy rows left', async () => (await nbctl(['--bare', '--columns=name', 'find', 'Port_Group', 'external_ids:k8s.ovn.org/name="default/dual"'])).trim() === '');
+  });
+
   test('pods reach the external host over IPv4 and IPv6 through their node\'s gateway, seen as the node\'s addresses', { timeout: 3 * 60_000 }, async () => {
     for (const [pod, i] of [['d1', 1], ['d2', 2]] as const) {
       const node = await kubectlJson<{ metadata: { annotations: Record<string, string> } }>(['get', 'node', `node-${i}`]);
