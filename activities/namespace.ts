@@ -7,11 +7,11 @@
 import type { V1NetworkPolicy } from '@kubernetes/client-node';
 import type { Change } from '../lib/change.ts';
 import { clusterFamilies } from '../lib/cluster-config.ts';
-import { getNamespace, listNetworkPolicies, listPods } from '../lib/kube.ts';
+import { getNamespace, listNetworkPolicies, listPods, recordEvent } from '../lib/kube.ts';
 import type { ControllerDeps } from './common.ts';
 import { podPortsByKey, syncOwned } from './nb.ts';
 import type { NbClient } from './nb.ts';
-import { namespaceDenyRows, policyPods, policyPortGroup } from './translate/network-policy.ts';
+import { namespaceDenyRows, namespaceLogging, policyPods, policyPortGroup } from './translate/network-policy.ts';
 import { POLICY_TABLES } from './network-policy.ts';
 
 /** The policies whose own rows (port group and allows) are in NB already, and those still to come. */
@@ -27,7 +27,9 @@ export default function createNamespaceActivities({ nb, kube, cfg }: ControllerD
       const gone = !ns || !!ns.metadata?.deletionTimestamp;
       const [policies, pods] = gone ? [[], []] : await Promise.all([listNetworkPolicies(kube, name), listPods(kube, name)]);
       const { written, pending } = policiesWritten(nb, policies);
-      const rows = namespaceDenyRows(name, written, policyPods(pods, podPortsByKey(nb)), clusterFamilies(cfg));
+      const { logging, problem } = namespaceLogging(ns?.metadata?.annotations);
+      if (problem && !gone) await recordEvent(kube, { kind: 'Namespace', name, uid: ns.metadata?.uid ?? '' }, 'Warning', problem.reason, problem.message);
+      const rows = namespaceDenyRows(name, written, policyPods(pods, podPortsByKey(nb)), clusterFamilies(cfg), logging);
       const changes = await syncOwned(nb, { type: 'Namespace', name }, rows, { prune: true, tables: POLICY_TABLES, comment: `kovn: Namespace ${name}` });
       return { changes, outcome: gone ? 'deleted' : 'converged', ...(pending.length ? { pending: `the rows of NetworkPolicy ${pending.join(', ')}` } : {}) };
     },

@@ -79,11 +79,13 @@ describe('Northbound layer', { timeout: 120_000 }, () => {
     const topo = clusterTopology(IPV4_CLUSTER);
     assert.deepEqual(sorted(await ensureClusterTopology(nb, topo)), [
       'insert Load_Balancer_Group clusterLBGroup', 'insert Logical_Router ovn_cluster_router', 'insert Logical_Router_Port rtoj-ovn_cluster_router', 'insert Logical_Switch join', 'insert Logical_Switch_Port jtor-ovn_cluster_router',
+      'insert Meter acl-logging', 'insert Meter_Band meter:acl-logging:drop',
     ]);
     assert.deepEqual(await portsOf('Logical_Switch', 'join'), ['jtor-ovn_cluster_router']);
     assert.deepEqual(await portsOf('Logical_Router', 'ovn_cluster_router'), ['rtoj-ovn_cluster_router']);
     assert.deepEqual((await server('Logical_Router_Port', 'rtoj-ovn_cluster_router'))?.networks, ['100.64.0.1/16']);
     assert.deepEqual(await ensureClusterTopology(nb, topo), []);
+    assert.match(await nbctl('meter-list'), /acl-logging: \(fair\) bands:\s+drop: 20 pktps/);
 
     assert.deepEqual(sorted(await node('node-1', '10.244.1.0/24')), [
       'insert ACL acl:node-1:allow-from-node', 'insert Logical_Router_Port rtos-node-1', 'insert Logical_Switch node-1', 'insert Logical_Switch_Port k8s-node-1', 'insert Logical_Switch_Port stor-node-1',

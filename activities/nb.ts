@@ -12,14 +12,14 @@ import { OvsdbClient, opsFor } from '../ovsdb/index.ts';
 import type { Operation, TableCache, TableSchema, WaitOp } from '../ovsdb/index.ts';
 import { ovnNorthboundModel } from '../ovsdb/models/ovn-nb.ts';
 import type { OvnNorthboundTables } from '../ovsdb/models/ovn-nb.ts';
-import { OWNER_NAME, OWNER_TYPE, ROW_ID, isKovnOwned, ownerOf } from './translate/ownership.ts';
+import { OWNER_NAME, OWNER_TYPE, ROW_ID, isKovnOwned, ownedBy, ownerOf } from './translate/ownership.ts';
 import { InvalidInputError, StalePlanError } from '../lib/errors.ts';
 import type { Owner } from './translate/ownership.ts';
 import type { DesiredSwitchPort, SwitchAttachment } from './translate/topology.ts';
 import { CLUSTER_ROUTER } from './translate/topology.ts';
 import { gatewayRouter } from './translate/gateway.ts';
 import { CLUSTER_LB_GROUP } from './translate/service.ts';
-import { nodeAllowAcl } from './translate/network-policy.ts';
+import { ACL_LOGGING_METER, nodeAllowAcl } from './translate/network-policy.ts';
 import type { Reach } from './translate/service.ts';
 import type { Change } from '../lib/change.ts';
 import type { ClusterConfig } from '../lib/cluster-config.ts';
@@ -141,6 +141,8 @@ export async function connectNb(endpoints: readonly string[]): Promise<NbClient>
     Port_Group: { ...owned, columns: ['name', 'ports', 'acls', 'external_ids'], columnIndexes: ['ports', 'acls'] },
     ACL: { ...owned, columns: ['name', 'priority', 'direction', 'match', 'action', 'log', 'severity', 'meter', 'label', 'options', 'external_ids'] },
     Address_Set: { ...owned, columns: ['name', 'addresses', 'external_ids'], columnIndexes: ['addresses'] },
+    Meter: { ...owned, columns: ['name', 'unit', 'bands', 'fair', 'external_ids'], columnIndexes: ['bands'] },
+    Meter_Band: { ...owned, columns: ['action', 'rate', 'burst_size', 'external_ids'] },
   });
   return nb;
 }
@@ -580,9 +582,16 @@ function attachmentRows(att: SwitchAttachment, createGuard: readonly Operation[]
  * their successors.
  */
 export async function ensureClusterTopology(nb: NbClient, topo: { router: { name: string; external_ids: Record<string, string> }; join: SwitchAttachment }): Promise<Change[]> {
-  const rows = [desired('Logical_Router', topo.router.name, { external_ids: topo.router.external_ids }), ...attachmentRows(topo.join)];
+  const owner = ownerFrom(topo.router.external_ids);
+  // The meter every ACL log line goes through (20 lines a second, as OVN-Kubernetes sets it).
+  const meter = [
+    desired('Meter', ACL_LOGGING_METER, { unit: 'pktps', fair: true, external_ids: ownedBy(owner, `meter:${ACL_LOGGING_METER}`) }),
+    desired('Meter_Band', `meter:${ACL_LOGGING_METER}:drop`, { action: 'drop', rate: 20, external_ids: ownedBy(owner, `meter:${ACL_LOGGING_METER}:drop`) },
+      { parent: { table: 'Meter', name: ACL_LOGGING_METER, column: 'bands' } }),
+  ];
+  const rows = [desired('Logical_Router', topo.router.name, { external_ids: topo.router.external_ids }), ...attachmentRows(topo.join), ...meter];
   const changes = await ensureLbGroup(nb, CLUSTER_LB_GROUP);
-  return [...changes, ...(await syncOwned(nb, ownerFrom(topo.router.external_ids), rows, {
+  return [...changes, ...(await syncOwned(nb, owner, rows, {
     prune: true, tables: ['Logical_Switch_Port', 'Logical_Router_Port'], comment: 'kovn: cluster topology',
   }))];
 }

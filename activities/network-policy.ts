@@ -7,7 +7,7 @@
  */
 import type { Change } from '../lib/change.ts';
 import { clusterFamilies } from '../lib/cluster-config.ts';
-import { getNetworkPolicy, listNamespaces, listPods, recordEvent } from '../lib/kube.ts';
+import { getNamespace, getNetworkPolicy, listNamespaces, listPods, recordEvent } from '../lib/kube.ts';
 import type { ControllerDeps } from './common.ts';
 import { deleteOwned, podPortsByKey, syncOwned } from './nb.ts';
 import { crossNamespace, networkPolicyRows, policyNamespaces, policyPods } from './translate/network-policy.ts';
@@ -29,7 +29,9 @@ export default function createNetworkPolicyActivities({ nb, kube, cfg }: Control
         return { changes: await deleteOwned(nb, owner), outcome: 'deleted' };
       }
       const wide = crossNamespace(p);
-      const [pods, namespaces] = await Promise.all([listPods(kube, wide ? undefined : namespace), wide ? listNamespaces(kube) : Promise.resolve([])]);
+      // The policy's own namespace is always read: its ACL logging applies to the policy's allows.
+      const [pods, namespaces] = await Promise.all([listPods(kube, wide ? undefined : namespace),
+        wide ? listNamespaces(kube) : getNamespace(kube, namespace).then((n) => (n ? [n] : []))]);
       const { rows, problems } = networkPolicyRows(p, policyPods(pods, podPortsByKey(nb)), policyNamespaces(namespaces), clusterFamilies(cfg));
       const changes = await syncOwned(nb, owner, rows, { prune: true, tables: POLICY_TABLES, comment: `kovn: NetworkPolicy ${owner.name}` });
       for (const x of problems) {

@@ -12,6 +12,7 @@ export const NODE_ID = 'k8s.ovn.org/node-id';
 export const NODE_GATEWAY_ROUTER_LRP_IFADDR = 'k8s.ovn.org/node-gateway-router-lrp-ifaddr';
 export const L3_GATEWAY_CONFIG = 'k8s.ovn.org/l3-gateway-config';
 export const NODE_PRIMARY_IFADDR = 'k8s.ovn.org/node-primary-ifaddr';
+export const ACL_LOGGING = 'k8s.ovn.org/acl-logging';
 
 const cidrString = z.string().refine((s) => { try { parseCidr(s); return true; } catch { return false; } }, 'not a CIDR');
 /** An address with its prefix length, as OVN-K writes pod addresses ("10.244.1.5/24"). */
@@ -57,6 +58,14 @@ export const L3GatewayConfig = z.record(z.string(), z.object({
   'node-port-enable': z.enum(['true', 'false']).optional(),
   'vlan-id': z.string().regex(/^\d+$/, 'not a VLAN id').optional(),
 }).passthrough());
+
+/** ACL log severities, as OVN names them. */
+export const Severity = z.enum(['alert', 'warning', 'notice', 'info', 'debug']);
+export type Severity = z.infer<typeof Severity>;
+
+/** `{"deny": "alert", "allow": "notice"}` on a namespace: which of its policies' verdicts are logged, and how. */
+export const AclLogging = z.object({ deny: Severity.optional(), allow: Severity.optional() });
+export type AclLogging = z.infer<typeof AclLogging>;
 
 /** A node id: a decimal integer ("2"). */
 export const NodeId = z.number().int().min(0);

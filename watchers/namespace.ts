@@ -4,11 +4,12 @@
  * what they make.
  */
 import type { V1Namespace, V1NetworkPolicy, V1Pod } from '@kubernetes/client-node';
+import { ACL_LOGGING } from '../lib/annotations.ts';
 import { clusterFamilies } from '../lib/cluster-config.ts';
 import { ownedInSync, podPortsByKey, policyOwners } from '../activities/nb.ts';
 import { POLICY_TABLES } from '../activities/network-policy.ts';
 import { policiesWritten } from '../activities/namespace.ts';
-import { namespaceDenyRows, policyPods } from '../activities/translate/network-policy.ts';
+import { namespaceDenyRows, namespaceLogging, policyPods } from '../activities/translate/network-policy.ts';
 import { PODS, POLICIES, podRelevant } from './network-policy.ts';
 import type { Watch, WatchContext } from './watch.ts';
 
@@ -21,7 +22,8 @@ function inSync(n: V1Namespace, ctx: WatchContext): boolean {
   const { written, pending } = policiesWritten(ctx.nb, policiesOf(name, ctx));
   // A policy whose own rows are still to come: the namespace's run waits for them, then adds its pods.
   if (pending.length && !n.metadata?.deletionTimestamp) return false;
-  const rows = n.metadata?.deletionTimestamp ? [] : namespaceDenyRows(name, written, policyPods(pods, podPortsByKey(ctx.nb)), clusterFamilies(ctx.cfg));
+  const rows = n.metadata?.deletionTimestamp ? [] : namespaceDenyRows(name, written, policyPods(pods, podPortsByKey(ctx.nb)), clusterFamilies(ctx.cfg),
+    namespaceLogging(n.metadata?.annotations).logging);
   return ownedInSync(ctx.nb, { type: 'Namespace', name }, rows, POLICY_TABLES);
 }
 
@@ -35,7 +37,7 @@ const watch: Watch<V1Namespace> = {
   kind: 'Namespace',
   path: '/api/v1/namespaces',
   list: ({ kube }) => () => kube.core.listNamespace(),
-  relevant: (n) => [n.metadata?.uid, n.metadata?.deletionTimestamp],
+  relevant: (n) => [n.metadata?.uid, n.metadata?.deletionTimestamp, n.metadata?.annotations?.[ACL_LOGGING]],
   actionable: (n, ctx) => policiesOf(n.metadata?.name ?? '', ctx).length > 0 || policyOwners(ctx.nb, 'Namespace').includes(n.metadata?.name ?? ''),
   inSync,
   ownerKeys: ({ nb }) => policyOwners(nb, 'Namespace'),

@@ -5,7 +5,7 @@
  * makes. In sync means exactly that, so a restart with nothing changed starts nothing.
  */
 import type { V1Namespace, V1NetworkPolicy, V1Pod } from '@kubernetes/client-node';
-import { POD_NETWORKS } from '../lib/annotations.ts';
+import { ACL_LOGGING, POD_NETWORKS } from '../lib/annotations.ts';
 import { clusterFamilies } from '../lib/cluster-config.ts';
 import { ownedInSync, podPortsByKey, policiesHolding, policyOwners } from '../activities/nb.ts';
 import { POLICY_TABLES } from '../activities/network-policy.ts';
@@ -52,7 +52,7 @@ const watch: Watch<V1NetworkPolicy> = {
   }, {
     path: NAMESPACES,
     list: ({ kube }) => () => kube.core.listNamespace(),
-    relevant: (n: V1Namespace) => [n.metadata?.uid, JSON.stringify(n.metadata?.labels ?? {})],
+    relevant: (n: V1Namespace) => [n.metadata?.uid, JSON.stringify(n.metadata?.labels ?? {}), n.metadata?.annotations?.[ACL_LOGGING]],
     keys: (n: V1Namespace, ctx: WatchContext) => policies(ctx).filter((p) => (crossNamespace(p) || p.metadata?.namespace === n.metadata?.name) && !inSync(p, ctx)).map(keyOf),
   }] as Watch['secondary'],
 };

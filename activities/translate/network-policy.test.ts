@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { V1NetworkPolicy } from '@kubernetes/client-node';
-import { denyPortGroup, hashedName, namespaceDenyRows, networkPolicyRows, podPortGroups, policyPortGroup } from './network-policy.ts';
+import { denyPortGroup, hashedName, namespaceDenyRows, namespaceLogging, networkPolicyRows, podPortGroups, policyPortGroup } from './network-policy.ts';
 import type { PolicyPod } from './network-policy.ts';
 
 const pod = (namespace: string, name: string, labels: Record<string, string>, ips: string[], ports: PolicyPod['containerPorts'] = []): PolicyPod =>
@@ -88,4 +88,22 @@ test('default deny per namespace and direction: drop, ARP/ND and hairpin allowed
   assert.deepEqual(podPortGroups({ namespace: 'a', labels: { app: 'web' } }, [ingressOnly, egressToo]), [policyPortGroup('a', 'p'), ig]);
   assert.deepEqual(podPortGroups({ namespace: 'a', labels: { app: 'cli' } }, [ingressOnly, egressToo]), [policyPortGroup('a', 'e'), eg]);
   assert.deepEqual(podPortGroups({ namespace: 'b', labels: { app: 'web' } }, [ingressOnly]), []);
+});
+
+test('ACL logging: a namespace\'s annotation logs its policies\' allows and its deny, through the meter; a malformed one logs nothing and says why', () => {
+  const logging = namespaceLogging({ 'k8s.ovn.org/acl-logging': '{"deny": "alert", "allow": "notice"}' }).logging;
+  assert.deepEqual(logging, { deny: 'alert', allow: 'notice' });
+  const cols = (rows: { table: string; columns: unknown }[]) => rows.filter((x) => x.table === 'ACL').map((x) => {
+    const c = x.columns as { action: string; log: boolean; severity?: string; meter?: string };
+    return [c.action, c.log, c.severity, c.meter];
+  });
+  assert.deepEqual(cols(networkPolicyRows(np({ ingress: [{}] }), PODS, [{ name: 'a', labels: {}, ...(logging ? { logging } : {}) }], [4]).rows), [['allow-related', true, 'notice', 'acl-logging']]);
+  assert.deepEqual(cols(networkPolicyRows(np({ ingress: [{}] }), PODS, NSS, [4]).rows), [['allow-related', false, undefined, undefined]]);
+  assert.deepEqual(cols(namespaceDenyRows('a', [np({})], PODS, [4], logging)), [['drop', true, 'alert', 'acl-logging'], ['allow-related', false, undefined, undefined], ['allow-related', false, undefined, undefined]]);
+  for (const bad of ['{"deny": "loud"}', 'not json']) {
+    const r = namespaceLogging({ 'k8s.ovn.org/acl-logging': bad });
+    assert.equal(r.logging, undefined);
+    assert.equal(r.problem?.reason, 'InvalidACLLogging', bad);
+  }
+  assert.deepEqual(namespaceLogging({}), {});
 });

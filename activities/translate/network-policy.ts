@@ -9,6 +9,7 @@
  * Event), and a named port is resolved per pod to the numbers its containers declare.
  */
 import type { V1LabelSelector, V1Namespace, V1NetworkPolicy, V1NetworkPolicyPeer, V1NetworkPolicyPort, V1Pod } from '@kubernetes/client-node';
+import { ACL_LOGGING, AclLogging, readAnnotation } from '../../lib/annotations.ts';
 import { formatCidr, normaliseCidr, subtract } from '../../lib/cidr.ts';
 import type { Cidr } from '../../lib/cidr.ts';
 import { matches } from '../../lib/labels.ts';
@@ -27,7 +28,29 @@ export interface PolicyPod {
   lsp?: { uuid: string; ips: string[] };
 }
 
-export interface PolicyNamespace { name: string; labels: Record<string, string> }
+export interface PolicyNamespace {
+  name: string;
+  labels: Record<string, string>;
+  /** The namespace's k8s.ovn.org/acl-logging: which verdicts of its policies are logged, at what severity. */
+  logging?: AclLogging;
+}
+
+/** The meter that rate-limits every ACL log line (OVN-Kubernetes' name), owned by the cluster. */
+export const ACL_LOGGING_METER = 'acl-logging';
+
+/** An ACL's logging columns: on at `severity` through the meter, or off. */
+const logColumns = (severity: AclLogging['allow']): { log: boolean; severity: AclLogging['allow']; meter: string | undefined } =>
+  (severity ? { log: true, severity, meter: ACL_LOGGING_METER } : { log: false, severity: undefined, meter: undefined });
+
+/** A namespace's ACL logging from its annotation; a malformed one is a problem (logging stays off). */
+export function namespaceLogging(annotations: Record<string, string> | undefined): { logging?: AclLogging; problem?: PolicyProblem } {
+  try {
+    const logging = readAnnotation(annotations, ACL_LOGGING, AclLogging);
+    return logging ? { logging } : {};
+  } catch (err) {
+    return { problem: { reason: 'InvalidACLLogging', message: `${err instanceof Error ? err.message : String(err)}; ACL logging stays off` } };
+  }
+}
 
 /**
  * Pods as policies see them: on the pod network, with the addresses of the port kovn wrote for this
@@ -53,7 +76,10 @@ export function policyPods(pods: readonly V1Pod[], ports: ReadonlyMap<string, { 
 export const fromPeers = (rule: object): V1NetworkPolicyPeer[] =>
   (rule as { _from?: V1NetworkPolicyPeer[] })._from ?? (rule as { from?: V1NetworkPolicyPeer[] }).from ?? [];
 
-export const policyNamespaces = (nss: readonly V1Namespace[]): PolicyNamespace[] => nss.map((n) => ({ name: n.metadata?.name ?? '', labels: n.metadata?.labels ?? {} }));
+export const policyNamespaces = (nss: readonly V1Namespace[]): PolicyNamespace[] => nss.map((n) => {
+  const { logging } = namespaceLogging(n.metadata?.annotations);
+  return { name: n.metadata?.name ?? '', labels: n.metadata?.labels ?? {}, ...(logging ? { logging } : {}) };
+});
 
 /** Whether a policy's peers look beyond its namespace (its rows then depend on every namespace's pods and labels). */
 export const crossNamespace = (p: V1NetworkPolicy): boolean =>
@@ -149,6 +175,7 @@ export function networkPolicyRows(p: V1NetworkPolicy, pods: readonly PolicyPod[]
   const owner: Owner = { type: 'NetworkPolicy', name: `${ns}/${name}` };
   const pg = policyPortGroup(ns, name);
   const selected = selectedPods(p, pods);
+  const logging = namespaces.find((n) => n.name === ns)?.logging;
   const problems: PolicyProblem[] = [];
   const sets: AnyDesiredRow[] = [];
   const acls: AnyDesiredRow[] = [];
@@ -224,7 +251,7 @@ export function networkPolicyRows(p: V1NetworkPolicy, pods: readonly PolicyPod[]
         table: 'ACL', name: id, parent: { table: 'Port_Group', name: pg, column: 'acls' },
         columns: {
           name: aclName(`NP:${ns}:${name}:${dir}:${i}`), priority: ALLOW_PRIORITY, direction: dir === 'Ingress' ? 'to-lport' : 'from-lport',
-          match, action: 'allow-related', log: false, options: dir === 'Egress' ? { 'apply-after-lb': 'true' } : {},
+          match, action: 'allow-related', ...logColumns(logging?.allow), options: dir === 'Egress' ? { 'apply-after-lb': 'true' } : {},
           external_ids: ownedBy(owner, id, { direction: dir, 'rule-index': String(i) }),
         },
       });
@@ -241,7 +268,7 @@ export function networkPolicyRows(p: V1NetworkPolicy, pods: readonly PolicyPod[]
  * A namespace's default-deny port groups, one per direction some policy of it isolates, holding every
  * pod those policies select: drop at 1000, ARP/ND allowed, and (ingress) a pod's own Service hairpin.
  */
-export function namespaceDenyRows(namespace: string, policies: readonly V1NetworkPolicy[], pods: readonly PolicyPod[], families: readonly (4 | 6)[]): AnyDesiredRow[] {
+export function namespaceDenyRows(namespace: string, policies: readonly V1NetworkPolicy[], pods: readonly PolicyPod[], families: readonly (4 | 6)[], logging?: AclLogging): AnyDesiredRow[] {
   const owner: Owner = { type: 'Namespace', name: namespace };
   const mine = policies.filter((p) => p.metadata?.namespace === namespace && !p.metadata.deletionTimestamp);
   return (['Ingress', 'Egress'] as const).flatMap((dir) => {
@@ -255,7 +282,8 @@ export function namespaceDenyRows(namespace: string, policies: readonly V1Networ
       return {
         table: 'ACL', name: id, parent: { table: 'Port_Group', name: pg, column: 'acls' },
         columns: {
-          name: aclName(`NP:${namespace}:${dir}:${what}`), priority, direction: dir === 'Ingress' ? 'to-lport' : 'from-lport', match, action, log: false,
+          name: aclName(`NP:${namespace}:${dir}:${what}`), priority, direction: dir === 'Ingress' ? 'to-lport' : 'from-lport', match, action,
+          ...logColumns(action === 'drop' ? logging?.deny : undefined),
           options: dir === 'Egress' ? { 'apply-after-lb': 'true' } : {}, external_ids: ownedBy(owner, id, { direction: dir }),
         },
       };
@@ -290,7 +318,7 @@ export function nodeAllowAcl(node: string, mgmtIps: readonly string[]): AnyDesir
   return {
     table: 'ACL', name: id, parent: { table: 'Logical_Switch', name: node, column: 'acls' },
     columns: {
-      name: aclName(`Node:${node}:allowFromNode`), priority: ALLOW_PRIORITY, direction: 'to-lport', action: 'allow-related', log: false, options: {},
+      name: aclName(`Node:${node}:allowFromNode`), priority: ALLOW_PRIORITY, direction: 'to-lport', action: 'allow-related', ...logColumns(undefined), options: {},
       match: or(([4, 6] as const).flatMap((f) => {
         const ips = mgmtIps.filter((ip) => fam(ip) === f);
         return ips.length ? [`${ipField(f, 'src')} == ${set(ips)}`] : [];

@@ -4,9 +4,11 @@
 // gets a packet out; bad input is an Event; an edit changes only what differs; a restart writes
 // nothing; a deletion leaves no row.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { join } from 'node:path';
 import { dirs, files } from '../../deploy/local/config.ts';
+import { logFile } from '../../deploy/local/proc.ts';
 import { kubectl, kubectlJson } from '../../deploy/local/kubectl.ts';
 import { run } from '../../lib/exec.ts';
 import { kovn } from '../box/helpers.ts';
@@ -237,6 +239,22 @@ describe('NetworkPolicy (IPv4)', { timeout: 25 * 60_000 }, () => {
     await until('NamedPortUnresolved Event', async () => (await events('NetworkPolicy', 'noport', 'x')).some((e) => e.reason === 'NamedPortUnresolved' && /no-such-port/.test(e.message)));
     // hostbits is enforced as the /16 it names (every pod), noport allows nothing.
     await expectMatrix('tcp/80', (_s, d) => d !== 'x/b');
+  });
+
+  test('ACL logging per namespace, applied live: ovn-controller logs the deny and the allow with the ACL\'s name; a malformed value is an Event', async () => {
+    // x now: hostbits allows every pod into x/a; noport allows nothing into x/b.
+    await kubectl(['annotate', 'namespace', 'x', '--overwrite', 'k8s.ovn.org/acl-logging={"deny": "alert", "allow": "notice"}']);
+    await until('the deny and allow ACLs log', async () => (await nbctl(['--bare', '--columns=severity', 'find', 'ACL', 'log=true', 'meter=acl-logging'])).includes('alert')
+      && (await nbctl(['--bare', '--columns=severity', 'find', 'ACL', 'external_ids:k8s.ovn.org/name="x/hostbits"'])).trim() === 'notice');
+    const logs = (): string => ['node-1', 'node-2'].map((n) => readFileSync(logFile(`${n}-ovn-controller`), 'utf8')).join('\n');
+    await until('ovn-controller logged a drop and an allow', async () => {
+      await reachedFrom('y/a', 'tcp/80', ['x/a', 'x/b']);
+      const l = logs();
+      return /name="NP:x:Ingress:deny", verdict=drop, severity=alert/.test(l) && /name="NP:x:hostbits:Ingress:0", verdict=allow, severity=notice/.test(l);
+    });
+    await kubectl(['annotate', 'namespace', 'x', '--overwrite', 'k8s.ovn.org/acl-logging={"deny": "loud"}']);
+    await until('InvalidACLLogging Event on the namespace', async () => (await events('Namespace', 'x')).some((e) => e.reason === 'InvalidACLLogging' && /deny/.test(e.message)));
+    await until('logging off again', async () => (await nbctl(['--bare', '--columns=name', 'find', 'ACL', 'log=true'])).trim() === '');
   });
 
   test('a controller restart with nothing changed writes nothing to NB', { timeout: 3 * 60_000 }, async () => {
