@@ -17,7 +17,11 @@ const usage = `usage: kovn <command> [flags]
                         an object's change runs: trigger, outcome, duration, rows changed, node actions
                         (kind: any kind kovn reconciles, e.g. pod or node; cluster-scoped ones are
                         named without namespace: \`kovn history node node-1\`)
-  replay <workflow-id>  re-run a failed change (e.g. \`kovn replay Pod/default/web\`) and wait for it`;
+  replay <workflow-id>  re-run a failed change (e.g. \`kovn replay Pod/default/web\`) and wait for it
+  trace <ns>/<pod> <destination> [PORT/PROTO] [--json]
+                        the verdict for a packet from a pod to NS/POD, service/NS/NAME, node/NAME or an
+                        address (PORT/PROTO: 80/tcp by default, 53/udp, 9/sctp or icmp): the ACL that
+                        decides it, the policy and rule that own it, the run that wrote it`;
 
 const Flags = z.object({
   nodes: z.coerce.number().int().min(1).max(16).default(2),
@@ -110,6 +114,28 @@ async function main(argv: string[]): Promise<number> {
         return run.status === 'COMPLETED' ? 0 : 1;
       } finally {
         await t.close();
+      }
+    }
+    case 'trace': {
+      const [, source, dest, what = '80/tcp'] = positionals;
+      const m = /^(?:(\d{1,5})\/(tcp|udp|sctp)|icmp)$/.exec(what);
+      if (!source || !dest || !m) {
+        console.error('kovn trace: usage: kovn trace NS/POD DESTINATION [PORT/PROTO] (DESTINATION: NS/POD, service/NS/NAME, node/NAME or an address; PORT/PROTO: 80/tcp, 53/udp, 9/sctp or icmp)');
+        return 2;
+      }
+      const { files } = await import('../deploy/local/config.ts');
+      const { connectKube } = await import('../lib/kube.ts');
+      const { connectTemporal } = await import('../lib/history.ts');
+      const { formatTrace, trace } = await import('../lib/trace.ts');
+      // Without Temporal the verdict still stands; only the run that wrote the ACL is missing.
+      const t = await connectTemporal(temporalAddress(), 'kovn').catch(() => undefined);
+      try {
+        const r = await trace(connectKube(files.adminKubeconfig, 'kovn-trace'), { nb: `unix:${files.nbSock}`, sb: `unix:${files.sbSock}` },
+          { source, destination: dest, port: Number(m[1] ?? 0), protocol: (m[2] ?? 'icmp') as 'tcp' | 'udp' | 'sctp' | 'icmp' }, t?.client);
+        console.log(flags.json ? JSON.stringify(r, null, 2) : formatTrace(r));
+        return 0;
+      } finally {
+        await t?.close();
       }
     }
     default:
