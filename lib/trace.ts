@@ -6,6 +6,7 @@
  * through the logical flow's `stage-hint`.
  */
 import type { Client } from '@temporalio/client';
+import { parseIp } from './cidr.ts';
 import { run } from './exec.ts';
 import { history } from './history.ts';
 import { isKind } from './kinds.ts';
@@ -47,7 +48,7 @@ export function parseTrace(out: string): ParsedTrace {
     if (m) {
       const [, name = '', match = '', priority = '0', lflow = ''] = m;
       stage = { name };
-      if (/_acl(_after_lb)?$/.test(name)) {
+      if (/^ls_(in|out)_acl(_after_lb)?$/.test(name)) {
         stage.acl = { stage: name, datapath, priority: Number(priority), lflow, match, drop: false };
         acls.push(stage.acl);
       }
@@ -113,7 +114,14 @@ const family = (ip: string): 4 | 6 => (ip.includes(':') ? 6 : 4);
 /** The destination's addresses, and its port when it is a pod (for the MAC when it shares the source's switch). */
 async function destination(kube: Kube, dbs: Dbs, dst: string): Promise<{ ips: string[]; pod?: { lsp: string; node: string } }> {
   const parts = dst.split('/');
-  if (parts.length === 1) return { ips: [dst] };
+  if (parts.length === 1) {
+    try {
+      parseIp(dst);
+    } catch {
+      throw new Error(`destination ${dst}: expected NS/POD, service/NS/NAME, node/NAME or an address`);
+    }
+    return { ips: [dst] };
+  }
   if ((parts[0] === 'service' || parts[0] === 'svc') && parts.length === 3) {
     const svc = await getService(kube, parts[1] ?? '', parts[2] ?? '');
     if (!svc) throw new Error(`service ${parts[1]}/${parts[2]} not found`);

@@ -12,7 +12,7 @@ import { logFile } from '../../deploy/local/proc.ts';
 import { kubectl, kubectlJson } from '../../deploy/local/kubectl.ts';
 import { run } from '../../lib/exec.ts';
 import { kovn } from '../box/helpers.ts';
-import { events, killAndWaitBack, nbctl, until, useBox } from '../pods/helpers.ts';
+import { events, hostWebPod, killAndWaitBack, nbctl, until, useBox } from '../pods/helpers.ts';
 
 const NSS = ['x', 'y', 'z'] as const;
 const PODS = ['a', 'b', 'c'] as const;
@@ -239,6 +239,36 @@ describe('NetworkPolicy (IPv4)', { timeout: 25 * 60_000 }, () => {
     await until('NamedPortUnresolved Event', async () => (await events('NetworkPolicy', 'noport', 'x')).some((e) => e.reason === 'NamedPortUnresolved' && /no-such-port/.test(e.message)));
     // hostbits is enforced as the /16 it names (every pod), noport allows nothing.
     await expectMatrix('tcp/80', (_s, d) => d !== 'x/b');
+  });
+
+  test('kovn trace names the ACL, its policy and rule, and the run that wrote it, for an allowed and a denied flow; a host-network source too', async () => {
+    interface Trace { verdict: string; decidedBy?: { name: string; owner?: { kind: string; name: string }; rule?: string; writtenBy?: { workflowId: string } } }
+    const traced = async (...args: string[]): Promise<Trace> => {
+      const r = await kovn(['trace', ...args, '--json']);
+      assert.equal(r.code, 0, r.out);
+      return JSON.parse(r.out) as Trace;
+    };
+    // x now: hostbits allows every pod into x/a; noport allows nothing into x/b.
+    const allowed = await traced('y/a', 'x/a', '80/tcp');
+    assert.equal(allowed.verdict, 'allowed');
+    assert.deepEqual(allowed.decidedBy?.owner, { kind: 'NetworkPolicy', name: 'x/hostbits' });
+    assert.equal(allowed.decidedBy?.rule, 'Ingress rule 1');
+    assert.equal(allowed.decidedBy?.writtenBy?.workflowId, 'NetworkPolicy/x/hostbits');
+    const denied = await traced('y/a', 'x/b', '80/tcp');
+    assert.equal(denied.verdict, 'denied');
+    assert.deepEqual(denied.decidedBy?.owner, { kind: 'Namespace', name: 'x' });
+    assert.equal(denied.decidedBy?.name, 'NP:x:Ingress:deny');
+    assert.equal(denied.decidedBy?.writtenBy?.workflowId, 'Namespace//x');
+    assert.equal((await traced('y/a', 'x/b', '53/udp')).verdict, 'denied');
+    // From a host-network pod: through its node's management port, which that node's pods always let in.
+    await apply(hostWebPod('node-2'));
+    await kubectl(['wait', '--for=condition=Ready', 'pod/hostweb', '--timeout=60s']);
+    const host = await traced('default/hostweb', 'x/b', '80/tcp');
+    assert.equal(host.verdict, 'allowed');
+    assert.deepEqual(host.decidedBy?.owner, { kind: 'Node', name: 'node-2' });
+    const bad = await kovn(['trace', 'y/a', 'nowhere']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.out, /destination nowhere: expected NS\/POD, service\/NS\/NAME, node\/NAME or an address/);
   });
 
   test('ACL logging per namespace, applied live: ovn-controller logs the deny and the allow with the ACL\'s name; a malformed value is an Event', async () => {
