@@ -22,10 +22,13 @@ export const POLICIES = '/apis/networking.k8s.io/v1/networkpolicies';
 export const podRelevant = (p: V1Pod): unknown[] => [p.metadata?.uid, JSON.stringify(p.metadata?.labels ?? {}), p.spec?.hostNetwork,
   JSON.stringify((p.spec?.containers ?? []).map((c) => c.ports ?? [])), p.metadata?.annotations?.[POD_NETWORKS]];
 
-function inSync(p: V1NetworkPolicy, ctx: WatchContext): boolean {
+/** `ports`: the pods' ports in NB, read once for a batch of checks (a pod's change checks many policies). */
+function inSync(p: V1NetworkPolicy, ctx: WatchContext, ports = podPortsByKey(ctx.nb)): boolean {
   const owner = { type: 'NetworkPolicy' as const, name: keyOf(p) };
   if (p.metadata?.deletionTimestamp) return ownedInSync(ctx.nb, owner, [], POLICY_TABLES);
-  const pods = policyPods(ctx.related(PODS), podPortsByKey(ctx.nb));
+  // A policy that looks no further than its namespace needs that namespace's pods only.
+  const all = ctx.related(PODS) as V1Pod[];
+  const pods = policyPods(crossNamespace(p) ? all : all.filter((x) => x.metadata?.namespace === p.metadata?.namespace), ports);
   const { rows } = networkPolicyRows(p, pods, policyNamespaces(ctx.related(NAMESPACES)), clusterFamilies(ctx.cfg));
   return ownedInSync(ctx.nb, owner, rows, POLICY_TABLES);
 }
@@ -37,7 +40,7 @@ const watch: Watch<V1NetworkPolicy> = {
   path: POLICIES,
   list: ({ kube }) => () => kube.networking.listNetworkPolicyForAllNamespaces(),
   relevant: (p) => [p.metadata?.uid, p.metadata?.deletionTimestamp, JSON.stringify(p.spec ?? {})],
-  inSync,
+  inSync: (p, ctx) => inSync(p, ctx),
   ownerKeys: ({ nb }) => policyOwners(nb, 'NetworkPolicy'),
   secondary: [{
     path: PODS,
@@ -47,13 +50,17 @@ const watch: Watch<V1NetworkPolicy> = {
       const ns = pod.metadata?.namespace ?? '';
       const lsp = ctx.nb.cache.table('Logical_Switch_Port').byIndex({ name: podPortName(ns, pod.metadata?.name ?? '') });
       const holding = new Set(policiesHolding(ctx.nb, lsp?._uuid, (lsp?.addresses[0] ?? '').split(' ').slice(1)));
-      return policies(ctx).filter((p) => (p.metadata?.namespace === ns || crossNamespace(p) || holding.has(keyOf(p))) && !inSync(p, ctx)).map(keyOf);
+      const ports = podPortsByKey(ctx.nb);
+      return policies(ctx).filter((p) => (p.metadata?.namespace === ns || crossNamespace(p) || holding.has(keyOf(p))) && !inSync(p, ctx, ports)).map(keyOf);
     },
   }, {
     path: NAMESPACES,
     list: ({ kube }) => () => kube.core.listNamespace(),
     relevant: (n: V1Namespace) => [n.metadata?.uid, JSON.stringify(n.metadata?.labels ?? {}), n.metadata?.annotations?.[ACL_LOGGING]],
-    keys: (n: V1Namespace, ctx: WatchContext) => policies(ctx).filter((p) => (crossNamespace(p) || p.metadata?.namespace === n.metadata?.name) && !inSync(p, ctx)).map(keyOf),
+    keys: (n: V1Namespace, ctx: WatchContext) => {
+      const ports = podPortsByKey(ctx.nb);
+      return policies(ctx).filter((p) => (crossNamespace(p) || p.metadata?.namespace === n.metadata?.name) && !inSync(p, ctx, ports)).map(keyOf);
+    },
   }] as Watch['secondary'],
 };
 
