@@ -26,10 +26,11 @@ export default function createNamespaceActivities({ nb, kube, cfg }: ControllerD
       const ns = await getNamespace(kube, name);
       const gone = !ns || !!ns.metadata?.deletionTimestamp;
       const [policies, pods] = gone ? [[], []] : await Promise.all([listNetworkPolicies(kube, name), listPods(kube, name)]);
-      const { written, pending } = policiesWritten(nb, policies);
+      const { pending } = policiesWritten(nb, policies);
       const { logging, problem } = namespaceLogging(ns?.metadata?.annotations);
       if (problem && !gone) await recordEvent(kube, { kind: 'Namespace', name, uid: ns.metadata?.uid ?? '' }, 'Warning', problem.reason, problem.message);
-      const rows = namespaceDenyRows(name, written, policyPods(pods, podPortsByKey(nb)), clusterFamilies(cfg), logging);
+      // From the cache on every plan: the policies written and the pods' ports as they are then.
+      const rows = () => namespaceDenyRows(name, policiesWritten(nb, policies).written, policyPods(pods, podPortsByKey(nb)), clusterFamilies(cfg), logging);
       const changes = await syncOwned(nb, { type: 'Namespace', name }, rows, { prune: true, tables: POLICY_TABLES, comment: `kovn: Namespace ${name}` });
       return { changes, outcome: gone ? 'deleted' : 'converged', ...(pending.length ? { pending: `the rows of NetworkPolicy ${pending.join(', ')}` } : {}) };
     },

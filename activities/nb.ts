@@ -373,6 +373,7 @@ function planInsert(p: Planner, r: Extract<Resolved, { kind: 'new' }>, parentOf:
   for (const j of want.joins ?? []) {
     const set = rowsNamed(p.nb, j.table, j.name)[0];
     // A set that goes meanwhile matches no row: the mutation is then a no-op, never a failure.
+    p.tables.add(j.table);
     if (set) p.writes.push({ op: 'mutate', table: j.table, where: [['_uuid', '==', set._uuid]], mutations: [[j.column, 'insert', [r.named]]] });
   }
   if (!want.parent) return;
@@ -519,7 +520,7 @@ function cacheCatchUp(nb: NbClient, tables: ReadonlySet<string>, ms: number): Pr
  * flight) committed nothing: it is re-planned from the cache once the cache caught up, up to
  * `attempts` times, then StalePlanError (retryable) is thrown.
  */
-export async function syncOwned(nb: NbClient, owner: Owner, rows: readonly AnyDesiredRow[], opts: SyncOptions = {}): Promise<Change[]> {
+export async function syncOwned(nb: NbClient, owner: Owner, rows: readonly AnyDesiredRow[] | (() => readonly AnyDesiredRow[]), opts: SyncOptions = {}): Promise<Change[]> {
   const attempts = opts.attempts ?? 5;
   let sent: string | undefined;
   // A plan lost in flight with the connection may have committed: if nothing is left to do, it did.
@@ -527,7 +528,9 @@ export async function syncOwned(nb: NbClient, owner: Owner, rows: readonly AnyDe
   for (let attempt = 1; ; attempt++) {
     // A cache from before a reconnect is stale by definition: plan from the resynced one.
     await whenConnected(nb, 10_000);
-    const plan = planSync(nb, owner, rows, opts);
+    // Rows given as a function are made anew from the refreshed cache on every plan (a port group's
+    // members: a port that joined it meanwhile stays).
+    const plan = planSync(nb, owner, typeof rows === 'function' ? rows() : rows, opts);
     if (plan.changes.length === 0) return inDoubt ?? [];
     const json = JSON.stringify(plan.ops);
     try {

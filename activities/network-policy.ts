@@ -32,8 +32,11 @@ export default function createNetworkPolicyActivities({ nb, kube, cfg }: Control
       // The policy's own namespace is always read: its ACL logging applies to the policy's allows.
       const [pods, namespaces] = await Promise.all([listPods(kube, wide ? undefined : namespace),
         wide ? listNamespaces(kube) : getNamespace(kube, namespace).then((n) => (n ? [n] : []))]);
-      const { rows, problems } = networkPolicyRows(p, policyPods(pods, podPortsByKey(nb)), policyNamespaces(namespaces), clusterFamilies(cfg));
-      const changes = await syncOwned(nb, owner, rows, { prune: true, tables: POLICY_TABLES, comment: `kovn: NetworkPolicy ${owner.name}` });
+      const translate = () => networkPolicyRows(p, policyPods(pods, podPortsByKey(nb)), policyNamespaces(namespaces), clusterFamilies(cfg));
+      const { problems } = translate();
+      // The pods' ports are read from the cache on every plan: a pod whose port was created meanwhile
+      // (and joined the group in that transaction) is kept, never removed by a re-plan.
+      const changes = await syncOwned(nb, owner, () => translate().rows, { prune: true, tables: POLICY_TABLES, comment: `kovn: NetworkPolicy ${owner.name}` });
       for (const x of problems) {
         await recordEvent(kube, { kind: 'NetworkPolicy', apiVersion: 'networking.k8s.io/v1', namespace, name, uid: p.metadata?.uid ?? '' }, 'Warning', x.reason, x.message);
       }

@@ -13,6 +13,7 @@ import { contains, offsetOf, parseCidr, size } from '../lib/cidr.ts';
 import { deleteOwned, ensurePodPort, nodeSubnetsInNb, switchPortAddresses } from './nb.ts';
 import { podNetworks, podPort, podPortName } from './translate/pod.ts';
 import { podPortGroups } from './translate/network-policy.ts';
+import { policiesWritten } from './namespace.ts';
 
 export interface PodKey { namespace: string; name: string }
 
@@ -98,8 +99,12 @@ export default function createPodActivities({ nb, kube, cfg }: ControllerDeps) {
    * The port groups of the policies that select the pod, which its port joins as it is created: an
    * isolated pod sends and receives nothing its policies forbid from its first packet.
    */
-  const portGroupsOf = async (pod: V1Pod): Promise<string[]> =>
-    podPortGroups({ namespace: pod.metadata?.namespace ?? '', labels: pod.metadata?.labels ?? {} }, await listNetworkPolicies(kube, pod.metadata?.namespace ?? ''));
+  const portGroupsOf = async (pod: V1Pod): Promise<string[]> => {
+    // Only policies whose rows are written, as the namespace's deny counts them: a pod never joins a
+    // deny that its namespace's run would take it out of again.
+    const { written } = policiesWritten(nb, await listNetworkPolicies(kube, pod.metadata?.namespace ?? ''));
+    return podPortGroups({ namespace: pod.metadata?.namespace ?? '', labels: pod.metadata?.labels ?? {} }, written);
+  };
 
   /** kovn's k8s.ovn.org/pod-networks on the pod (as read): written when it differs, a foreign value replaced with an Event. */
   const annotate = async (p: PodKey & { uid: string; ips: string[]; nodeSubnets: string[] }, pod: V1Pod | undefined): Promise<Change[]> => {

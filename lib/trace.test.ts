@@ -60,6 +60,10 @@ test('the ACL stages a trace passed and the one that dropped it', () => {
   ]);
   assert.equal(t.acls[1]?.match, 'reg0[9] == 1 && (outport == @a11907705531641437256)');
   assert.deepEqual(t.dropped, { stage: 'ls_out_acl', datapath: 'node-1' });
+  // A logged drop prints only its log action.
+  const logged = parseTrace(DENIED.replace('    drop;', '    log(name="NP:np-a:Ingress:deny", verdict=drop, severity=alert, meter="acl-logging");'));
+  assert.deepEqual(logged.dropped, { stage: 'ls_out_acl', datapath: 'node-1' });
+  assert.equal(logged.acls[1]?.drop, true);
   const allowed = parseTrace(DENIED.replace('    drop;', '    next;'));
   assert.equal(allowed.dropped, undefined);
   assert.equal(allowed.acls.some((a) => a.drop), false);

@@ -54,7 +54,8 @@ export function parseTrace(out: string): ParsedTrace {
       }
       continue;
     }
-    if (stage && line.trim().startsWith('drop;')) {
+    // A logged drop prints only its log action (`log(..., verdict=drop, ...)`), never `drop;`.
+    if (stage && (line.trim().startsWith('drop;') || /^log\(.*verdict=(drop|reject)/.test(line.trim()))) {
       if (stage.acl) stage.acl.drop = true;
       dropped ??= { stage: stage.name, datapath };
     }

@@ -68,7 +68,7 @@ const dispatchFor = (kind: Kind) => async (key: string, triggers: string[]): Pro
 const RESYNC_MS = 10 * 60_000;
 
 /** A kind's keys, those it defers held back and let through only if their object still needs a run then. */
-function deferred(w: Watch, inf: Informer<KubernetesObject>, keys$: Observable<KeyEvent>): Observable<KeyEvent> {
+function deferred(w: Watch, inf: Informer<KubernetesObject>, keys$: Observable<KeyEvent>, ctx: WatchContext): Observable<KeyEvent> {
   if (!w.deferMs) return keys$;
   const needs = (o: KubernetesObject): boolean => {
     try {
@@ -103,41 +103,47 @@ function deferred(w: Watch, inf: Informer<KubernetesObject>, keys$: Observable<K
  */
 function watchAll(): () => void {
   const subs: Subscription[] = [];
-  const resyncs: { watch: Watch; inf: Informer<KubernetesObject>; extra: Subject<KeyEvent> }[] = [];
+  const resyncs: { watch: Watch; inf: Informer<KubernetesObject>; extra: Subject<KeyEvent>; wctx: WatchContext; own: Informer<KubernetesObject>[] }[] = [];
   for (const w of watches) {
+    // A watch reads its own secondary stores: the one whose event it is handling has applied it
+    // (another kind's informer of the same path may not have yet).
+    const own = new Map<string, Informer<KubernetesObject>>();
+    const wctx: WatchContext = { ...ctx, related: (path) => (own.get(path) ?? related.get(path))?.list() ?? [] };
     const inf = informer<KubernetesObject>({
-      kc: kube.kc, path: w.path, list: w.list(ctx), keys: (o) => [keyOf(o)], log,
-      relevant: (o) => w.relevant(o, ctx),
+      kc: kube.kc, path: w.path, list: w.list(wctx), keys: (o) => [keyOf(o)], log,
+      relevant: (o) => w.relevant(o, wctx),
       // The first list of a restarted controller: objects already in sync start nothing.
-      actionable: (o) => (w.actionable?.(o, ctx) ?? true),
-      skipAdd: (o) => w.inSync(o, ctx),
+      actionable: (o) => (w.actionable?.(o, wctx) ?? true),
+      skipAdd: (o) => w.inSync(o, wctx),
     });
     const secondaries = (w.secondary ?? []).map((s) => {
       const inf2 = informer<KubernetesObject>({
-        kc: kube.kc, path: s.path, list: s.list(ctx), keys: (o) => s.keys(o, ctx), relevant: (o) => s.relevant(o, ctx), log,
+        kc: kube.kc, path: s.path, list: s.list(wctx), keys: (o) => s.keys(o, wctx), relevant: (o) => s.relevant(o, wctx), log,
       });
+      own.set(s.path, inf2);
       related.set(s.path, inf2);
       return inf2.events$;
     });
     const extra = new Subject<KeyEvent>();
     stores.set(w.kind, inf);
-    resyncs.push({ watch: w, inf, extra });
-    subs.push(dispatchKeys(deferred(w, inf, merge(inf.events$, extra, ...secondaries)), dispatchFor(w.kind), { log }).subscribe({
+    resyncs.push({ watch: w, inf, extra, wctx, own: [...own.values()] });
+    subs.push(dispatchKeys(deferred(w, inf, merge(inf.events$, extra, ...secondaries), wctx), dispatchFor(w.kind), { log }).subscribe({
       error: (e: unknown) => log(`${w.kind} watcher failed: ${String(e)}`),
     }));
   }
   let first = true;
   const resync = (): boolean => {
-    if (!resyncs.every((r) => r.inf.synced())) return false;
+    // Every store listed, the secondary ones too: a check against a half-listed store is no check.
+    if (!resyncs.every((r) => r.inf.synced() && r.own.every((o) => o.synced()))) return false;
     const t0 = performance.now();
     let checked = 0, drifts = 0, orphans = 0;
-    for (const { watch: w, inf, extra } of resyncs) {
+    for (const { watch: w, inf, extra, wctx } of resyncs) {
       const objs = inf.list();
       const keys = new Set(objs.map(keyOf));
       for (const o of objs) {
         let drifted: boolean;
         try {
-          drifted = (w.actionable?.(o, ctx) ?? true) && !w.inSync(o, ctx);
+          drifted = (w.actionable?.(o, wctx) ?? true) && !w.inSync(o, wctx);
         } catch (err) {
           log(`resync ${w.kind} ${keyOf(o)}: ${String(err)}`);
           drifted = true; // its run looks at it
@@ -149,7 +155,7 @@ function watchAll(): () => void {
         }
       }
       try {
-        for (const k of new Set(w.ownerKeys(ctx))) {
+        for (const k of new Set(w.ownerKeys(wctx))) {
           if (k && !keys.has(k)) {
             orphans++;
             extra.next({ key: k, trigger: 'sync: owner of NB rows is gone' });

@@ -133,7 +133,7 @@ const fam = (ip: string): 4 | 6 => (ip.includes(':') ? 6 : 4);
 const ipField = (f: 4 | 6, end: 'src' | 'dst'): string => `ip${f}.${end}`;
 const proto = (p: V1NetworkPolicyPort): string => (p.protocol ?? 'TCP').toLowerCase();
 const set = (xs: readonly string[]): string => (xs.length === 1 ? xs[0] ?? '' : `{${xs.join(', ')}}`);
-const or = (xs: readonly string[]): string => (xs.length === 1 ? xs[0] ?? '' : `(${xs.join(' || ')})`);
+const or = (xs: readonly string[]): string => (xs.length <= 1 ? xs[0] ?? '' : `(${xs.join(' || ')})`);
 
 /** A numeric (or absent) port as a match: `tcp`, `tcp.dst == 80`, `tcp.dst >= 80 && tcp.dst <= 90`. */
 function numericPort(p: V1NetworkPolicyPort): string {
@@ -319,10 +319,11 @@ export function nodeAllowAcl(node: string, mgmtIps: readonly string[]): AnyDesir
     table: 'ACL', name: id, parent: { table: 'Logical_Switch', name: node, column: 'acls' },
     columns: {
       name: aclName(`Node:${node}:allowFromNode`), priority: ALLOW_PRIORITY, direction: 'to-lport', action: 'allow-related', ...logColumns(undefined), options: {},
+      // A node without management addresses yet allows nothing (`0`), never the `()` OVN refuses.
       match: or(([4, 6] as const).flatMap((f) => {
         const ips = mgmtIps.filter((ip) => fam(ip) === f);
         return ips.length ? [`${ipField(f, 'src')} == ${set(ips)}`] : [];
-      })),
+      })) || '0',
       external_ids: ownedBy({ type: 'Node', name: node }, id),
     },
   };
