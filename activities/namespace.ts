@@ -2,7 +2,8 @@
  * The Namespace kind's activity: its default-deny port groups, one per direction a policy of it
  * isolates, holding every pod those policies select; removed when no policy isolates it any more. A
  * policy's pods join the deny only once its own allows are in NB: a connection the new policy allows
- * lives through its creation.
+ * lives through its creation, and a pod a policy newly selects joins the deny once that policy's own
+ * group holds it.
  */
 import type { V1NetworkPolicy } from '@kubernetes/client-node';
 import type { Change } from '../lib/change.ts';
@@ -11,13 +12,22 @@ import { getNamespace, listNetworkPolicies, listPods, recordEvent } from '../lib
 import type { ControllerDeps } from './common.ts';
 import { podPortsByKey, syncOwned } from './nb.ts';
 import type { NbClient } from './nb.ts';
-import { namespaceDenyRows, namespaceLogging, policyPods, policyPortGroup } from './translate/network-policy.ts';
+import { namespaceDenyRows, namespaceLogging, policyPods, policyPortGroup, selectedPods } from './translate/network-policy.ts';
+import type { PolicyPod } from './translate/network-policy.ts';
 import { POLICY_TABLES } from './network-policy.ts';
 
-/** The policies whose own rows (port group and allows) are in NB already, and those still to come. */
-export function policiesWritten(nb: NbClient, policies: readonly V1NetworkPolicy[]): { written: V1NetworkPolicy[]; pending: string[] } {
-  const has = (p: V1NetworkPolicy): boolean => !!nb.cache.table('Port_Group').byIndex({ name: policyPortGroup(p.metadata?.namespace ?? '', p.metadata?.name ?? '') });
-  return { written: policies.filter(has), pending: policies.filter((p) => !has(p) && !p.metadata?.deletionTimestamp).map((p) => p.metadata?.name ?? '') };
+/**
+ * How far the namespace's policies are: those whose rows are in NB, whether a policy's own group holds
+ * a port (its allows cover that pod), and the policies that still have to add pods they select.
+ */
+export function policyProgress(nb: NbClient, policies: readonly V1NetworkPolicy[], pods: readonly PolicyPod[]): {
+  written: V1NetworkPolicy[]; held: (p: V1NetworkPolicy, port: string) => boolean; pending: string[];
+} {
+  const group = (p: V1NetworkPolicy) => nb.cache.table('Port_Group').byIndex({ name: policyPortGroup(p.metadata?.namespace ?? '', p.metadata?.name ?? '') });
+  const held = (p: V1NetworkPolicy, port: string): boolean => group(p)?.ports.includes(port) ?? false;
+  const live = policies.filter((p) => !p.metadata?.deletionTimestamp);
+  const pending = live.filter((p) => !group(p) || selectedPods(p, pods).some((x) => x.lsp && !held(p, x.lsp.uuid))).map((p) => p.metadata?.name ?? '');
+  return { written: policies.filter((p) => group(p) !== undefined), held, pending };
 }
 
 export default function createNamespaceActivities({ nb, kube, cfg }: ControllerDeps) {
@@ -26,11 +36,15 @@ export default function createNamespaceActivities({ nb, kube, cfg }: ControllerD
       const ns = await getNamespace(kube, name);
       const gone = !ns || !!ns.metadata?.deletionTimestamp;
       const [policies, pods] = gone ? [[], []] : await Promise.all([listNetworkPolicies(kube, name), listPods(kube, name)]);
-      const { pending } = policiesWritten(nb, policies);
+      const { pending } = policyProgress(nb, policies, policyPods(pods, podPortsByKey(nb)));
       const { logging, problem } = namespaceLogging(ns?.metadata?.annotations);
       if (problem && !gone) await recordEvent(kube, { kind: 'Namespace', name, uid: ns.metadata?.uid ?? '' }, 'Warning', problem.reason, problem.message);
       // From the cache on every plan: the policies written and the pods' ports as they are then.
-      const rows = () => namespaceDenyRows(name, policiesWritten(nb, policies).written, policyPods(pods, podPortsByKey(nb)), clusterFamilies(cfg), logging);
+      const rows = () => {
+        const now = policyPods(pods, podPortsByKey(nb));
+        const { written, held } = policyProgress(nb, policies, now);
+        return namespaceDenyRows(name, written, now, clusterFamilies(cfg), logging, held);
+      };
       const changes = await syncOwned(nb, { type: 'Namespace', name }, rows, { prune: true, tables: POLICY_TABLES, comment: `kovn: Namespace ${name}` });
       return { changes, outcome: gone ? 'deleted' : 'converged', ...(pending.length ? { pending: `the rows of NetworkPolicy ${pending.join(', ')}` } : {}) };
     },

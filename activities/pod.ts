@@ -13,7 +13,7 @@ import { contains, offsetOf, parseCidr, size } from '../lib/cidr.ts';
 import { deleteOwned, ensurePodPort, nodeSubnetsInNb, switchPortAddresses } from './nb.ts';
 import { podNetworks, podPort, podPortName } from './translate/pod.ts';
 import { podPortGroups } from './translate/network-policy.ts';
-import { policiesWritten } from './namespace.ts';
+import { policyProgress } from './namespace.ts';
 
 export interface PodKey { namespace: string; name: string }
 
@@ -102,7 +102,7 @@ export default function createPodActivities({ nb, kube, cfg }: ControllerDeps) {
   const portGroupsOf = async (pod: V1Pod): Promise<string[]> => {
     // Only policies whose rows are written, as the namespace's deny counts them: a pod never joins a
     // deny that its namespace's run would take it out of again.
-    const { written } = policiesWritten(nb, await listNetworkPolicies(kube, pod.metadata?.namespace ?? ''));
+    const { written } = policyProgress(nb, await listNetworkPolicies(kube, pod.metadata?.namespace ?? ''), []);
     return podPortGroups({ namespace: pod.metadata?.namespace ?? '', labels: pod.metadata?.labels ?? {} }, written);
   };
 

@@ -8,7 +8,7 @@ import { ACL_LOGGING } from '../lib/annotations.ts';
 import { clusterFamilies } from '../lib/cluster-config.ts';
 import { ownedInSync, podPortsByKey, policyOwners } from '../activities/nb.ts';
 import { POLICY_TABLES } from '../activities/network-policy.ts';
-import { policiesWritten } from '../activities/namespace.ts';
+import { policyProgress } from '../activities/namespace.ts';
 import { namespaceDenyRows, namespaceLogging, policyPods } from '../activities/translate/network-policy.ts';
 import { PODS, POLICIES, podRelevant } from './network-policy.ts';
 import type { Watch, WatchContext } from './watch.ts';
@@ -19,11 +19,11 @@ const policiesOf = (ns: string, ctx: WatchContext): V1NetworkPolicy[] =>
 function inSync(n: V1Namespace, ctx: WatchContext): boolean {
   const name = n.metadata?.name ?? '';
   const pods = n.metadata?.deletionTimestamp ? [] : (ctx.related(PODS) as V1Pod[]).filter((p) => p.metadata?.namespace === name);
-  const { written, pending } = policiesWritten(ctx.nb, policiesOf(name, ctx));
+  const now = policyPods(pods, podPortsByKey(ctx.nb));
+  const { written, held, pending } = policyProgress(ctx.nb, policiesOf(name, ctx), now);
   // A policy whose own rows are still to come: the namespace's run waits for them, then adds its pods.
   if (pending.length && !n.metadata?.deletionTimestamp) return false;
-  const rows = n.metadata?.deletionTimestamp ? [] : namespaceDenyRows(name, written, policyPods(pods, podPortsByKey(ctx.nb)), clusterFamilies(ctx.cfg),
-    namespaceLogging(n.metadata?.annotations).logging);
+  const rows = n.metadata?.deletionTimestamp ? [] : namespaceDenyRows(name, written, now, clusterFamilies(ctx.cfg), namespaceLogging(n.metadata?.annotations).logging, held);
   return ownedInSync(ctx.nb, { type: 'Namespace', name }, rows, POLICY_TABLES);
 }
 

@@ -85,6 +85,9 @@ test('default deny per namespace and direction: drop, ARP/ND and hairpin allowed
     [1001, 'allow-related', `inport == @${eg} && (arp || nd)`],
   ]);
   assert.deepEqual(namespaceDenyRows('b', [ingressOnly], PODS, [4]), []);
+  // A pod joins the deny only once its policy's own group holds it.
+  const held = namespaceDenyRows('a', [ingressOnly], PODS, [4], undefined, (_p, port) => port === 'uuid-web1');
+  assert.deepEqual((held[0]?.columns as { ports: string[] }).ports, ['uuid-web1']);
   assert.deepEqual(podPortGroups({ namespace: 'a', labels: { app: 'web' } }, [ingressOnly, egressToo]), [policyPortGroup('a', 'p'), ig]);
   assert.deepEqual(podPortGroups({ namespace: 'a', labels: { app: 'cli' } }, [ingressOnly, egressToo]), [policyPortGroup('a', 'e'), eg]);
   assert.deepEqual(podPortGroups({ namespace: 'b', labels: { app: 'web' } }, [ingressOnly]), []);

@@ -266,16 +266,19 @@ export function networkPolicyRows(p: V1NetworkPolicy, pods: readonly PolicyPod[]
 
 /**
  * A namespace's default-deny port groups, one per direction some policy of it isolates, holding every
- * pod those policies select: drop at 1000, ARP/ND allowed, and (ingress) a pod's own Service hairpin.
+ * pod those policies select (once `held`: the policy's own group has it): drop at 1000, ARP/ND allowed,
+ * and (ingress) a pod's own Service hairpin.
  */
-export function namespaceDenyRows(namespace: string, policies: readonly V1NetworkPolicy[], pods: readonly PolicyPod[], families: readonly (4 | 6)[], logging?: AclLogging): AnyDesiredRow[] {
+export function namespaceDenyRows(namespace: string, policies: readonly V1NetworkPolicy[], pods: readonly PolicyPod[], families: readonly (4 | 6)[], logging?: AclLogging,
+  held: (policy: V1NetworkPolicy, port: string) => boolean = () => true): AnyDesiredRow[] {
   const owner: Owner = { type: 'Namespace', name: namespace };
   const mine = policies.filter((p) => p.metadata?.namespace === namespace && !p.metadata.deletionTimestamp);
   return (['Ingress', 'Egress'] as const).flatMap((dir) => {
     const isolating = mine.filter((p) => policyTypes(p).includes(dir));
     if (!isolating.length) return [];
     const pg = denyPortGroup(namespace, dir);
-    const members = new Set(isolating.flatMap((p) => selectedPods(p, pods)).flatMap((x) => (x.lsp ? [x.lsp.uuid] : [])));
+    // A pod joins the deny once its policy's own group holds it (that policy's allows cover it).
+    const members = new Set(isolating.flatMap((p) => selectedPods(p, pods).flatMap((x) => (x.lsp && held(p, x.lsp.uuid) ? [x.lsp.uuid] : []))));
     const port = dir === 'Ingress' ? `outport == @${pg}` : `inport == @${pg}`;
     const acl = (what: string, priority: number, match: string, action: 'allow-related' | 'drop'): AnyDesiredRow => {
       const id = `acl:${namespace}:${dir}:${what}`;
