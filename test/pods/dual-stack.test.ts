@@ -6,6 +6,7 @@ import { kubectl, kubectlJson } from '../../deploy/local/kubectl.ts';
 import { NET, nodeNs } from '../../deploy/local/config.ts';
 import { outsideExec } from '../../deploy/local/actions/outside.ts';
 import { run } from '../../lib/exec.ts';
+import { kovn } from '../box/helpers.ts';
 import { createPods, curlFromNode, hostWebPod, exec, getPod, httpGet, lsp, nbctl, ping, pingFromNode, until, useBox, waitReady } from './helpers.ts';
 
 describe('pod networking (dual-stack, 2 nodes)', { timeout: 20 * 60_000 }, () => {
@@ -53,6 +54,16 @@ describe('pod networking (dual-stack, 2 nodes)', { timeout: 20 * 60_000 }, () =>
     assert.match(await get(v6 ?? ''), /kovn toolbox/, 'IPv6 from d2 allowed by the IPv6 ipBlock');
     assert.equal(await pingFromNode(1, v6 ?? ''), true, 'the node reaches its pod over IPv6 (management port allowed)');
     assert.equal(await pingFromNode(1, v4 ?? ''), true, 'and over IPv4');
+    // kovn trace says the same, per family.
+    const traced = async (dst: string): Promise<{ verdict: string; decidedBy?: { owner?: { kind: string; name: string } } }> => {
+      const r = await kovn(['trace', 'default/d2', dst, '8080/tcp', '--json']);
+      assert.equal(r.code, 0, r.out);
+      return JSON.parse(r.out) as { verdict: string; decidedBy?: { owner?: { kind: string; name: string } } };
+    };
+    const t6 = await traced(v6 ?? '');
+    assert.deepEqual([t6.verdict, t6.decidedBy?.owner], ['allowed', { kind: 'NetworkPolicy', name: 'default/dual' }]);
+    const t4 = await traced(v4 ?? '');
+    assert.deepEqual([t4.verdict, t4.decidedBy?.owner], ['denied', { kind: 'Namespace', name: 'default' }]);
     // A pod peer: one address set per family, each holding d2's address of that family.
     await kubectl(['apply', '-f', '-'], { input: policy({ podSelector: {}, ingress: [{ from: [{ podSelector: {} }] }] }) });
     await until('IPv4 from d2 allowed again', async () => /kovn toolbox/.test(await get(v4 ?? '')));

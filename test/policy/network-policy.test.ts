@@ -196,6 +196,9 @@ describe('NetworkPolicy (IPv4)', { timeout: 25 * 60_000 }, () => {
     await expectMatrix('tcp/80', (_s, d) => d !== 'x/a' && d !== 'x/c');
     await expectMatrix('tcp/81', (_s, d) => d !== 'x/b');
     await expectMatrix('udp/53', (_s, d) => d !== 'x/a' && d !== 'x/b');
+    // SCTP cannot carry traffic on these kernels: programmed, and checked in NB.
+    await apply(policy('x', 'sctp', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ ports: [{ protocol: 'SCTP', port: 9, endPort: 10 }] }] }));
+    await until('the SCTP rule in NB', async () => /\(sctp\.dst >= 9 && sctp\.dst <= 10\)/.test(await nbctl(['--bare', '--columns=match', 'find', 'ACL', 'external_ids:k8s.ovn.org/name="x/sctp"'])));
   });
 
   test('egress: deny all from x, then to a Service\'s backends and to the outside host', async () => {
