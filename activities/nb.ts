@@ -504,7 +504,7 @@ function whenConnected(nb: NbClient, ms: number): Promise<void> {
 }
 
 /** Resolves when the cache applied a change to one of `tables`, or after `ms`. */
-function cacheCatchUp(nb: NbClient, tables: ReadonlySet<string>, ms: number): Promise<void> {
+export function cacheCatchUp(nb: NbClient, tables: ReadonlySet<string>, ms: number): Promise<void> {
   return firstValueFrom(race(nb.events$.pipe(filter((e) => tables.has(e.table))), timer(ms)).pipe(map(() => undefined)), { defaultValue: undefined });
 }
 

@@ -1,6 +1,7 @@
 // `npm run bench -- netpol [--namespaces 20] [--pods 5] [--policies 10] [--restart 1000]`: on a fresh
 // 2-node box, namespaces of pods with policies created one at a time (half with ipBlock except): policy
-// created -> enforced (its rows in NB, then every chassis caught up: `ovn-nbctl --wait=hv sync`),
+// created -> enforced (its rows in NB and its pod in the namespace's deny, then every chassis caught up:
+// `ovn-nbctl --wait=hv sync`),
 // p50/p99 with and without except; a probe per namespace confirms the verdict. Then policies up to
 // --restart in all, and a controller killed and restarted: time to its first sync, the runs it started
 // and the NB transactions it made. Writes bench/results/netpol.json.
@@ -13,6 +14,7 @@ import { connectKube } from '../lib/kube.ts';
 import { run, sleep } from '../lib/exec.ts';
 import { connectTemporal } from '../lib/history.ts';
 import { connectNb } from '../activities/nb.ts';
+import { denyPortGroup } from '../activities/translate/network-policy.ts';
 import { nbTransactions } from './lib/counters.ts';
 import { REPO, kovn, pct } from './lib/common.ts';
 
@@ -27,6 +29,8 @@ async function pool<T>(items: readonly T[], n: number, fn: (x: T) => Promise<unk
 }
 
 const nsName = (i: number): string => `np-${i}`;
+/** The pod policy i selects: p0 is policy 0's alone. */
+const targetPod = (i: number, pods: number): string => `p${i === 0 ? 0 : 1 + ((i - 1) % (pods - 1))}`;
 
 /**
  * The i-th policy of a namespace: pod selectors, namespace selectors, ports and ranges; odd ones an
@@ -35,7 +39,7 @@ const nsName = (i: number): string => `np-${i}`;
  */
 function policy(ns: number, i: number, pods: number): Record<string, unknown> {
   // p0 is policy 0's alone: the probe's verdict is that policy's.
-  const target = { matchLabels: { app: `p${i === 0 ? 0 : 1 + ((i - 1) % (pods - 1))}` } };
+  const target = { matchLabels: { app: targetPod(i, pods) } };
   const rules = i === 0
     ? [{ from: [{ podSelector: { matchLabels: { app: 'p1' } } }], ports: [{ port: 80 }] }]
     : i % 2
@@ -70,13 +74,19 @@ export default async function main(argv: string[]): Promise<void> {
     console.log(`  ${NSS * PODS} pods Ready`);
 
     const hasRows = (ns: string, name: string): boolean => nb.cache.table('Port_Group').byExternalId('k8s.ovn.org/name', `${ns}/${name}`).length > 0;
+    // Enforced in NB: the policy's rows, and its pod in the namespace's deny (the isolation itself).
+    const isolated = (ns: string, pod: string): boolean => {
+      const lsp = nb.cache.table('Logical_Switch_Port').byIndex({ name: `${ns}_${pod}` });
+      const deny = nb.cache.table('Port_Group').byIndex({ name: denyPortGroup(ns, 'Ingress') });
+      return !!lsp && !!deny?.ports.includes(lsp._uuid);
+    };
     const enforced: { except: number[]; plain: number[] } = { except: [], plain: [] };
     for (let i = 0; i < POLICIES; i++) {
       for (let n = 0; n < NSS; n++) {
         const body = policy(n, i, PODS);
         const t0 = performance.now();
         await networking.createNamespacedNetworkPolicy({ namespace: nsName(n), body: body });
-        while (!hasRows(nsName(n), `pol-${i}`)) {
+        while (!hasRows(nsName(n), `pol-${i}`) || !isolated(nsName(n), targetPod(i, PODS))) {
           if (performance.now() - t0 > 60_000) throw new Error(`${nsName(n)}/pol-${i}: no rows in NB within 60 s`);
           await sleep(2);
         }

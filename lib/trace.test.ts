@@ -64,6 +64,8 @@ test('the ACL stages a trace passed and the one that dropped it', () => {
   const logged = parseTrace(DENIED.replace('    drop;', '    log(name="NP:np-a:Ingress:deny", verdict=drop, severity=alert, meter="acl-logging");'));
   assert.deepEqual(logged.dropped, { stage: 'ls_out_acl', datapath: 'node-1' });
   assert.equal(logged.acls[1]?.drop, true);
+  // A stage no flow matches drops the packet there.
+  assert.deepEqual(parseTrace(DENIED.replace('    drop;', '    next;').replace(/ 3\. ls_out_acl_hint[^]*$/, ' 3. ls_out_acl_hint: no match (implicit drop)')).dropped?.stage, 'ls_out_acl_hint');
   const allowed = parseTrace(DENIED.replace('    drop;', '    next;'));
   assert.equal(allowed.dropped, undefined);
   assert.equal(allowed.acls.some((a) => a.drop), false);

@@ -54,6 +54,12 @@ export function parseTrace(out: string): ParsedTrace {
       }
       continue;
     }
+    // A packet no flow of a stage matches is dropped there (` 3. ls_out_acl_hint: no match (implicit drop)`).
+    const none = /^\s*\d+\. (\S+?):? no match \(implicit drop\)/.exec(line);
+    if (none) {
+      dropped ??= { stage: none[1] ?? '', datapath };
+      continue;
+    }
     // A logged drop prints only its log action (`log(..., verdict=drop, ...)`), never `drop;`.
     if (stage && (line.trim().startsWith('drop;') || /^log\(.*verdict=(drop|reject)/.test(line.trim()))) {
       if (stage.acl) stage.acl.drop = true;
@@ -126,7 +132,9 @@ async function destination(kube: Kube, dbs: Dbs, dst: string): Promise<{ ips: st
   if ((parts[0] === 'service' || parts[0] === 'svc') && parts.length === 3) {
     const svc = await getService(kube, parts[1] ?? '', parts[2] ?? '');
     if (!svc) throw new Error(`service ${parts[1]}/${parts[2]} not found`);
-    return { ips: svc.spec?.clusterIPs ?? [] };
+    const ips = (svc.spec?.clusterIPs ?? []).filter((ip) => ip !== 'None');
+    if (!ips.length) throw new Error(`service ${parts[1]}/${parts[2]} has no ClusterIP (headless or ExternalName): trace one of its pods`);
+    return { ips };
   }
   if (parts[0] === 'node' && parts.length === 2) {
     const node = await getNode(kube, parts[1] ?? '');

@@ -112,9 +112,11 @@ function watchAll(): () => void {
     const inf = informer<KubernetesObject>({
       kc: kube.kc, path: w.path, list: w.list(wctx), keys: (o) => [keyOf(o)], log,
       relevant: (o) => w.relevant(o, wctx),
-      // The first list of a restarted controller: objects already in sync start nothing.
+      // The first list of a restarted controller: objects already in sync start nothing. Before the
+      // watch's secondary stores have listed, no add is judged (against empty stores everything looks
+      // drifted): the first sync, which waits for every store, dispatches what did drift.
       actionable: (o) => (w.actionable?.(o, wctx) ?? true),
-      skipAdd: (o) => w.inSync(o, wctx),
+      skipAdd: (o) => ![...own.values()].every((x) => x.synced()) || w.inSync(o, wctx),
     });
     const secondaries = (w.secondary ?? []).map((s) => {
       const inf2 = informer<KubernetesObject>({

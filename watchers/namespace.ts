@@ -20,10 +20,10 @@ function inSync(n: V1Namespace, ctx: WatchContext): boolean {
   const name = n.metadata?.name ?? '';
   const pods = n.metadata?.deletionTimestamp ? [] : (ctx.related(PODS) as V1Pod[]).filter((p) => p.metadata?.namespace === name);
   const now = policyPods(pods, podPortsByKey(ctx.nb));
-  const { written, held, pending } = policyProgress(ctx.nb, policiesOf(name, ctx), now);
+  const { written, held, denied, pending } = policyProgress(ctx.nb, policiesOf(name, ctx), now);
   // A policy whose own rows are still to come: the namespace's run waits for them, then adds its pods.
   if (pending.length && !n.metadata?.deletionTimestamp) return false;
-  const rows = n.metadata?.deletionTimestamp ? [] : namespaceDenyRows(name, written, now, clusterFamilies(ctx.cfg), namespaceLogging(n.metadata?.annotations).logging, held);
+  const rows = n.metadata?.deletionTimestamp ? [] : namespaceDenyRows(name, written, now, clusterFamilies(ctx.cfg), namespaceLogging(n.metadata?.annotations).logging, held, denied);
   return ownedInSync(ctx.nb, { type: 'Namespace', name }, rows, POLICY_TABLES);
 }
 

@@ -39,7 +39,8 @@ const watch: Watch<V1NetworkPolicy> = {
   kind: 'NetworkPolicy',
   path: POLICIES,
   list: ({ kube }) => () => kube.networking.listNetworkPolicyForAllNamespaces(),
-  relevant: (p) => [p.metadata?.uid, p.metadata?.deletionTimestamp, JSON.stringify(p.spec ?? {})],
+  // The typed list's `_from` is the watch's `from`: the same policy fingerprints the same.
+  relevant: (p) => [p.metadata?.uid, p.metadata?.deletionTimestamp, JSON.stringify(p.spec ?? {}).replaceAll('"_from":', '"from":')],
   inSync: (p, ctx) => inSync(p, ctx),
   ownerKeys: ({ nb }) => policyOwners(nb, 'NetworkPolicy'),
   secondary: [{

@@ -39,7 +39,7 @@ const same = (a: Record<string, string>, b: Record<string, string>): boolean =>
 function inSync(svc: V1Service, ctx: WatchContext): boolean {
   const have = serviceLoadBalancersInNb(ctx.nb, keyOf(svc));
   if (!hasLoadBalancer(svc) || svc.metadata?.deletionTimestamp) return have.length === 0;
-  const want = serviceLoadBalancers(svc, slicesOf(svc, ctx), withZones(gatewayNodes(ctx.nb), ctx.objects('Node')), serviceReach(ctx.nb, ctx.cfg)).rows;
+  const want = serviceLoadBalancers(svc, slicesOf(svc, ctx), withZones(gatewayNodes(ctx.nb), ctx.related('/api/v1/nodes')), serviceReach(ctx.nb, ctx.cfg)).rows;
   if (want.length !== have.length) return false;
   return want.every((w) => {
     const h = have.find((x) => x.name === w.name);

@@ -88,6 +88,9 @@ test('default deny per namespace and direction: drop, ARP/ND and hairpin allowed
   // A pod joins the deny only once its policy's own group holds it.
   const held = namespaceDenyRows('a', [ingressOnly], PODS, [4], undefined, (_p, port) => port === 'uuid-web1');
   assert.deepEqual((held[0]?.columns as { ports: string[] }).ports, ['uuid-web1']);
+  // One already denied stays while the policy that now selects it catches up (never open meanwhile).
+  const kept = namespaceDenyRows('a', [ingressOnly], PODS, [4], undefined, () => false, (dir, port) => dir === 'Ingress' && port === 'uuid-web2');
+  assert.deepEqual((kept[0]?.columns as { ports: string[] }).ports, ['uuid-web2']);
   assert.deepEqual(podPortGroups({ namespace: 'a', labels: { app: 'web' } }, [ingressOnly, egressToo]), [policyPortGroup('a', 'p'), ig]);
   assert.deepEqual(podPortGroups({ namespace: 'a', labels: { app: 'cli' } }, [ingressOnly, egressToo]), [policyPortGroup('a', 'e'), eg]);
   assert.deepEqual(podPortGroups({ namespace: 'b', labels: { app: 'web' } }, [ingressOnly]), []);

@@ -266,19 +266,21 @@ export function networkPolicyRows(p: V1NetworkPolicy, pods: readonly PolicyPod[]
 
 /**
  * A namespace's default-deny port groups, one per direction some policy of it isolates, holding every
- * pod those policies select (once `held`: the policy's own group has it): drop at 1000, ARP/ND allowed,
+ * pod those policies select (once `held`: the policy's own group has it, or `denied` already): drop at 1000, ARP/ND allowed,
  * and (ingress) a pod's own Service hairpin.
  */
 export function namespaceDenyRows(namespace: string, policies: readonly V1NetworkPolicy[], pods: readonly PolicyPod[], families: readonly (4 | 6)[], logging?: AclLogging,
-  held: (policy: V1NetworkPolicy, port: string) => boolean = () => true): AnyDesiredRow[] {
+  held: (policy: V1NetworkPolicy, port: string) => boolean = () => true, denied: (dir: Direction, port: string) => boolean = () => false): AnyDesiredRow[] {
   const owner: Owner = { type: 'Namespace', name: namespace };
   const mine = policies.filter((p) => p.metadata?.namespace === namespace && !p.metadata.deletionTimestamp);
   return (['Ingress', 'Egress'] as const).flatMap((dir) => {
     const isolating = mine.filter((p) => policyTypes(p).includes(dir));
     if (!isolating.length) return [];
     const pg = denyPortGroup(namespace, dir);
-    // A pod joins the deny once its policy's own group holds it (that policy's allows cover it).
-    const members = new Set(isolating.flatMap((p) => selectedPods(p, pods).flatMap((x) => (x.lsp && held(p, x.lsp.uuid) ? [x.lsp.uuid] : []))));
+    // A pod joins the deny once its policy's own group holds it (that policy's allows cover it); one
+    // already denied stays while another policy takes it over (briefly too strict, never too open).
+    const members = new Set(isolating.flatMap((p) => selectedPods(p, pods)
+      .flatMap((x) => (x.lsp && (held(p, x.lsp.uuid) || denied(dir, x.lsp.uuid)) ? [x.lsp.uuid] : []))));
     const port = dir === 'Ingress' ? `outport == @${pg}` : `inport == @${pg}`;
     const acl = (what: string, priority: number, match: string, action: 'allow-related' | 'drop'): AnyDesiredRow => {
       const id = `acl:${namespace}:${dir}:${what}`;
