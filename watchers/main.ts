@@ -118,9 +118,11 @@ function watchAll(): () => void {
       actionable: (o) => (w.actionable?.(o, wctx) ?? true),
       skipAdd: (o) => ![...own.values()].every((x) => x.synced()) || w.inSync(o, wctx),
     });
+    // Likewise a secondary object's keys: judged only once every store of the watch has listed.
+    const listed = (): boolean => inf.synced() && [...own.values()].every((x) => x.synced());
     const secondaries = (w.secondary ?? []).map((s) => {
       const inf2 = informer<KubernetesObject>({
-        kc: kube.kc, path: s.path, list: s.list(wctx), keys: (o) => s.keys(o, wctx), relevant: (o) => s.relevant(o, wctx), log,
+        kc: kube.kc, path: s.path, list: s.list(wctx), keys: (o) => (listed() ? s.keys(o, wctx) : []), relevant: (o) => s.relevant(o, wctx), log,
       });
       own.set(s.path, inf2);
       related.set(s.path, inf2);
