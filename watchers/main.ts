@@ -102,6 +102,7 @@ function deferred(w: Watch, inf: Informer<KubernetesObject>, keys$: Observable<K
  * controller ran). A restart with nothing changed starts nothing.
  */
 function watchAll(): () => void {
+  let firstSynced = false;
   const subs: Subscription[] = [];
   const resyncs: { watch: Watch; inf: Informer<KubernetesObject>; extra: Subject<KeyEvent>; wctx: WatchContext; own: Informer<KubernetesObject>[] }[] = [];
   for (const w of watches) {
@@ -112,17 +113,16 @@ function watchAll(): () => void {
     const inf = informer<KubernetesObject>({
       kc: kube.kc, path: w.path, list: w.list(wctx), keys: (o) => [keyOf(o)], log,
       relevant: (o) => w.relevant(o, wctx),
-      // The first list of a restarted controller: objects already in sync start nothing. Before the
-      // watch's secondary stores have listed, no add is judged (against empty stores everything looks
-      // drifted): the first sync, which waits for every store, dispatches what did drift.
+      // The first list of a restarted controller starts nothing by itself: until the first sync (which
+      // waits for every store and dispatches what drifted) no add is judged, since a store still being
+      // listed (an informer says synced before its items are in) makes everything look drifted.
       actionable: (o) => (w.actionable?.(o, wctx) ?? true),
-      skipAdd: (o) => ![...own.values()].every((x) => x.synced()) || w.inSync(o, wctx),
+      skipAdd: (o) => !firstSynced || w.inSync(o, wctx),
     });
-    // Likewise a secondary object's keys: judged only once every store of the watch has listed.
-    const listed = (): boolean => inf.synced() && [...own.values()].every((x) => x.synced());
     const secondaries = (w.secondary ?? []).map((s) => {
       const inf2 = informer<KubernetesObject>({
-        kc: kube.kc, path: s.path, list: s.list(wctx), keys: (o) => (listed() ? s.keys(o, wctx) : []), relevant: (o) => s.relevant(o, wctx), log,
+        // Likewise a secondary object's keys: the first sync covers what they would have said.
+        kc: kube.kc, path: s.path, list: s.list(wctx), keys: (o) => (firstSynced ? s.keys(o, wctx) : []), relevant: (o) => s.relevant(o, wctx), log,
       });
       own.set(s.path, inf2);
       related.set(s.path, inf2);
@@ -135,7 +135,6 @@ function watchAll(): () => void {
       error: (e: unknown) => log(`${w.kind} watcher failed: ${String(e)}`),
     }));
   }
-  let first = true;
   const resync = (): boolean => {
     // Every store listed, the secondary ones too: a check against a half-listed store is no check.
     if (!resyncs.every((r) => r.inf.synced() && r.own.every((o) => o.synced()))) return false;
@@ -170,8 +169,8 @@ function watchAll(): () => void {
       }
     }
     // What a restart costs, for operators and the netpol bench: objects checked, runs it started.
-    if (first) log(`first sync: ${checked} objects checked against NB in ${Math.round(performance.now() - t0)} ms; ${drifts} drifted, ${orphans} owners gone`);
-    first = false;
+    if (!firstSynced) log(`first sync: ${checked} objects checked against NB in ${Math.round(performance.now() - t0)} ms; ${drifts} drifted, ${orphans} owners gone`);
+    firstSynced = true;
     return true;
   };
   // The first sync once every store has listed; then every period.
